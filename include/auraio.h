@@ -1,0 +1,389 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * auraio: a self-tuning asynchronous I/O library for Linux, built directly on io_uring.
+ *
+ * This header is the whole public C API. It is self-contained, C11 and C++ safe, and has no
+ * inline functions or function-like macros so that FFI layers (cffi, bindgen) can call everything.
+ *
+ * Conventions used by every function below:
+ *  - Functions returning int return >= 0 on success and a negative errno value on failure.
+ *  - Functions returning a pointer return NULL on failure and set errno.
+ *  - If a submit call (auraio_read, auraio_write, ...) fails, its callback never runs. If it
+ *    succeeds, the callback runs exactly once: with the byte count or the kernel's -errno, with
+ *    -ECANCELED when the request was cancelled, including by auraio_destroy.
+ *  - Callbacks run only on a thread inside auraio_poll, auraio_wait, auraio_run or auraio_destroy,
+ *    never with a library lock held and never inside a submit call. A callback may submit new I/O;
+ *    it must not call auraio_poll/wait/run (they return -EDEADLK) or auraio_destroy.
+ */
+#ifndef AURAIO_H
+#define AURAIO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define AURAIO_VERSION_MAJOR 0
+#define AURAIO_VERSION_MINOR 1
+#define AURAIO_VERSION_PATCH 0
+#define AURAIO_VERSION_STRING "0.1.0"
+/** MAJOR * 10000 + MINOR * 100 + PATCH, as returned by auraio_version_int(). */
+#define AURAIO_VERSION_INT (AURAIO_VERSION_MAJOR * 10000 + AURAIO_VERSION_MINOR * 100 + AURAIO_VERSION_PATCH)
+
+#if defined(_WIN32)
+#error "auraio requires Linux io_uring"
+#elif defined(AURAIO_BUILDING_LIBRARY) && defined(__GNUC__)
+#define AURAIO_API __attribute__((visibility("default")))
+#else
+#define AURAIO_API
+#endif
+
+/** Opaque engine: a set of io_uring rings, their request pools and their depth controllers. */
+typedef struct auraio_engine auraio_engine_t;
+
+/**
+ * Opaque request handle. It encodes a slot and a generation, so a handle kept after its callback
+ * ran is recognised as stale (auraio_cancel returns -EALREADY) instead of acting on a newer request
+ * that reuses the slot. Never dereference it.
+ */
+typedef struct auraio_request auraio_request_t;
+
+/**
+ * Completion callback.
+ * @param req       the handle returned by the submit call (still valid during the callback)
+ * @param result    bytes transferred (>= 0) or a negative errno (-ECANCELED when cancelled)
+ * @param user_data the pointer given at submit
+ */
+typedef void (*auraio_callback_t)(auraio_request_t *req, ssize_t result, void *user_data);
+
+/** Buffer descriptor kinds. */
+typedef enum {
+    AURAIO_BUF_UNREGISTERED = 0, /**< plain user memory: ptr is used */
+    AURAIO_BUF_REGISTERED = 1,   /**< registered buffer: index and offset are used */
+} auraio_buf_type_t;
+
+/** Buffer descriptor, built with auraio_buf() or auraio_buf_fixed(). */
+typedef struct {
+    auraio_buf_type_t type;
+    void *ptr;     /**< AURAIO_BUF_UNREGISTERED: the memory */
+    int index;     /**< AURAIO_BUF_REGISTERED: index into the registered buffer table */
+    size_t offset; /**< AURAIO_BUF_REGISTERED: byte offset inside that buffer */
+} auraio_buf_t;
+
+/** How a submission picks a ring. */
+typedef enum {
+    AURAIO_SELECT_ADAPTIVE = 0,     /**< local CPU's ring; spill to the lighter of two others when congested */
+    AURAIO_SELECT_CPU_LOCAL = 1,    /**< always the ring of the CPU the thread runs on */
+    AURAIO_SELECT_ROUND_ROBIN = 2,  /**< rotate over all rings */
+    AURAIO_SELECT_THREAD_LOCAL = 3, /**< a ring per submitting thread, assigned on first use */
+} auraio_ring_select_t;
+
+/**
+ * Engine options. Always initialise with auraio_options_init(), then change fields.
+ * Fields set to 0 mean "the library chooses".
+ */
+typedef struct {
+    size_t struct_size;             /**< set by auraio_options_init; do not change */
+    int ring_count;                 /**< rings to create; 0 = one per online CPU */
+    int queue_depth;                /**< SQ entries and request slots per ring; 0 = 256 */
+    int initial_in_flight;          /**< starting in-flight limit per ring; 0 = automatic */
+    int max_in_flight;              /**< upper bound for the limit; 0 = queue_depth */
+    double max_p99_latency_ms;      /**< P99 target for the controller; 0 = none (find the knee) */
+    auraio_ring_select_t ring_select; /**< default AURAIO_SELECT_ADAPTIVE */
+    bool disable_adaptive;          /**< true: the limit stays at initial_in_flight */
+    bool single_issuer;             /**< true: one thread creates, submits and polls (enables
+                                         SINGLE_ISSUER/DEFER_TASKRUN when the kernel has them) */
+    bool enable_sqpoll;             /**< true: kernel SQ polling thread (costly on few CPUs) */
+    int sqpoll_idle_ms;             /**< SQPOLL idle time before the thread sleeps; 0 = 1000 */
+    unsigned char reserved[64];     /**< must be zero */
+} auraio_options_t;
+
+/** Engine-wide statistics (a snapshot; fields are independent relaxed reads). */
+typedef struct {
+    uint64_t ops_completed;       /**< completions of data and fsync ops */
+    uint64_t bytes_transferred;   /**< bytes reported by completed reads and writes */
+    uint64_t submissions_at_limit; /**< submissions that found their ring at its in-flight limit */
+    uint64_t adaptive_spills;     /**< ADAPTIVE submissions sent to a non-local ring */
+    int pending_count;            /**< requests submitted and not yet completed (all rings) */
+    int in_flight_limit;          /**< sum of the rings' in-flight limits */
+    double throughput_bps;        /**< recent throughput, bytes per second (0 before the first window) */
+    double p99_latency_ms;        /**< the highest ring P99 of the last window; 0 without samples */
+    unsigned char reserved[64];
+} auraio_stats_t;
+
+/** Per-ring statistics. */
+typedef struct {
+    uint64_t ops_completed;
+    uint64_t bytes_transferred;
+    uint64_t submissions_at_limit;
+    int pending_count;     /**< in the kernel or waiting in the ring's backlog */
+    int in_flight_limit;   /**< current limit set by the controller */
+    int batch_threshold;   /**< SQEs queued before the library enters the kernel on its own */
+    int queue_depth;       /**< the ring's size */
+    int phase;             /**< controller phase; name with auraio_phase_name() */
+    bool target_infeasible; /**< the P99 target cannot be met even at the minimum depth */
+    double p99_latency_ms; /**< P99 of the last controller window; 0 without samples */
+    double p50_latency_ms;
+    double throughput_bps;
+    unsigned char reserved[64];
+} auraio_ring_stats_t;
+
+/**
+ * Latency histogram of one ring (the last complete window). Bucket i counts completions whose
+ * latency is in [bucket_lower_ns(i), bucket_lower_ns(i+1)); the bounds come from
+ * auraio_histogram_bucket_lower_ns().
+ */
+#define AURAIO_HISTOGRAM_BUCKETS 512
+typedef struct {
+    uint32_t bucket_count;
+    uint64_t total_count;
+    uint64_t overflow_count; /**< latencies beyond the last bucket */
+    uint64_t buckets[AURAIO_HISTOGRAM_BUCKETS];
+} auraio_histogram_t;
+
+/** Buffer pool statistics. */
+typedef struct {
+    uint64_t total_allocated_bytes; /**< bytes handed out and not yet freed */
+    uint64_t total_buffers;         /**< buffers handed out and not yet freed */
+    uint64_t cached_bytes;          /**< bytes kept in shards and thread caches for reuse */
+    uint64_t cached_buffers;
+    int shard_count;
+    unsigned char reserved[32];
+} auraio_buffer_stats_t;
+
+/* ---------------------------------------------------------------------------------------------
+ * Version
+ */
+
+/** @return the library's version string, e.g. "0.1.0" (static storage). Thread-safe. */
+AURAIO_API const char *auraio_version(void);
+/** @return the library's version as MAJOR * 10000 + MINOR * 100 + PATCH. Thread-safe. */
+AURAIO_API int auraio_version_int(void);
+
+/* ---------------------------------------------------------------------------------------------
+ * Lifecycle
+ */
+
+/**
+ * Fill @p options with defaults (and its struct_size). Does nothing if @p options is NULL.
+ */
+AURAIO_API void auraio_options_init(auraio_options_t *options);
+
+/**
+ * Create an engine with default options.
+ * @return the engine, or NULL with errno set: ENOSYS/EPERM (io_uring unavailable), ENOMEM, and the
+ *         errors of auraio_create_with_options.
+ */
+AURAIO_API auraio_engine_t *auraio_create(void);
+
+/**
+ * Create an engine.
+ * @param options from auraio_options_init, possibly changed; copied, the caller keeps ownership.
+ * @return the engine, or NULL with errno set: EINVAL (NULL options, wrong struct_size, non-zero
+ *         reserved bytes, ring_count < 0 or > 4096, queue_depth < 0 or > 32768, in-flight values
+ *         out of range, negative P99 target, unknown ring_select), ENOSYS/EPERM, ENOMEM, EMFILE.
+ */
+AURAIO_API auraio_engine_t *auraio_create_with_options(const auraio_options_t *options);
+
+/**
+ * Destroy an engine. I/O still in flight is cancelled; every outstanding callback runs exactly once
+ * on the calling thread (with -ECANCELED where the cancel took effect) before the memory is freed.
+ * Blocks until the kernel has returned every request. Accepts NULL. Must not be called from a
+ * callback or while another thread uses the engine; submissions racing with it get -ESHUTDOWN.
+ */
+AURAIO_API void auraio_destroy(auraio_engine_t *engine);
+
+/* ---------------------------------------------------------------------------------------------
+ * Submission. Thread-safe: any number of threads may submit concurrently. Never blocks, never runs
+ * callbacks. The buffer (and iovec array) must stay valid until the callback runs.
+ *
+ * Backpressure: each ring has an in-flight limit. A request beyond it is accepted and kept in the
+ * ring's backlog (in submission order), and enters the kernel as completions free room; it is
+ * never dropped. Every ring has queue_depth request slots in total (in flight + backlog); when they
+ * are all taken the submit call fails with EAGAIN and nothing is queued. Call auraio_poll/wait to
+ * free slots. auraio_capacity() tells how many submissions would go to the kernel right away, so a
+ * latency-sensitive caller can keep its own queue instead of building one inside the library.
+ * Submissions are batched: they enter the kernel when the ring's batch threshold is reached, when
+ * the ring had nothing in flight, or at the next auraio_flush/poll/wait/run.
+ *
+ * Errors (NULL returned, errno set): EINVAL (NULL engine or callback, len 0 or > INT_MAX,
+ * negative offset, bad buffer descriptor, iovcnt 0 or > IOV_MAX, unknown flags), EBADF (negative
+ * fd), EAGAIN (ring's request slots exhausted), ESHUTDOWN (engine being destroyed), EOPNOTSUPP
+ * (the kernel lacks the opcode), ENOENT (registered buffer index not registered), ERANGE
+ * (offset + len beyond the registered buffer).
+ */
+
+/** Read @p len bytes at @p offset of @p fd into @p buf. */
+AURAIO_API auraio_request_t *auraio_read(auraio_engine_t *engine, int fd, auraio_buf_t buf, size_t len,
+                                         int64_t offset, auraio_callback_t callback, void *user_data);
+/** Write @p len bytes from @p buf at @p offset of @p fd. */
+AURAIO_API auraio_request_t *auraio_write(auraio_engine_t *engine, int fd, auraio_buf_t buf, size_t len,
+                                          int64_t offset, auraio_callback_t callback, void *user_data);
+/** Vectored read; @p iov (not only the buffers) must stay valid until the callback. */
+AURAIO_API auraio_request_t *auraio_readv(auraio_engine_t *engine, int fd, const struct iovec *iov, int iovcnt,
+                                          int64_t offset, auraio_callback_t callback, void *user_data);
+/** Vectored write; @p iov (not only the buffers) must stay valid until the callback. */
+AURAIO_API auraio_request_t *auraio_writev(auraio_engine_t *engine, int fd, const struct iovec *iov, int iovcnt,
+                                           int64_t offset, auraio_callback_t callback, void *user_data);
+
+/** auraio_fsync flags. */
+#define AURAIO_FSYNC_DEFAULT 0u
+#define AURAIO_FSYNC_DATASYNC 1u /**< fdatasync semantics */
+
+/** Flush @p fd to stable storage; @p flags is AURAIO_FSYNC_DEFAULT or AURAIO_FSYNC_DATASYNC. */
+AURAIO_API auraio_request_t *auraio_fsync(auraio_engine_t *engine, int fd, unsigned flags,
+                                          auraio_callback_t callback, void *user_data);
+
+/** A descriptor for plain memory. */
+AURAIO_API auraio_buf_t auraio_buf(void *ptr);
+/** A descriptor for a registered buffer (see auraio_register_buffers). */
+AURAIO_API auraio_buf_t auraio_buf_fixed(int index, size_t offset);
+
+/**
+ * Ask for a request to be cancelled. Thread-safe, never blocks, never runs callbacks.
+ * The callback still runs exactly once: with -ECANCELED if the cancel took effect, otherwise with
+ * the operation's own result (a read of a regular file that already reached the device usually
+ * completes normally).
+ * @return 0 when the cancel was issued (or the request was removed from the backlog),
+ *         -EALREADY when the request already completed, its callback is running, or the handle is
+ *         stale (its slot was reused), -EINPROGRESS when a cancel was already issued for it,
+ *         -EINVAL for a NULL engine or a handle that was never issued by this engine,
+ *         -ESHUTDOWN while the engine is being destroyed.
+ */
+AURAIO_API int auraio_cancel(auraio_engine_t *engine, auraio_request_t *req);
+
+/**
+ * @return 1 if @p req is submitted and its callback has not started, 0 if it completed (or the
+ *         handle is stale), -EINVAL for a NULL engine or a foreign handle.
+ */
+AURAIO_API int auraio_request_pending(auraio_engine_t *engine, const auraio_request_t *req);
+
+/* ---------------------------------------------------------------------------------------------
+ * Event loop. poll/wait/run may be called from any thread (several at once is safe: each
+ * completion is delivered once). They run callbacks on the calling thread and are not reentrant:
+ * from inside a callback they return -EDEADLK.
+ */
+
+/**
+ * Submit queued work and run the callbacks of completed requests, without blocking.
+ * @return the number of callbacks run, -EINVAL (NULL engine), -EDEADLK (called from a callback).
+ */
+AURAIO_API int auraio_poll(auraio_engine_t *engine);
+
+/**
+ * Like auraio_poll, but block up to @p timeout_ms (-1: no limit, 0: do not block) until at least
+ * one callback ran. Returns at once when nothing is pending. Returns early after auraio_stop.
+ * @return the number of callbacks run (> 0); 0 if nothing was pending or auraio_stop was called;
+ *         -ETIME if the timeout expired with I/O still pending; -EINVAL (NULL engine or
+ *         timeout_ms < -1); -EDEADLK (called from a callback).
+ */
+AURAIO_API int auraio_wait(auraio_engine_t *engine, int timeout_ms);
+
+/**
+ * Run the event loop until auraio_stop is called (also when nothing is pending). A stop issued
+ * before run starts makes it return after one non-blocking pass; each stop ends one run.
+ * @return 0 after a stop; -EINVAL, -EDEADLK.
+ */
+AURAIO_API int auraio_run(auraio_engine_t *engine);
+
+/** Make auraio_run return and wake auraio_wait. Thread-safe and async-signal-unsafe. @return 0 or -EINVAL. */
+AURAIO_API int auraio_stop(auraio_engine_t *engine);
+
+/**
+ * Hand every queued submission to the kernel now. Thread-safe, never runs callbacks.
+ * @return the number of SQEs submitted, or -EINVAL; a kernel submit error is returned as -errno.
+ */
+AURAIO_API int auraio_flush(auraio_engine_t *engine);
+
+/**
+ * A file descriptor (an eventfd) that becomes readable when completions are ready, for embedding in
+ * epoll/poll loops. Call auraio_poll when it is readable. Owned by the engine.
+ * @return the fd, or -EINVAL.
+ */
+AURAIO_API int auraio_get_poll_fd(const auraio_engine_t *engine);
+
+/** @return requests submitted and not yet completed, over all rings, or -EINVAL. Thread-safe. */
+AURAIO_API int auraio_pending_count(const auraio_engine_t *engine);
+
+/**
+ * How many more requests may be submitted right now and go to the kernel without waiting in a
+ * backlog: the sum over rings of (in-flight limit - pending), never negative. A cheap relaxed read,
+ * thread-safe; a concurrent submitter may use the room first.
+ * @return the count, or -EINVAL.
+ */
+AURAIO_API int auraio_capacity(const auraio_engine_t *engine);
+
+/* ---------------------------------------------------------------------------------------------
+ * Observability and control
+ */
+
+/** @return the number of rings, or -EINVAL. */
+AURAIO_API int auraio_get_ring_count(const auraio_engine_t *engine);
+/** Fill @p stats. @return 0, or -EINVAL for NULL arguments. */
+AURAIO_API int auraio_get_stats(const auraio_engine_t *engine, auraio_stats_t *stats);
+/** Fill @p stats for ring @p ring_index. @return 0, -EINVAL (NULL), -ERANGE (bad index). */
+AURAIO_API int auraio_get_ring_stats(const auraio_engine_t *engine, int ring_index, auraio_ring_stats_t *stats);
+/** Copy ring @p ring_index's last-window latency histogram. @return 0, -EINVAL, -ERANGE. */
+AURAIO_API int auraio_get_histogram(const auraio_engine_t *engine, int ring_index, auraio_histogram_t *hist);
+/** @return the lower bound in ns of histogram bucket @p bucket, or 0 when out of range. */
+AURAIO_API uint64_t auraio_histogram_bucket_lower_ns(int bucket);
+/** @return the name of a controller phase (static storage), "UNKNOWN" for other values. */
+AURAIO_API const char *auraio_phase_name(int phase);
+/**
+ * Change the P99 target at run time (0 removes it: the controller seeks the knee).
+ * @return 0, or -EINVAL (NULL engine, negative or non-finite target).
+ */
+AURAIO_API int auraio_set_max_p99_latency(auraio_engine_t *engine, double max_p99_latency_ms);
+
+/* ---------------------------------------------------------------------------------------------
+ * Buffers
+ */
+
+/**
+ * Allocate a page-aligned buffer (usable with O_DIRECT) of at least @p size bytes from the
+ * engine's pool. Thread-safe. @return the buffer, or NULL with errno EINVAL (NULL engine, size 0)
+ * or ENOMEM.
+ */
+AURAIO_API void *auraio_buffer_alloc(auraio_engine_t *engine, size_t size);
+/**
+ * Return a buffer to the pool. @p size must be the size given to auraio_buffer_alloc. NULL is a
+ * no-op. Freeing a pointer the pool did not hand out, or freeing twice, is detected: the call
+ * returns -EINVAL and changes nothing.
+ */
+AURAIO_API int auraio_buffer_free(auraio_engine_t *engine, void *buf, size_t size);
+/** Fill @p stats. @return 0 or -EINVAL. */
+AURAIO_API int auraio_get_buffer_stats(const auraio_engine_t *engine, auraio_buffer_stats_t *stats);
+
+/* ---------------------------------------------------------------------------------------------
+ * Registered buffers and files (applied to every ring; a partial failure is rolled back)
+ */
+
+/** Register @p count buffers. @return 0, -EINVAL, -EBUSY (already registered), or the kernel's -errno. */
+AURAIO_API int auraio_register_buffers(auraio_engine_t *engine, const struct iovec *iovs, int count);
+/** Register @p count fds (-1 = empty slot). @return 0, -EINVAL, -EBUSY, or the kernel's -errno. */
+AURAIO_API int auraio_register_files(auraio_engine_t *engine, const int *fds, int count);
+/** Replace registered file @p index with @p fd (-1 clears it). @return 0, -EINVAL, -ENOENT, -ERANGE. */
+AURAIO_API int auraio_update_file(auraio_engine_t *engine, int index, int fd);
+
+/** What auraio_unregister removes. */
+typedef enum {
+    AURAIO_REG_BUFFERS = 0,
+    AURAIO_REG_FILES = 1,
+} auraio_reg_type_t;
+
+/**
+ * Unregister buffers or files. @return 0, -EINVAL, -ENOENT (nothing registered), -EBUSY (I/O using
+ * the registration is in flight; nothing changed).
+ */
+AURAIO_API int auraio_unregister(auraio_engine_t *engine, auraio_reg_type_t type);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* AURAIO_H */

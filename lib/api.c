@@ -1,0 +1,291 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Public entry points: argument checks, errno for pointer-returning calls, and dispatch into the
+ * engine. Internal code returns -errno; this is the only file that sets errno.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "auraio.h"
+
+#include "engine.h"
+#include "validate.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <string.h>
+
+#ifndef IOV_MAX
+#define IOV_MAX 1024
+#endif
+
+AURAIO_API void auraio_options_init(auraio_options_t *options)
+{
+    if (options)
+        auraio__options_defaults(options);
+}
+
+AURAIO_API auraio_engine_t *auraio_create(void)
+{
+    auraio_options_t o;
+    auraio__options_defaults(&o);
+    return auraio_create_with_options(&o);
+}
+
+AURAIO_API auraio_engine_t *auraio_create_with_options(const auraio_options_t *options)
+{
+    struct auraio_engine *e = NULL;
+    int rc = options ? auraio__options_validate(options) : -EINVAL;
+    if (rc == 0)
+        rc = auraio__engine_create(options, &e);
+    if (rc < 0) {
+        errno = -rc;
+        return NULL;
+    }
+    return e;
+}
+
+AURAIO_API void auraio_destroy(auraio_engine_t *engine)
+{
+    auraio__engine_destroy(engine);
+}
+
+AURAIO_API auraio_buf_t auraio_buf(void *ptr)
+{
+    auraio_buf_t b;
+    memset(&b, 0, sizeof(b));
+    b.type = AURAIO_BUF_UNREGISTERED;
+    b.ptr = ptr;
+    return b;
+}
+
+AURAIO_API auraio_buf_t auraio_buf_fixed(int index, size_t offset)
+{
+    auraio_buf_t b;
+    memset(&b, 0, sizeof(b));
+    b.type = AURAIO_BUF_REGISTERED;
+    b.index = index;
+    b.offset = offset;
+    return b;
+}
+
+static auraio_request_t *submit_or_errno(struct auraio_engine *e, const struct request_args *a)
+{
+    uint64_t handle;
+    int rc = auraio__engine_submit(e, a, &handle);
+    if (rc < 0) {
+        errno = -rc;
+        return NULL;
+    }
+    return (auraio_request_t *)(uintptr_t)handle;
+}
+
+static int check_common(const auraio_engine_t *e, int fd, int64_t offset, auraio_callback_t cb)
+{
+    validate_or_return(e != NULL, -EINVAL);
+    validate_or_return(cb != NULL, -EINVAL);
+    validate_or_return(fd >= 0, -EBADF);
+    validate_or_return(offset >= 0, -EINVAL);
+    return 0;
+}
+
+static int check_rw(const auraio_engine_t *e, int fd, auraio_buf_t buf, size_t len, int64_t offset,
+                    auraio_callback_t cb, struct request_args *a)
+{
+    int rc = check_common(e, fd, offset, cb);
+    if (rc < 0)
+        return rc;
+    /* The kernel's rw length is 32-bit signed in practice (MAX_RW_COUNT is below INT_MAX). */
+    validate_or_return(len > 0 && len <= INT_MAX, -EINVAL);
+    switch (buf.type) {
+    case AURAIO_BUF_UNREGISTERED:
+        validate_or_return(buf.ptr != NULL, -EINVAL);
+        a->addr = (uint64_t)(uintptr_t)buf.ptr;
+        break;
+    case AURAIO_BUF_REGISTERED:
+        /* TODO(#4): registered buffers; until then a registered descriptor has nothing to name. */
+        return -ENOENT;
+    default:
+        return -EINVAL;
+    }
+    a->fd = fd;
+    a->len = (uint32_t)len;
+    a->offset = (uint64_t)offset;
+    a->callback = cb;
+    return 0;
+}
+
+static auraio_request_t *submit_rw(auraio_engine_t *e, uint8_t op, int fd, auraio_buf_t buf, size_t len,
+                                   int64_t offset, auraio_callback_t cb, void *ud)
+{
+    struct request_args a;
+    memset(&a, 0, sizeof(a));
+    int rc = check_rw(e, fd, buf, len, offset, cb, &a);
+    if (rc < 0) {
+        errno = -rc;
+        return NULL;
+    }
+    a.op = op;
+    a.user_data = ud;
+    return submit_or_errno(e, &a);
+}
+
+AURAIO_API auraio_request_t *auraio_read(auraio_engine_t *engine, int fd, auraio_buf_t buf, size_t len,
+                                         int64_t offset, auraio_callback_t callback, void *user_data)
+{
+    return submit_rw(engine, REQ_READ, fd, buf, len, offset, callback, user_data);
+}
+
+AURAIO_API auraio_request_t *auraio_write(auraio_engine_t *engine, int fd, auraio_buf_t buf, size_t len,
+                                          int64_t offset, auraio_callback_t callback, void *user_data)
+{
+    return submit_rw(engine, REQ_WRITE, fd, buf, len, offset, callback, user_data);
+}
+
+static auraio_request_t *submit_vec(auraio_engine_t *e, uint8_t op, int fd, const struct iovec *iov, int iovcnt,
+                                    int64_t offset, auraio_callback_t cb, void *ud)
+{
+    int rc = check_common(e, fd, offset, cb);
+    if (rc == 0 && (iov == NULL || iovcnt <= 0 || iovcnt > IOV_MAX))
+        rc = -EINVAL;
+    if (rc < 0) {
+        errno = -rc;
+        return NULL;
+    }
+    struct request_args a;
+    memset(&a, 0, sizeof(a));
+    a.op = op;
+    a.fd = fd;
+    a.addr = (uint64_t)(uintptr_t)iov;
+    a.len = (uint32_t)iovcnt;
+    a.offset = (uint64_t)offset;
+    a.callback = cb;
+    a.user_data = ud;
+    return submit_or_errno(e, &a);
+}
+
+AURAIO_API auraio_request_t *auraio_readv(auraio_engine_t *engine, int fd, const struct iovec *iov, int iovcnt,
+                                          int64_t offset, auraio_callback_t callback, void *user_data)
+{
+    return submit_vec(engine, REQ_READV, fd, iov, iovcnt, offset, callback, user_data);
+}
+
+AURAIO_API auraio_request_t *auraio_writev(auraio_engine_t *engine, int fd, const struct iovec *iov, int iovcnt,
+                                           int64_t offset, auraio_callback_t callback, void *user_data)
+{
+    return submit_vec(engine, REQ_WRITEV, fd, iov, iovcnt, offset, callback, user_data);
+}
+
+AURAIO_API auraio_request_t *auraio_fsync(auraio_engine_t *engine, int fd, unsigned flags,
+                                          auraio_callback_t callback, void *user_data)
+{
+    int rc = check_common(engine, fd, 0, callback);
+    if (rc == 0 && (flags & ~AURAIO_FSYNC_DATASYNC))
+        rc = -EINVAL;
+    if (rc < 0) {
+        errno = -rc;
+        return NULL;
+    }
+    struct request_args a;
+    memset(&a, 0, sizeof(a));
+    a.op = REQ_FSYNC;
+    a.fd = fd;
+    a.fsync_flags = (flags & AURAIO_FSYNC_DATASYNC) ? IORING_FSYNC_DATASYNC : 0;
+    a.callback = callback;
+    a.user_data = user_data;
+    return submit_or_errno(engine, &a);
+}
+
+AURAIO_API int auraio_cancel(auraio_engine_t *engine, auraio_request_t *req)
+{
+    validate_or_return(engine != NULL && req != NULL, -EINVAL);
+    return auraio__engine_cancel(engine, (uint64_t)(uintptr_t)req);
+}
+
+AURAIO_API int auraio_request_pending(auraio_engine_t *engine, const auraio_request_t *req)
+{
+    validate_or_return(engine != NULL && req != NULL, -EINVAL);
+    return auraio__engine_request_pending(engine, (uint64_t)(uintptr_t)req);
+}
+
+AURAIO_API int auraio_poll(auraio_engine_t *engine)
+{
+    validate_or_return(engine != NULL, -EINVAL);
+    validate_or_return(!auraio__engine_in_callback(engine), -EDEADLK);
+    return auraio__engine_poll(engine);
+}
+
+AURAIO_API int auraio_wait(auraio_engine_t *engine, int timeout_ms)
+{
+    validate_or_return(engine != NULL && timeout_ms >= -1, -EINVAL);
+    validate_or_return(!auraio__engine_in_callback(engine), -EDEADLK);
+    return auraio__engine_wait(engine, timeout_ms);
+}
+
+AURAIO_API int auraio_run(auraio_engine_t *engine)
+{
+    validate_or_return(engine != NULL, -EINVAL);
+    validate_or_return(!auraio__engine_in_callback(engine), -EDEADLK);
+    return auraio__engine_run(engine);
+}
+
+AURAIO_API int auraio_stop(auraio_engine_t *engine)
+{
+    validate_or_return(engine != NULL, -EINVAL);
+    return auraio__engine_stop(engine);
+}
+
+AURAIO_API int auraio_flush(auraio_engine_t *engine)
+{
+    validate_or_return(engine != NULL, -EINVAL);
+    return auraio__engine_flush(engine);
+}
+
+AURAIO_API int auraio_get_poll_fd(const auraio_engine_t *engine)
+{
+    validate_or_return(engine != NULL, -EINVAL);
+    return engine->event_fd;
+}
+
+AURAIO_API int auraio_pending_count(const auraio_engine_t *engine)
+{
+    validate_or_return(engine != NULL, -EINVAL);
+    return auraio__engine_pending(engine);
+}
+
+AURAIO_API int auraio_capacity(const auraio_engine_t *engine)
+{
+    validate_or_return(engine != NULL, -EINVAL);
+    return auraio__engine_capacity(engine);
+}
+
+AURAIO_API int auraio_get_ring_count(const auraio_engine_t *engine)
+{
+    validate_or_return(engine != NULL, -EINVAL);
+    return (int)engine->ring_count;
+}
+
+AURAIO_API int auraio_get_stats(const auraio_engine_t *engine, auraio_stats_t *stats)
+{
+    validate_or_return(engine != NULL && stats != NULL, -EINVAL);
+    auraio__engine_stats(engine, stats);
+    return 0;
+}
+
+AURAIO_API int auraio_get_ring_stats(const auraio_engine_t *engine, int ring_index, auraio_ring_stats_t *stats)
+{
+    validate_or_return(engine != NULL && stats != NULL, -EINVAL);
+    validate_or_return(ring_index >= 0 && (uint32_t)ring_index < engine->ring_count, -ERANGE);
+    auraio__engine_ring_stats(engine, (uint32_t)ring_index, stats);
+    return 0;
+}
+
+AURAIO_API int auraio_set_max_p99_latency(auraio_engine_t *engine, double max_p99_latency_ms)
+{
+    validate_or_return(engine != NULL, -EINVAL);
+    validate_or_return(max_p99_latency_ms >= 0.0 && isfinite(max_p99_latency_ms), -EINVAL);
+    /* TODO(#3): hand the target to the controller. */
+    engine->opts.max_p99_latency_ms = max_p99_latency_ms;
+    return 0;
+}

@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Compiler helpers shared by every lib/ file: branch hints, cache-line alignment. */
+#ifndef AURAIO_COMPILER_H
+#define AURAIO_COMPILER_H
+
+#if defined(__GNUC__)
+#define auraio_likely(x) __builtin_expect(!!(x), 1)
+#define auraio_unlikely(x) __builtin_expect(!!(x), 0)
+#else
+#define auraio_likely(x) (x)
+#define auraio_unlikely(x) (x)
+#endif
+
+/* 64 bytes on every CPU we target; a wrong guess costs only false sharing, never correctness. */
+#define AURAIO_CACHELINE 64
+
+#endif

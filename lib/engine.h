@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The engine: its rings, the eventfd they share, ring selection, the event loop and teardown.
+ * api.c checks arguments and calls in here; nothing here re-checks what api.c guarantees.
+ *
+ * Lock order: a thread holds at most one ring lock at a time (engine code never nests them), and
+ * no lock is held while a user callback runs. The buffer pool's locks are leaves.
+ */
+#ifndef AURAIO_ENGINE_H
+#define AURAIO_ENGINE_H
+
+#include "auraio.h"
+#include "request.h"
+#include "ring.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct buffer_pool;
+
+struct auraio_engine {
+    struct ring *rings;
+    uint32_t ring_count;
+    int event_fd;
+    uint64_t id; /* distinguishes engines in thread-local caches across destroy/create */
+    auraio_options_t opts;
+    struct buffer_pool *pool;
+
+    _Atomic bool shutting_down;
+    _Atomic uint64_t stops_requested;
+    _Atomic uint64_t stops_consumed;
+    _Atomic uint32_t round_robin_next;
+    _Atomic uint32_t thread_ring_next;
+    _Atomic uint64_t adaptive_spills;
+};
+
+int auraio__engine_create(const auraio_options_t *opts, struct auraio_engine **out);
+void auraio__engine_destroy(struct auraio_engine *e);
+
+int auraio__engine_submit(struct auraio_engine *e, const struct request_args *a, uint64_t *handle);
+int auraio__engine_cancel(struct auraio_engine *e, uint64_t handle);
+int auraio__engine_request_pending(struct auraio_engine *e, uint64_t handle);
+
+int auraio__engine_poll(struct auraio_engine *e);
+int auraio__engine_wait(struct auraio_engine *e, int timeout_ms);
+int auraio__engine_run(struct auraio_engine *e);
+int auraio__engine_stop(struct auraio_engine *e);
+int auraio__engine_flush(struct auraio_engine *e);
+
+int auraio__engine_pending(const struct auraio_engine *e);
+int auraio__engine_capacity(const struct auraio_engine *e);
+void auraio__engine_stats(const struct auraio_engine *e, auraio_stats_t *out);
+void auraio__engine_ring_stats(const struct auraio_engine *e, uint32_t ring, auraio_ring_stats_t *out);
+/* True on a thread currently running one of @p e's callbacks. */
+bool auraio__engine_in_callback(const struct auraio_engine *e);
+
+/* Options (options.c). */
+void auraio__options_defaults(auraio_options_t *o);
+int auraio__options_validate(const auraio_options_t *o);
+
+#endif

@@ -1,0 +1,408 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Ring: request slots, backlog and in-flight limit over one kernel io_uring (see ring.h).
+ *
+ * Invariants, all under r->lock:
+ *  - every slot is in exactly one place: free list, backlog, local_done list, the kernel
+ *    (state INFLIGHT), or a completion array between reap and release (state DONE);
+ *  - inflight <= limit except right after the limit was lowered (the excess drains);
+ *  - CQEs outstanding <= inflight + cancels_pending <= 2 * queue_depth = the CQ size, because a
+ *    request gets at most one cancel SQE, so the CQ never overflows.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "ring.h"
+
+#include "uring_sys.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+
+static const uint8_t kernel_op[REQ_OP_COUNT] = {
+    [REQ_READ] = IORING_OP_READ,
+    [REQ_WRITE] = IORING_OP_WRITE,
+    [REQ_READV] = IORING_OP_READV,
+    [REQ_WRITEV] = IORING_OP_WRITEV,
+    [REQ_FSYNC] = IORING_OP_FSYNC,
+};
+
+static unsigned op_for(const struct request_args *a)
+{
+    if (a->fixed_buffer)
+        return a->op == REQ_READ ? IORING_OP_READ_FIXED : IORING_OP_WRITE_FIXED;
+    return kernel_op[a->op];
+}
+
+int auraio__ring_init(struct ring *r, uint32_t index, const struct ring_config *cfg)
+{
+    int rc;
+    memset(r, 0, sizeof(*r));
+    r->index = index;
+    r->uring.fd = -1;
+    r->event_fd = -1;
+    rc = pthread_mutex_init(&r->lock, NULL);
+    if (rc)
+        return -rc;
+    rc = auraio__uring_init(&r->uring, cfg->queue_depth, cfg->setup_flags, cfg->sqpoll_idle_ms);
+    if (rc < 0)
+        goto fail;
+    /* The kernel may round entries up to a power of two; we use exactly queue_depth slots. */
+    r->nreqs = cfg->queue_depth;
+    r->reqs = calloc(r->nreqs, sizeof(*r->reqs));
+    if (!r->reqs) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    for (uint32_t i = r->nreqs; i-- > 0;) {
+        r->reqs[i].slot = (uint16_t)i;
+        r->reqs[i].generation = 1;
+        r->reqs[i].next = r->free_list;
+        r->free_list = &r->reqs[i];
+    }
+    if (cfg->event_fd >= 0) {
+        rc = auraio__uring_register_eventfd(&r->uring, cfg->event_fd);
+        if (rc < 0)
+            goto fail;
+        r->eventfd_registered = true;
+    }
+    r->event_fd = cfg->event_fd;
+    r->max_limit = (uint32_t)cfg->max_limit;
+    atomic_init(&r->limit, cfg->initial_limit);
+    atomic_init(&r->batch_threshold, cfg->batch_threshold);
+    return 0;
+fail:
+    auraio__ring_destroy(r);
+    return rc;
+}
+
+void auraio__ring_destroy(struct ring *r)
+{
+    if (r->eventfd_registered)
+        auraio__uring_unregister_eventfd(&r->uring);
+    r->eventfd_registered = false;
+    /* Unmap and close first: no CQE can be read after this, so freeing the slots is safe. */
+    auraio__uring_exit(&r->uring);
+    free(r->reqs);
+    r->reqs = NULL;
+    pthread_mutex_destroy(&r->lock);
+}
+
+static void pending_add(struct ring *r, int delta)
+{
+    atomic_store_explicit(&r->pending, atomic_load_explicit(&r->pending, memory_order_relaxed) + delta,
+                          memory_order_relaxed);
+}
+
+static void counter_add(_Atomic uint64_t *c, uint64_t v)
+{
+    /* Single writer (the lock holder): a load and store is enough and cheaper than an RMW. */
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v, memory_order_relaxed);
+}
+
+/* Prepare the SQE for @p q. The caller checked that the SQ has room (inflight < limit <= SQ size). */
+static void start_request(struct ring *r, struct request *q)
+{
+    struct io_uring_sqe *sqe = auraio__uring_get_sqe(&r->uring);
+    const struct request_args *a = &q->args;
+    uint64_t handle = request_handle(r->index, q);
+
+    if (a->op == REQ_FSYNC)
+        auraio__uring_prep_fsync(sqe, a->fd, a->fsync_flags, handle);
+    else
+        auraio__uring_prep_rw(sqe, op_for(a), a->fd, a->addr, a->len, a->offset, handle);
+    if (a->fixed_buffer)
+        sqe->buf_index = a->buf_index;
+    q->state = REQ_INFLIGHT;
+    r->inflight++;
+}
+
+static int flush_locked(struct ring *r)
+{
+    if (auraio__uring_sq_pending(&r->uring) == 0 && !auraio__uring_cq_needs_enter(&r->uring))
+        return 0;
+    int rc = auraio__uring_submit(&r->uring, 0);
+    /* EAGAIN/EBUSY: the kernel is short of memory or CQ room; the SQEs stay queued for the
+     * next flush, which every poll and wait performs. */
+    if (rc == -EAGAIN || rc == -EBUSY)
+        return 0;
+    return rc;
+}
+
+/* Move backlog requests into the kernel while the limit allows. */
+static void refill_locked(struct ring *r)
+{
+    int limit = atomic_load_explicit(&r->limit, memory_order_relaxed);
+    while (r->backlog_head && r->inflight < (uint32_t)limit) {
+        struct request *q = r->backlog_head;
+        r->backlog_head = q->next;
+        if (!r->backlog_head)
+            r->backlog_tail = NULL;
+        r->backlog_len--;
+        start_request(r, q);
+    }
+}
+
+int auraio__ring_submit(struct ring *r, const struct request_args *a, uint64_t now_ns, uint64_t *handle)
+{
+    int rc = 0;
+    pthread_mutex_lock(&r->lock);
+    if (auraio_unlikely(r->shutdown)) {
+        rc = -ESHUTDOWN;
+        goto out;
+    }
+    if (auraio_unlikely(auraio__uring_op_missing(&r->uring, op_for(a)))) {
+        rc = -EOPNOTSUPP;
+        goto out;
+    }
+    struct request *q = r->free_list;
+    if (auraio_unlikely(!q)) {
+        rc = -EAGAIN;
+        goto out;
+    }
+    r->free_list = q->next;
+    q->args = *a;
+    q->next = NULL;
+    q->submit_ns = now_ns;
+    q->cancel_issued = false;
+    *handle = request_handle(r->index, q);
+    pending_add(r, 1);
+
+    int limit = atomic_load_explicit(&r->limit, memory_order_relaxed);
+    if (r->backlog_head || r->inflight >= (uint32_t)limit) {
+        /* At the limit: queue in order behind earlier backlog, never ahead of it. */
+        counter_add(&r->submissions_at_limit, 1);
+        q->state = REQ_BACKLOG;
+        if (r->backlog_tail)
+            r->backlog_tail->next = q;
+        else
+            r->backlog_head = q;
+        r->backlog_tail = q;
+        r->backlog_len++;
+        goto out;
+    }
+    start_request(r, q);
+    /* An idle ring submits at once (nothing to batch with, latency matters); a busy one waits
+     * for the batch threshold or the next flush/poll/wait. */
+    if (r->inflight == 1 ||
+        auraio__uring_sq_pending(&r->uring) >= (unsigned)atomic_load_explicit(&r->batch_threshold, memory_order_relaxed))
+        flush_locked(r);
+out:
+    pthread_mutex_unlock(&r->lock);
+    return rc;
+}
+
+int auraio__ring_flush(struct ring *r)
+{
+    pthread_mutex_lock(&r->lock);
+    int rc = flush_locked(r);
+    pthread_mutex_unlock(&r->lock);
+    return rc;
+}
+
+int auraio__ring_reap(struct ring *r, struct completion *out, int max, uint64_t now_ns)
+{
+    struct uring_cqe cqes[64];
+    int n = 0;
+
+    pthread_mutex_lock(&r->lock);
+    while (r->local_done && n < max) {
+        struct request *q = r->local_done;
+        r->local_done = q->next;
+        out[n++] = (struct completion){.req = q, .handle = request_handle(r->index, q), .result = q->result};
+    }
+    if (auraio__uring_cq_needs_enter(&r->uring) && auraio__uring_cq_ready(&r->uring) == 0)
+        auraio__uring_get_events(&r->uring);
+    while (n < max) {
+        unsigned want = (unsigned)(max - n) < 64 ? (unsigned)(max - n) : 64;
+        unsigned got = auraio__uring_reap(&r->uring, cqes, want);
+        for (unsigned i = 0; i < got; i++) {
+            uint64_t ud = cqes[i].user_data;
+            if (ud == 0) {
+                r->cancels_pending--;
+                continue;
+            }
+            struct request *q = &r->reqs[handle_slot(ud)];
+            /* A CQE always names a live INFLIGHT request at its generation; anything else
+             * would be a double completion, which the accounting below must never see. */
+            if (handle_slot(ud) >= r->nreqs || q->generation != handle_generation(ud) || q->state != REQ_INFLIGHT)
+                continue;
+            q->state = REQ_DONE;
+            q->result = cqes[i].res;
+            r->inflight--;
+            counter_add(&r->ops_completed, 1);
+            if (q->args.op != REQ_FSYNC && cqes[i].res > 0)
+                counter_add(&r->bytes_transferred, (uint64_t)cqes[i].res);
+            (void)now_ns; /* TODO(#3): feed latency now_ns - q->submit_ns to the controller */
+            out[n++] = (struct completion){.req = q, .handle = ud, .result = cqes[i].res};
+        }
+        if (got < want)
+            break;
+    }
+    refill_locked(r);
+    flush_locked(r);
+    pthread_mutex_unlock(&r->lock);
+    return n;
+}
+
+void auraio__ring_release(struct ring *r, const struct completion *c, int n)
+{
+    if (n <= 0)
+        return;
+    pthread_mutex_lock(&r->lock);
+    for (int i = 0; i < n; i++) {
+        struct request *q = c[i].req;
+        request_retire(q);
+        q->next = r->free_list;
+        r->free_list = q;
+    }
+    pending_add(r, -n);
+    pthread_mutex_unlock(&r->lock);
+}
+
+/* The request named by @p handle if it is live at that generation; NULL otherwise. */
+static struct request *lookup_locked(struct ring *r, uint64_t handle)
+{
+    uint32_t slot = handle_slot(handle);
+    if (slot >= r->nreqs)
+        return NULL;
+    struct request *q = &r->reqs[slot];
+    if (q->generation != handle_generation(handle))
+        return NULL;
+    return q;
+}
+
+static void backlog_unlink(struct ring *r, struct request *target)
+{
+    struct request **pp = &r->backlog_head;
+    struct request *prev = NULL;
+    while (*pp && *pp != target) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (!*pp)
+        return;
+    *pp = target->next;
+    if (r->backlog_tail == target)
+        r->backlog_tail = prev;
+    r->backlog_len--;
+}
+
+static void complete_locally(struct ring *r, struct request *q, int32_t result)
+{
+    q->state = REQ_DONE;
+    q->result = result;
+    q->next = r->local_done;
+    r->local_done = q;
+}
+
+/* Queue an ASYNC_CANCEL SQE; flush once to make room if the SQ is full. */
+static int queue_cancel_locked(struct ring *r, uint64_t target, unsigned flags)
+{
+    struct io_uring_sqe *sqe = auraio__uring_get_sqe(&r->uring);
+    if (!sqe) {
+        flush_locked(r);
+        sqe = auraio__uring_get_sqe(&r->uring);
+        if (!sqe)
+            return -EAGAIN;
+    }
+    auraio__uring_prep_cancel(sqe, target, flags, 0);
+    r->cancels_pending++;
+    return 0;
+}
+
+int auraio__ring_cancel(struct ring *r, uint64_t handle)
+{
+    int rc;
+    bool wake = false;
+    pthread_mutex_lock(&r->lock);
+    struct request *q = lookup_locked(r, handle);
+    if (r->shutdown) {
+        rc = -ESHUTDOWN;
+    } else if (!q || q->state == REQ_FREE || q->state == REQ_DONE) {
+        rc = -EALREADY;
+    } else if (q->state == REQ_BACKLOG) {
+        backlog_unlink(r, q);
+        complete_locally(r, q, -ECANCELED);
+        wake = true;
+        rc = 0;
+    } else if (q->cancel_issued) {
+        rc = -EINPROGRESS;
+    } else {
+        rc = queue_cancel_locked(r, handle, 0);
+        if (rc == 0) {
+            q->cancel_issued = true;
+            int frc = flush_locked(r);
+            if (frc < 0)
+                rc = frc;
+        }
+    }
+    pthread_mutex_unlock(&r->lock);
+    /* The request completes without a CQE: wake a waiter so it is delivered promptly. */
+    if (wake && r->event_fd >= 0)
+        auraio__sys_eventfd_signal(r->event_fd);
+    return rc;
+}
+
+int auraio__ring_request_pending(struct ring *r, uint64_t handle)
+{
+    pthread_mutex_lock(&r->lock);
+    struct request *q = lookup_locked(r, handle);
+    int rc = q && (q->state == REQ_BACKLOG || q->state == REQ_INFLIGHT);
+    pthread_mutex_unlock(&r->lock);
+    return rc;
+}
+
+void auraio__ring_cancel_all(struct ring *r)
+{
+    pthread_mutex_lock(&r->lock);
+    r->shutdown = true;
+    while (r->backlog_head) {
+        struct request *q = r->backlog_head;
+        backlog_unlink(r, q);
+        complete_locally(r, q, -ECANCELED);
+    }
+    /* One cancel per request still in the kernel; ASYNC_CANCEL_ANY would be one SQE, but it
+     * needs 5.19 and per-request cancels keep the one-cancel-per-request CQ budget. */
+    for (uint32_t i = 0; i < r->nreqs; i++) {
+        struct request *q = &r->reqs[i];
+        if (q->state == REQ_INFLIGHT && !q->cancel_issued) {
+            if (queue_cancel_locked(r, request_handle(r->index, q), 0) < 0)
+                break;
+            q->cancel_issued = true;
+        }
+    }
+    flush_locked(r);
+    pthread_mutex_unlock(&r->lock);
+}
+
+bool auraio__ring_idle(struct ring *r)
+{
+    pthread_mutex_lock(&r->lock);
+    bool idle = r->inflight == 0 && r->backlog_head == NULL && r->local_done == NULL;
+    pthread_mutex_unlock(&r->lock);
+    return idle;
+}
+
+int auraio__ring_abandon(struct ring *r, struct completion *out, int max)
+{
+    int n = 0;
+    pthread_mutex_lock(&r->lock);
+    if (r->eventfd_registered)
+        auraio__uring_unregister_eventfd(&r->uring);
+    r->eventfd_registered = false;
+    auraio__uring_exit(&r->uring);
+    for (uint32_t i = 0; i < r->nreqs && n < max; i++) {
+        struct request *q = &r->reqs[i];
+        if (q->state != REQ_INFLIGHT)
+            continue;
+        q->state = REQ_DONE;
+        q->result = -ECANCELED;
+        r->inflight--;
+        out[n++] = (struct completion){.req = q, .handle = request_handle(r->index, q), .result = -ECANCELED};
+    }
+    pthread_mutex_unlock(&r->lock);
+    return n;
+}

@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A ring: one kernel io_uring plus its request slots, backlog, in-flight limit, batch threshold
+ * and counters, all behind one mutex. The lock is never held while a user callback runs: reap
+ * copies completions out under the lock, the engine runs callbacks unlocked, then release frees
+ * the slots under the lock again.
+ */
+#ifndef AURAIO_RING_H
+#define AURAIO_RING_H
+
+#include "compiler.h"
+#include "request.h"
+#include "uring.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct ring_config {
+    unsigned queue_depth; /* SQ entries and request slots */
+    unsigned setup_flags;
+    unsigned sqpoll_idle_ms;
+    int initial_limit;
+    int max_limit;
+    int batch_threshold;
+    int event_fd; /* registered with the ring; < 0 for none */
+};
+
+/* One completed request, carried from reap (locked) to callback (unlocked) to release (locked). */
+struct completion {
+    struct request *req;
+    uint64_t handle;
+    int32_t result;
+};
+
+struct ring {
+    pthread_mutex_t lock;
+    struct uring uring;
+    uint32_t index;
+    int event_fd;
+    bool eventfd_registered;
+    bool shutdown; /* set under the lock by destroy: later submits get -ESHUTDOWN */
+
+    struct request *reqs;
+    uint32_t nreqs;
+    struct request *free_list;
+    struct request *backlog_head;
+    struct request *backlog_tail;
+    /* Requests completed without the kernel (cancelled in the backlog), delivered by next reap. */
+    struct request *local_done;
+    uint32_t inflight; /* SQEs prepared or in the kernel */
+    uint32_t backlog_len;
+    uint32_t cancels_pending; /* our own cancel SQEs whose CQEs have not arrived */
+    uint32_t max_limit;
+
+    /* Read without the lock by other threads (capacity, stats, ring selection): atomics written
+     * under the lock, read relaxed. */
+    _Alignas(AURAIO_CACHELINE) _Atomic int pending;    /* inflight + backlog + local_done */
+    _Atomic int limit;
+    _Atomic int batch_threshold;
+    _Atomic uint64_t ops_completed;
+    _Atomic uint64_t bytes_transferred;
+    _Atomic uint64_t submissions_at_limit;
+};
+
+int auraio__ring_init(struct ring *r, uint32_t index, const struct ring_config *cfg);
+/* Frees everything; the caller has drained the ring (or given up on it). Unregisters the
+ * eventfd before closing the ring, so the kernel never signals a recycled fd. */
+void auraio__ring_destroy(struct ring *r);
+
+/*
+ * Accept one request. @return 0 and the handle, -EAGAIN (no free slot), -ESHUTDOWN,
+ * -EOPNOTSUPP (opcode missing in this kernel).
+ */
+int auraio__ring_submit(struct ring *r, const struct request_args *a, uint64_t now_ns, uint64_t *handle);
+/* Enter the kernel with every prepared SQE. @return SQEs submitted or -errno. */
+int auraio__ring_flush(struct ring *r);
+/* Move up to @p max completions out, refill from the backlog and submit. @return the count. */
+int auraio__ring_reap(struct ring *r, struct completion *out, int max, uint64_t now_ns);
+/* Return slots whose callbacks have run. */
+void auraio__ring_release(struct ring *r, const struct completion *c, int n);
+/* See auraio_cancel. */
+int auraio__ring_cancel(struct ring *r, uint64_t handle);
+/* 1 pending, 0 done or stale. */
+int auraio__ring_request_pending(struct ring *r, uint64_t handle);
+/*
+ * Shut the ring for destroy: refuse new submissions, fail the backlog with -ECANCELED and ask the
+ * kernel to cancel everything in flight. May be called again to re-issue the cancels.
+ */
+void auraio__ring_cancel_all(struct ring *r);
+/*
+ * Last resort of destroy when the kernel did not return requests in time: unregister the eventfd
+ * and close the kernel ring (the kernel then cancels and waits for them itself), and hand out the
+ * requests it still held as -ECANCELED completions, up to @p max. @return the count.
+ */
+int auraio__ring_abandon(struct ring *r, struct completion *out, int max);
+/* True when no request occupies a slot in the kernel or the backlog (takes the lock). */
+bool auraio__ring_idle(struct ring *r);
+
+static inline int ring_pending(const struct ring *r)
+{
+    return atomic_load_explicit(&((struct ring *)r)->pending, memory_order_relaxed);
+}
+
+static inline int ring_limit(const struct ring *r)
+{
+    return atomic_load_explicit(&((struct ring *)r)->limit, memory_order_relaxed);
+}
+
+#endif

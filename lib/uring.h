@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * One kernel io_uring: setup with flag fallback, SQ/CQ mapping, SQE preparation, publishing,
+ * CQE reaping and the opcode probe. No locks, no requests, no allocation after setup: the caller
+ * (ring.c) serialises every producer and consumer call with its own lock.
+ */
+#ifndef AURAIO_URING_H
+#define AURAIO_URING_H
+
+#include "uring_abi.h"
+#include "uring_atomic.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct uring {
+    int fd;
+    unsigned flags;    /* setup flags the kernel granted */
+    unsigned features; /* IORING_FEAT_* */
+    unsigned sq_entries;
+    unsigned cq_entries;
+
+    /* Submission queue. sqe_tail is the next slot we fill; the kernel's tail is published from
+     * it. The SQ index array is filled once with the identity, since slot i always holds SQE i. */
+    kernel_u32 *ksq_head;
+    kernel_u32 *ksq_tail;
+    kernel_u32 *ksq_flags;
+    unsigned sq_mask;
+    struct io_uring_sqe *sqes;
+    uint32_t sqe_tail;
+
+    /* Completion queue: we are its only consumer (under the ring lock). */
+    kernel_u32 *kcq_head;
+    kernel_u32 *kcq_tail;
+    unsigned cq_mask;
+    struct io_uring_cqe *cqes;
+
+    void *sq_map;
+    size_t sq_map_len;
+    void *cq_map; /* == sq_map with IORING_FEAT_SINGLE_MMAP */
+    size_t cq_map_len;
+    void *sqe_map;
+    size_t sqe_map_len;
+
+    bool probed;
+    uint8_t op_supported[256];
+};
+
+/*
+ * Create a ring with @p entries SQEs, asking for @p wanted_flags. Flags the kernel refuses with
+ * EINVAL (or EPERM for SQPOLL) are dropped in a fixed order: DEFER_TASKRUN together with
+ * COOP_TASKRUN/TASKRUN_FLAG (cooperative task work without a deferred list would leave a thread
+ * sleeping in poll() unwoken), then SINGLE_ISSUER, SUBMIT_ALL, SQPOLL. @return 0 or -errno.
+ */
+int auraio__uring_init(struct uring *u, unsigned entries, unsigned wanted_flags, unsigned sqpoll_idle_ms);
+/* Unmap and close; safe on a zeroed or half-built struct (fd < 0 or maps NULL). */
+void auraio__uring_exit(struct uring *u);
+
+/* True when the kernel lacks opcode @p op (probe ran and said so). Without a probe (pre-5.6
+ * kernels) every opcode is assumed present. */
+bool auraio__uring_op_missing(const struct uring *u, unsigned op);
+
+/* Next free SQE, zeroed, or NULL when the SQ is full (tail - head == entries). */
+struct io_uring_sqe *auraio__uring_get_sqe(struct uring *u);
+/* SQEs prepared and not yet consumed by the kernel. */
+unsigned auraio__uring_sq_pending(const struct uring *u);
+
+/*
+ * Publish prepared SQEs and enter the kernel to submit them, optionally waiting for
+ * @p min_complete completions. Keeps unconsumed SQEs queued after a partial submit.
+ * @return SQEs consumed by the kernel, or -errno (EINTR is retried; EAGAIN/EBUSY leave them queued).
+ */
+int auraio__uring_submit(struct uring *u, unsigned min_complete);
+/* True when CQEs may be waiting inside the kernel (task work or CQ overflow): enter to get them. */
+bool auraio__uring_cq_needs_enter(const struct uring *u);
+/* Enter with GETEVENTS and min_complete 0 to run pending task work / flush overflow. */
+int auraio__uring_get_events(struct uring *u);
+
+/* A CQE copied out of the ring (struct io_uring_cqe ends in a flexible array, so it cannot be
+ * an array element). */
+struct uring_cqe {
+    uint64_t user_data;
+    int32_t res;
+    uint32_t flags;
+};
+
+/* Copy up to @p max CQEs out and release their slots to the kernel. @return how many. */
+unsigned auraio__uring_reap(struct uring *u, struct uring_cqe *out, unsigned max);
+/* CQEs ready in the ring right now. */
+unsigned auraio__uring_cq_ready(const struct uring *u);
+
+int auraio__uring_register_eventfd(struct uring *u, int efd);
+int auraio__uring_unregister_eventfd(struct uring *u);
+
+/* SQE preparation. */
+void auraio__uring_prep_rw(struct io_uring_sqe *sqe, unsigned op, int fd, uint64_t addr, uint32_t len,
+                           uint64_t offset, uint64_t user_data);
+void auraio__uring_prep_fsync(struct io_uring_sqe *sqe, int fd, unsigned fsync_flags, uint64_t user_data);
+void auraio__uring_prep_cancel(struct io_uring_sqe *sqe, uint64_t target_user_data, unsigned cancel_flags,
+                               uint64_t user_data);
+void auraio__uring_prep_nop(struct io_uring_sqe *sqe, uint64_t user_data);
+
+#endif

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The only place that makes system calls for io_uring, maps memory or creates eventfds. Every
+ * function returns a value >= 0 or -errno; errno is read nowhere else. Tests link a fault-injecting
+ * twin (test/fault/fault_sys.c) with the same symbols.
+ */
+#ifndef AURAIO_URING_SYS_H
+#define AURAIO_URING_SYS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct io_uring_params;
+struct timespec;
+
+int auraio__sys_setup(unsigned entries, struct io_uring_params *p);
+int auraio__sys_enter(int fd, unsigned to_submit, unsigned min_complete, unsigned flags, void *arg,
+                      size_t argsz);
+int auraio__sys_register(int fd, unsigned opcode, const void *arg, unsigned nr_args);
+/* mmap(MAP_SHARED|MAP_POPULATE) of ring memory; stores the address in *out. */
+int auraio__sys_mmap(int fd, uint64_t offset, size_t len, void **out);
+int auraio__sys_munmap(void *addr, size_t len);
+int auraio__sys_close(int fd);
+/* Non-blocking, close-on-exec eventfd. */
+int auraio__sys_eventfd(void);
+/* Read (and so reset) an eventfd counter; -EAGAIN when it was zero. */
+int auraio__sys_eventfd_drain(int fd);
+int auraio__sys_eventfd_signal(int fd);
+/* Wait until fd is readable or timeout_ms passes (-1: forever). 1 readable, 0 timeout, -errno. */
+int auraio__sys_wait_readable(int fd, int timeout_ms);
+
+#endif
