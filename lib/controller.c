@@ -1,0 +1,804 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Probe-Bracket-Hold depth controller for one device group. Owns the group's search state, the
+ * per-epoch measurement, the per-ring split of the group depth and the per-ring stats windows.
+ * Every constant below names the reason or measurement behind it; doc/controller.md has the story.
+ * No libm: square roots and logs are avoided by comparing squares and ratios.
+ */
+#include "controller.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Knee tolerance: hold the smallest depth within 5% of the best throughput (the goal). */
+#define CTL_EPS 0.05
+/* A doubling that gains under 10% counts as a plateau step; two in a row end the gallop (BBR uses
+ * 25% over 3 rounds for 2x steps; on collision-knee devices 10% still leaves ~3% on the table). */
+#define CTL_GAIN_UP 0.10
+#define CTL_GALLOP_FAILS 2
+/* Epoch sizes: ~400 completions give ~2.5% throughput precision, enough to see a 10% gain;
+ * bisection and hold need ~1.5% to judge a 5% band. Minimum times smooth batching effects. */
+#define CTL_N_GALLOP 400u
+#define CTL_N_BISECT 1500u
+#define CTL_N_HOLD 2000u
+#define CTL_T_GALLOP_NS 3000000ull
+#define CTL_T_BISECT_NS 10000000ull
+#define CTL_T_HOLD_NS 25000000ull
+/* Slow devices: an epoch may end at 250 ms with 64 samples, or at 2 s with 16; with fewer samples
+ * it never raises the depth (a handful of completions is noise). */
+#define CTL_T_EPOCH_MAX_NS 250000000ull
+#define CTL_N_EPOCH_MAX 64u
+#define CTL_T_EPOCH_SLOW_NS 2000000000ull
+#define CTL_N_EPOCH_SLOW 16u
+#define CTL_T_EPOCH_STALE_NS 4000000000ull
+/* After a depth change, wait out the ramp: twice the median latency, at least 200 us. */
+#define CTL_SETTLE_MIN_NS 200000ull
+/* Bisection stops when the bracket is within 10% (3-5 epochs from a 2x bracket). */
+#define CTL_BISECT_RATIO 1.10
+/* Change detector: 3 consecutive epochs beyond max(3 sigma, 9%) with the same sign. */
+#define CTL_CHG_MIN 0.09
+#define CTL_CHG_SIGMAS2 9.0
+#define CTL_CHG_EPOCHS 3
+#define CTL_EWMA 0.2
+/* Probes every 2-4 s (jittered), one epoch at 1.25x; a hit needs +8% or 3 sigma. */
+#define CTL_PROBE_MIN_NS 2000000000ull
+#define CTL_PROBE_SPAN_NS 2000000000ull
+#define CTL_PROBE_GAIN 1.25
+#define CTL_PROBE_HIT 0.08
+/* Target mode: aim at 85% of T, cut above 95%, grow below 70% (iocost-style hysteresis). A
+ * decision needs >= 2000 samples over >= 4 epochs (P99 is +-15% noisy below that), or 1 s. */
+#define CTL_T_SET 0.85
+#define CTL_T_CUT 0.95
+#define CTL_T_GROW 0.70
+#define CTL_T_CLEAR 0.85
+#define CTL_TW_N 2000u
+#define CTL_TW_EPOCHS 4
+#define CTL_TW_SLOW_NS 1000000000ull
+#define CTL_TW_SLOW_N 200u
+/* An increase in target mode must pay: X must rise by >= 25% of the relative depth increase. */
+#define CTL_PAYOFF 0.25
+/* Stats windows: 100 ms, extended up to 1 s until P99 is not just the maximum. */
+#define CTL_STATS_NS 100000000ull
+#define CTL_STATS_MAX_NS 1000000000ull
+/* Demand EWMA per tick, for the per-ring split. */
+#define CTL_DEMAND_EWMA 0.3
+#define CTL_TAB 24
+
+struct ctl_point {
+    uint32_t w;
+    double x;
+};
+
+struct ctl_ring {
+    double demand;
+    uint32_t limit;
+    uint32_t batch;
+    uint64_t win_start;
+    uint64_t win_bytes;
+    struct histogram win_hist;
+    struct histogram last_hist;
+    uint64_t p99, p50;
+    double tput;
+};
+
+struct ctl_group {
+    struct ctl_config cfg;
+    uint32_t nrings;
+    struct ctl_ring *rings;
+    uint32_t w, w_min, w_max;
+    int phase;
+    uint64_t last_now;
+    uint64_t rng;
+
+    /* current epoch */
+    uint64_t ep_start;
+    uint64_t settle_until;
+    bool drain;              /* after a decrease: wait until in-flight <= w */
+    uint64_t ep_n, ep_bytes, ep_at_limit;
+    uint32_t ep_ticks, ep_backlog_ticks;
+    struct histogram ep_hist;
+    uint64_t last_p50;
+
+    /* search */
+    struct ctl_point tab[CTL_TAB];
+    int ntab;
+    uint32_t lo, hi, cap;
+    int fails;
+    double x_top, x_prev;
+
+    /* hold */
+    double x_ref, var;
+    int chg_cnt, chg_dir;
+    double chg_sum;
+    uint64_t next_probe;
+    uint32_t probe_from;
+    int probe_return;        /* phase to return to after a probe */
+
+    /* target */
+    uint64_t target;
+    bool infeasible;
+    uint32_t knee_w;
+    struct histogram tw_hist;
+    int tw_epochs;
+    uint64_t tw_start;
+    double tw_xsum;
+    uint32_t grow_from;      /* depth before the last target-mode increase, 0 = none pending */
+    double grow_x;
+};
+
+static const char *const phase_names[AURAIO_CTL_PHASE_COUNT] = {
+    "GALLOP_UP", "GALLOP_DOWN", "BISECT", "HOLD", "PROBE", "TARGET", "COAST", "FIXED",
+};
+
+const char *auraio__ctl_phase_name(int phase)
+{
+    if (phase < 0 || phase >= AURAIO_CTL_PHASE_COUNT)
+        return "UNKNOWN";
+    return phase_names[phase];
+}
+
+void auraio__ctl_acc_reset(struct ctl_acc *a)
+{
+    memset(a, 0, sizeof(*a));
+}
+
+uint32_t auraio__ctl_scale(uint32_t w, double f, uint32_t lo, uint32_t hi)
+{
+    if (lo < 1)
+        lo = 1;
+    if (hi < lo)
+        hi = lo;
+    double x = (double)w * f;
+    uint32_t r;
+    if (!(x == x) || x <= 0.0) /* NaN or non-positive factor: go to the floor */
+        r = lo;
+    else if (x >= (double)hi)
+        r = hi;
+    else
+        r = (uint32_t)x;
+    if (f < 1.0 && r >= w && w > 0)
+        r = w - 1;
+    if (f > 1.0 && r <= w)
+        r = w + 1;
+    if (r < lo)
+        r = lo;
+    if (r > hi)
+        r = hi;
+    return r;
+}
+
+static uint64_t rng_next(struct ctl_group *g)
+{
+    /* splitmix64: tiny, seeded, good enough for jitter */
+    uint64_t z = (g->rng += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static uint64_t probe_delay(struct ctl_group *g)
+{
+    return CTL_PROBE_MIN_NS + rng_next(g) % CTL_PROBE_SPAN_NS;
+}
+
+static uint32_t isqrt64(uint64_t v)
+{
+    uint64_t r = 0, bit = (uint64_t)1 << 62;
+    while (bit > v)
+        bit >>= 2;
+    while (bit) {
+        if (v >= r + bit) {
+            v -= r + bit;
+            r = (r >> 1) + bit;
+        } else {
+            r >>= 1;
+        }
+        bit >>= 2;
+    }
+    return (uint32_t)r;
+}
+
+static void epoch_reset(struct ctl_group *g, uint64_t now)
+{
+    g->ep_start = now;
+    g->ep_n = g->ep_bytes = g->ep_at_limit = 0;
+    g->ep_ticks = g->ep_backlog_ticks = 0;
+    auraio__histogram_reset(&g->ep_hist);
+}
+
+static void tw_reset(struct ctl_group *g, uint64_t now)
+{
+    auraio__histogram_reset(&g->tw_hist);
+    g->tw_epochs = 0;
+    g->tw_start = now;
+    g->tw_xsum = 0;
+}
+
+static void set_w(struct ctl_group *g, uint32_t w, uint64_t now)
+{
+    if (w < g->w_min)
+        w = g->w_min;
+    if (w > g->w_max)
+        w = g->w_max;
+    if (w < g->w)
+        g->drain = true;
+    if (w != g->w) {
+        uint64_t settle = 2 * g->last_p50;
+        g->settle_until = now + (settle > CTL_SETTLE_MIN_NS ? settle : CTL_SETTLE_MIN_NS);
+    }
+    g->w = w;
+    epoch_reset(g, now);
+}
+
+static void tab_add(struct ctl_group *g, uint32_t w, double x)
+{
+    for (int i = 0; i < g->ntab; i++) {
+        if (g->tab[i].w == w) {
+            g->tab[i].x = x; /* a re-measurement replaces the older, staler value */
+            return;
+        }
+    }
+    if (g->ntab == CTL_TAB) {
+        memmove(&g->tab[0], &g->tab[1], sizeof(g->tab[0]) * (CTL_TAB - 1));
+        g->ntab--;
+    }
+    g->tab[g->ntab++] = (struct ctl_point){ w, x };
+}
+
+static void enter_hold(struct ctl_group *g, uint32_t w, uint64_t now)
+{
+    g->knee_w = w;
+    set_w(g, w, now);
+    g->x_ref = 0;
+    g->var = 0;
+    g->chg_cnt = 0;
+    g->chg_sum = 0;
+    g->grow_from = 0;
+    g->next_probe = now + probe_delay(g);
+    tw_reset(g, now);
+    g->phase = g->target ? AURAIO_CTL_PHASE_TARGET : AURAIO_CTL_PHASE_HOLD;
+}
+
+static void start_gallop(struct ctl_group *g, uint32_t from, uint32_t cap, uint64_t now)
+{
+    g->ntab = 0;
+    g->fails = 0;
+    g->x_prev = 0;
+    g->cap = cap < g->w_max ? cap : g->w_max;
+    g->phase = AURAIO_CTL_PHASE_GALLOP_UP;
+    set_w(g, from, now);
+}
+
+/* Depth that target-mode growth is aimed at, by Little's law (latency ~ depth above the knee). */
+static double target_factor(const struct ctl_group *g, uint64_t p99)
+{
+    if (p99 == 0)
+        return 2.0;
+    return CTL_T_SET * (double)g->target / (double)p99;
+}
+
+static bool good(const struct ctl_group *g, double x)
+{
+    return x >= (1.0 - CTL_EPS) * g->x_top;
+}
+
+static void bisect_next(struct ctl_group *g, uint64_t now)
+{
+    if (g->lo == 0 || (double)g->hi <= CTL_BISECT_RATIO * (double)g->lo || g->hi - g->lo <= 1) {
+        enter_hold(g, g->hi, now);
+        return;
+    }
+    uint32_t m = isqrt64((uint64_t)g->lo * g->hi);
+    if (m <= g->lo)
+        m = g->lo + 1;
+    if (m >= g->hi)
+        m = g->hi - 1;
+    g->phase = AURAIO_CTL_PHASE_BISECT;
+    set_w(g, m, now);
+}
+
+static void bracket(struct ctl_group *g, uint64_t now)
+{
+    /* Insertion sort by depth: the table is tiny. */
+    for (int i = 1; i < g->ntab; i++) {
+        struct ctl_point p = g->tab[i];
+        int j = i - 1;
+        while (j >= 0 && g->tab[j].w > p.w) {
+            g->tab[j + 1] = g->tab[j];
+            j--;
+        }
+        g->tab[j + 1] = p;
+    }
+    g->x_top = 0;
+    for (int i = 0; i < g->ntab; i++)
+        if (g->tab[i].x > g->x_top)
+            g->x_top = g->tab[i].x;
+    int h = 0;
+    while (h < g->ntab && !good(g, g->tab[h].x))
+        h++;
+    if (h == g->ntab)
+        h = g->ntab - 1;
+    g->hi = g->tab[h].w;
+    if (h == 0) {
+        g->lo = 0;
+        if (g->hi <= g->w_min) {
+            enter_hold(g, g->hi, now);
+            return;
+        }
+        g->phase = AURAIO_CTL_PHASE_GALLOP_DOWN;
+        set_w(g, g->hi / 2 > g->w_min ? g->hi / 2 : g->w_min, now);
+        return;
+    }
+    g->lo = g->tab[h - 1].w;
+    bisect_next(g, now);
+}
+
+static void research(struct ctl_group *g, int dir, double x_now, uint64_t now)
+{
+    uint32_t w = g->w;
+    if (dir < 0) {
+        /* Capacity loss (slower phase, or another tenant): search only downward, so a greedy
+         * knee-seeker cannot escalate against a neighbour whose share it would take. */
+        start_gallop(g, w / 4 > g->w_min ? w / 4 : g->w_min, w, now);
+    } else {
+        start_gallop(g, w < g->w_max ? auraio__ctl_scale(w, 2.0, g->w_min, g->w_max) : w,
+                     g->w_max, now);
+        g->x_prev = x_now;
+    }
+    tab_add(g, w, x_now);
+}
+
+/* Throughput change detector shared by HOLD and TARGET; returns true when it re-searched. */
+static bool detect_change(struct ctl_group *g, double x, uint64_t now, bool allow_loss)
+{
+    if (g->x_ref <= 0) {
+        g->x_ref = x;
+        g->var = 0.03 * 0.03;
+        return false;
+    }
+    double d = x / g->x_ref - 1.0;
+    double thr2 = CTL_CHG_SIGMAS2 * g->var;
+    if (thr2 < CTL_CHG_MIN * CTL_CHG_MIN)
+        thr2 = CTL_CHG_MIN * CTL_CHG_MIN;
+    if (d * d > thr2) {
+        int dir = d > 0 ? 1 : -1;
+        if (dir == g->chg_dir && g->chg_cnt > 0) {
+            g->chg_cnt++;
+            g->chg_sum += x;
+        } else {
+            g->chg_dir = dir;
+            g->chg_cnt = 1;
+            g->chg_sum = x;
+        }
+        if (g->chg_cnt >= CTL_CHG_EPOCHS && (dir > 0 || allow_loss)) {
+            research(g, dir, g->chg_sum / g->chg_cnt, now);
+            return true;
+        }
+        /* Anomalous epochs stay out of the noise model, or it would absorb the change. */
+        return false;
+    }
+    g->chg_cnt = 0;
+    g->x_ref += CTL_EWMA * (x - g->x_ref);
+    g->var += CTL_EWMA * (d * d - g->var);
+    return false;
+}
+
+static void on_target_window(struct ctl_group *g, bool binding, uint64_t now)
+{
+    uint64_t p = auraio__histogram_percentile(&g->tw_hist, 0.99);
+    double x = g->tw_epochs ? g->tw_xsum / g->tw_epochs : 0.0;
+    tw_reset(g, now);
+    if (g->grow_from) {
+        double dw = (double)g->w / (double)g->grow_from - 1.0;
+        uint32_t from = g->grow_from;
+        g->grow_from = 0;
+        if (x < g->grow_x * (1.0 + CTL_PAYOFF * dw)) {
+            /* The increase bought no throughput: that depth is past the knee. */
+            g->knee_w = from;
+            g->next_probe = now + probe_delay(g);
+            set_w(g, from, now);
+            return;
+        }
+        if (g->w > g->knee_w)
+            g->knee_w = g->w;
+    }
+    if ((double)p > CTL_T_CUT * (double)g->target) {
+        if (g->w <= g->w_min) {
+            if (p > g->target)
+                g->infeasible = true;
+            return;
+        }
+        double f = target_factor(g, p);
+        f = f < 0.5 ? 0.5 : (f > 0.95 ? 0.95 : f);
+        set_w(g, auraio__ctl_scale(g->w, f, g->w_min, g->w_max), now);
+        return;
+    }
+    if ((double)p <= CTL_T_CLEAR * (double)g->target)
+        g->infeasible = false;
+    if ((double)p < CTL_T_GROW * (double)g->target && binding && g->w < g->w_max) {
+        bool probing = g->w >= g->knee_w;
+        if (probing && now < g->next_probe)
+            return;
+        double f = target_factor(g, p);
+        f = f > CTL_PROBE_GAIN ? CTL_PROBE_GAIN : f;
+        uint32_t nw = auraio__ctl_scale(g->w, f, g->w_min, g->w_max);
+        if (!probing && nw > g->knee_w)
+            nw = g->knee_w > g->w ? g->knee_w : g->w + 1;
+        g->grow_from = g->w;
+        g->grow_x = x;
+        set_w(g, nw, now);
+    }
+}
+
+static void end_epoch(struct ctl_group *g, uint64_t now)
+{
+    uint64_t dt = now - g->ep_start;
+    double x = (double)(g->ep_bytes ? g->ep_bytes : g->ep_n) * 1e9 / (double)dt;
+    uint64_t p50 = auraio__histogram_percentile(&g->ep_hist, 0.5);
+    uint64_t p99 = auraio__histogram_percentile(&g->ep_hist, 0.99);
+    bool binding = g->ep_at_limit * 16 >= g->ep_n || 2u * g->ep_backlog_ticks >= g->ep_ticks;
+    bool enough = g->ep_n >= CTL_N_EPOCH_MAX || (g->ep_n >= CTL_N_EPOCH_SLOW && dt >= CTL_T_EPOCH_SLOW_NS);
+    bool p99_ok = auraio__histogram_percentile_reliable(&g->ep_hist, 0.99);
+    if (p50)
+        g->last_p50 = p50;
+
+    switch (g->phase) {
+    case AURAIO_CTL_PHASE_COAST:
+    case AURAIO_CTL_PHASE_GALLOP_UP: {
+        if (!binding || !enough) {
+            /* The app is the bottleneck: growing would only add a burst risk. */
+            if (!binding)
+                g->phase = AURAIO_CTL_PHASE_COAST;
+            epoch_reset(g, now);
+            return;
+        }
+        g->phase = AURAIO_CTL_PHASE_GALLOP_UP;
+        if (g->target && p99_ok && p99 > g->target) {
+            /* Past the target already: proportional cut, then the set-point loop. */
+            double f = target_factor(g, p99);
+            f = f < 0.5 ? 0.5 : (f > 0.95 ? 0.95 : f);
+            uint32_t nw = auraio__ctl_scale(g->w, f, g->w_min, g->w_max);
+            enter_hold(g, nw, now);
+            g->knee_w = g->cap;
+            if (g->w <= g->w_min && p99 > g->target && g->w == nw && nw == g->w_min)
+                g->infeasible = g->infeasible || false;
+            return;
+        }
+        tab_add(g, g->w, x);
+        if (g->x_prev > 0)
+            g->fails = x < g->x_prev * (1.0 + CTL_GAIN_UP) ? g->fails + 1 : 0;
+        g->x_prev = x;
+        uint32_t next = auraio__ctl_scale(g->w, 2.0, g->w_min, g->cap);
+        bool target_cap = false;
+        if (g->target && p99) {
+            double f = target_factor(g, p99);
+            if (f < 2.0) {
+                uint32_t lim = f > 1.0 ? auraio__ctl_scale(g->w, f, g->w_min, g->cap) : g->w;
+                if (lim < next)
+                    next = lim;
+                target_cap = f <= 1.05;
+            }
+        }
+        if (g->fails >= CTL_GALLOP_FAILS || g->w >= g->cap || next <= g->w || target_cap) {
+            if (target_cap && g->fails < CTL_GALLOP_FAILS) {
+                enter_hold(g, g->w, now);
+                g->knee_w = g->cap;
+                return;
+            }
+            bracket(g, now);
+            return;
+        }
+        set_w(g, next, now);
+        return;
+    }
+    case AURAIO_CTL_PHASE_GALLOP_DOWN:
+        if (!enough) {
+            epoch_reset(g, now);
+            return;
+        }
+        tab_add(g, g->w, x);
+        if (good(g, x)) {
+            g->hi = g->w;
+            if (g->w <= g->w_min) {
+                enter_hold(g, g->w, now);
+                return;
+            }
+            set_w(g, g->w / 2 > g->w_min ? g->w / 2 : g->w_min, now);
+        } else {
+            g->lo = g->w;
+            bisect_next(g, now);
+        }
+        return;
+    case AURAIO_CTL_PHASE_BISECT:
+        if (!enough) {
+            epoch_reset(g, now);
+            return;
+        }
+        tab_add(g, g->w, x);
+        if (good(g, x))
+            g->hi = g->w;
+        else
+            g->lo = g->w;
+        bisect_next(g, now);
+        return;
+    case AURAIO_CTL_PHASE_PROBE:
+        g->phase = g->probe_return;
+        if (enough && binding && x >= g->x_ref * (1.0 + CTL_PROBE_HIT)
+            && (x / g->x_ref - 1.0) * (x / g->x_ref - 1.0) > CTL_CHG_SIGMAS2 * g->var) {
+            uint32_t from = g->probe_from;
+            start_gallop(g, auraio__ctl_scale(g->w, 2.0, g->w_min, g->w_max), g->w_max, now);
+            tab_add(g, from, g->x_ref);
+            tab_add(g, g->tab[0].w == from ? from : from, g->x_ref);
+            g->x_prev = x;
+            return;
+        }
+        g->next_probe = now + probe_delay(g);
+        set_w(g, g->probe_from, now);
+        return;
+    case AURAIO_CTL_PHASE_HOLD:
+        if (!binding || !enough) {
+            g->chg_cnt = 0;
+            epoch_reset(g, now);
+            return;
+        }
+        if (detect_change(g, x, now, true))
+            return;
+        if (now >= g->next_probe && g->cap >= g->w_max && g->w < g->w_max && g->chg_cnt == 0
+            && g->x_ref > 0) {
+            g->probe_from = g->w;
+            g->probe_return = AURAIO_CTL_PHASE_HOLD;
+            g->phase = AURAIO_CTL_PHASE_PROBE;
+            set_w(g, auraio__ctl_scale(g->w, CTL_PROBE_GAIN, g->w_min, g->w_max), now);
+            return;
+        }
+        epoch_reset(g, now);
+        return;
+    case AURAIO_CTL_PHASE_TARGET:
+    default:
+        if (p99_ok && (double)p99 > 2.0 * (double)g->target && g->w > g->w_min) {
+            /* One epoch far over the target with a trustworthy P99: cut now, not in 4 epochs. */
+            double f = target_factor(g, p99);
+            f = f < 0.5 ? 0.5 : (f > 0.95 ? 0.95 : f);
+            g->grow_from = 0;
+            set_w(g, auraio__ctl_scale(g->w, f, g->w_min, g->w_max), now);
+            tw_reset(g, now);
+            return;
+        }
+        if (binding && enough && g->grow_from == 0 && detect_change(g, x, now, false))
+            return;
+        auraio__histogram_merge(&g->tw_hist, &g->ep_hist);
+        g->tw_epochs++;
+        g->tw_xsum += x;
+        if ((g->tw_hist.total >= CTL_TW_N && g->tw_epochs >= CTL_TW_EPOCHS)
+            || (now - g->tw_start >= CTL_TW_SLOW_NS && g->tw_hist.total >= CTL_TW_SLOW_N))
+            on_target_window(g, binding, now);
+        else
+            epoch_reset(g, now);
+        return;
+    }
+}
+
+static uint32_t epoch_need(int phase)
+{
+    switch (phase) {
+    case AURAIO_CTL_PHASE_GALLOP_UP:
+    case AURAIO_CTL_PHASE_COAST:
+    case AURAIO_CTL_PHASE_GALLOP_DOWN:
+        return CTL_N_GALLOP;
+    case AURAIO_CTL_PHASE_BISECT:
+    case AURAIO_CTL_PHASE_PROBE:
+        return CTL_N_BISECT;
+    default:
+        return CTL_N_HOLD;
+    }
+}
+
+static uint64_t epoch_tmin(int phase)
+{
+    switch (phase) {
+    case AURAIO_CTL_PHASE_GALLOP_UP:
+    case AURAIO_CTL_PHASE_COAST:
+    case AURAIO_CTL_PHASE_GALLOP_DOWN:
+        return CTL_T_GALLOP_NS;
+    case AURAIO_CTL_PHASE_BISECT:
+    case AURAIO_CTL_PHASE_PROBE:
+        return CTL_T_BISECT_NS;
+    default:
+        return CTL_T_HOLD_NS;
+    }
+}
+
+static void split(struct ctl_group *g)
+{
+    double sum = 0;
+    for (uint32_t i = 0; i < g->nrings; i++)
+        sum += g->rings[i].demand;
+    for (uint32_t i = 0; i < g->nrings; i++) {
+        struct ctl_ring *r = &g->rings[i];
+        double share = sum > 0 ? (double)g->w * r->demand / sum : (double)g->w / g->nrings;
+        uint32_t lim = (uint32_t)(share + 0.5);
+        if (lim < 1)
+            lim = 1; /* every ring can always start an I/O: the first one is how demand shows */
+        if (lim > g->cfg.ring_max)
+            lim = g->cfg.ring_max;
+        r->limit = lim;
+        /* Batch up to 1/8 of the window (max 32) before entering the kernel: amortises the
+         * syscall at depth without delaying shallow, latency-bound rings. */
+        uint32_t b = lim / 8;
+        r->batch = b < 1 ? 1 : (b > 32 ? 32 : b);
+    }
+}
+
+static void close_stats(struct ctl_ring *r, uint64_t now)
+{
+    uint64_t dt = now - r->win_start;
+    r->tput = dt ? (double)r->win_bytes * 1e9 / (double)dt : 0.0;
+    r->p50 = auraio__histogram_percentile(&r->win_hist, 0.5);
+    r->p99 = auraio__histogram_percentile(&r->win_hist, 0.99);
+    memcpy(&r->last_hist, &r->win_hist, sizeof(r->last_hist));
+    auraio__histogram_reset(&r->win_hist);
+    r->win_bytes = 0;
+    r->win_start = now;
+}
+
+void auraio__ctl_group_update(struct ctl_group *g, const struct ctl_ring_input *in, uint64_t now)
+{
+    bool backwards = now < g->last_now;
+    uint64_t pending = 0, inflight = 0;
+
+    for (uint32_t i = 0; i < g->nrings; i++) {
+        struct ctl_ring *r = &g->rings[i];
+        struct ctl_acc *a = in[i].acc;
+        pending += in[i].pending;
+        inflight += in[i].in_flight;
+        double d = (double)in[i].pending + (a && a->at_limit ? 1.0 : 0.0);
+        r->demand += CTL_DEMAND_EWMA * (d - r->demand);
+        if (!a)
+            continue;
+        if (!backwards) {
+            r->win_bytes += a->bytes;
+            auraio__histogram_merge(&r->win_hist, &a->hist);
+            if (now >= g->settle_until && !g->drain) {
+                g->ep_n += a->n;
+                g->ep_bytes += a->bytes;
+                g->ep_at_limit += a->at_limit;
+                auraio__histogram_merge(&g->ep_hist, &a->hist);
+            }
+        }
+        auraio__ctl_acc_reset(a);
+    }
+
+    if (backwards) {
+        /* A clock step back: the interval is unknown, so drop it rather than divide by it. */
+        g->last_now = now;
+        g->settle_until = now;
+        epoch_reset(g, now);
+        tw_reset(g, now);
+        for (uint32_t i = 0; i < g->nrings; i++) {
+            auraio__histogram_reset(&g->rings[i].win_hist);
+            g->rings[i].win_bytes = 0;
+            g->rings[i].win_start = now;
+        }
+        split(g);
+        return;
+    }
+    g->last_now = now;
+
+    for (uint32_t i = 0; i < g->nrings; i++) {
+        struct ctl_ring *r = &g->rings[i];
+        uint64_t dt = now - r->win_start;
+        if (dt >= CTL_STATS_NS
+            && (auraio__histogram_percentile_reliable(&r->win_hist, 0.99) || dt >= CTL_STATS_MAX_NS))
+            close_stats(r, now);
+    }
+
+    if (g->drain && inflight <= g->w)
+        g->drain = false;
+    if (now < g->settle_until || g->drain) {
+        epoch_reset(g, now); /* the ramp after a change is not the new depth's behaviour */
+    } else {
+        g->ep_ticks++;
+        if (pending > inflight)
+            g->ep_backlog_ticks++;
+        uint64_t dt = now - g->ep_start;
+        if (dt > 0
+            && ((g->ep_n >= epoch_need(g->phase) && dt >= epoch_tmin(g->phase))
+                || (dt >= CTL_T_EPOCH_MAX_NS && g->ep_n >= CTL_N_EPOCH_MAX)
+                || (dt >= CTL_T_EPOCH_SLOW_NS && g->ep_n >= CTL_N_EPOCH_SLOW)))
+            end_epoch(g, now);
+        else if (dt >= CTL_T_EPOCH_STALE_NS)
+            epoch_reset(g, now); /* (almost) nothing completed: no signal, change nothing */
+    }
+    split(g);
+}
+
+int auraio__ctl_group_init(struct ctl_group **out, const struct ctl_config *cfg, uint64_t now_ns)
+{
+    if (!out || !cfg || cfg->ring_count == 0 || cfg->ring_max == 0)
+        return -EINVAL;
+    struct ctl_group *g = calloc(1, sizeof(*g));
+    if (!g)
+        return -ENOMEM;
+    g->rings = calloc(cfg->ring_count, sizeof(*g->rings));
+    if (!g->rings) {
+        free(g);
+        return -ENOMEM;
+    }
+    g->cfg = *cfg;
+    g->nrings = cfg->ring_count;
+    g->w_min = cfg->w_min ? cfg->w_min : 1;
+    uint64_t wmax = cfg->w_max ? cfg->w_max : (uint64_t)cfg->ring_max * cfg->ring_count;
+    g->w_max = wmax > UINT32_MAX ? UINT32_MAX : (uint32_t)wmax;
+    if (g->w_max < g->w_min)
+        g->w_max = g->w_min;
+    uint64_t winit = cfg->w_init ? cfg->w_init : 4ull * cfg->ring_count;
+    g->rng = cfg->seed;
+    g->target = cfg->p99_target_ns;
+    g->last_now = now_ns;
+    g->w = g->w_min;
+    for (uint32_t i = 0; i < g->nrings; i++)
+        g->rings[i].win_start = now_ns;
+    start_gallop(g, winit > g->w_max ? g->w_max : (uint32_t)winit, g->w_max, now_ns);
+    g->drain = false;
+    split(g);
+    *out = g;
+    return 0;
+}
+
+void auraio__ctl_group_destroy(struct ctl_group *g)
+{
+    if (!g)
+        return;
+    free(g->rings);
+    free(g);
+}
+
+void auraio__ctl_set_p99_target(struct ctl_group *g, uint64_t target_ns)
+{
+    if (g->target == target_ns)
+        return;
+    g->target = target_ns;
+    g->infeasible = false;
+    start_gallop(g, g->w, g->w_max, g->last_now);
+}
+
+uint32_t auraio__ctl_ring_limit(const struct ctl_group *g, uint32_t ring)
+{
+    return ring < g->nrings ? g->rings[ring].limit : 0;
+}
+
+uint32_t auraio__ctl_ring_batch(const struct ctl_group *g, uint32_t ring)
+{
+    return ring < g->nrings ? g->rings[ring].batch : 0;
+}
+
+uint32_t auraio__ctl_group_depth(const struct ctl_group *g)
+{
+    return g->w;
+}
+
+int auraio__ctl_group_phase(const struct ctl_group *g)
+{
+    return g->phase;
+}
+
+void auraio__ctl_ring_stats(const struct ctl_group *g, uint32_t ring, struct ctl_ring_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (ring >= g->nrings)
+        return;
+    const struct ctl_ring *r = &g->rings[ring];
+    out->phase = g->phase;
+    out->target_infeasible = g->infeasible;
+    out->p99_ns = r->p99;
+    out->p50_ns = r->p50;
+    out->throughput_bps = r->tput;
+    out->limit = r->limit;
+    out->batch = r->batch;
+}
+
+const struct histogram *auraio__ctl_ring_histogram(const struct ctl_group *g, uint32_t ring)
+{
+    return ring < g->nrings ? &g->rings[ring].last_hist : NULL;
+}
