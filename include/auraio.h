@@ -277,21 +277,23 @@ AURAIO_API int auraio_poll(auraio_engine_t *engine);
 
 /**
  * Like auraio_poll, but block up to @p timeout_ms (-1: no limit, 0: do not block) until at least
- * one callback ran. Returns at once when nothing is pending. Returns early after auraio_stop.
- * @return the number of callbacks run (> 0); 0 if nothing was pending or auraio_stop was called;
+ * one callback ran. Returns at once when nothing is pending. An auraio_stop (issued before or
+ * during the call) that no other wait or run has taken ends the call and is used up by it.
+ * @return the number of callbacks run (> 0); 0 if nothing was pending or a stop was taken;
  *         -ETIME if the timeout expired with I/O still pending; -EINVAL (NULL engine or
  *         timeout_ms < -1); -EDEADLK (called from a callback).
  */
 AURAIO_API int auraio_wait(auraio_engine_t *engine, int timeout_ms);
 
 /**
- * Run the event loop until auraio_stop is called (also when nothing is pending). A stop issued
- * before run starts makes it return after one non-blocking pass; each stop ends one run.
- * @return 0 after a stop; -EINVAL, -EDEADLK.
+ * Run the event loop until auraio_stop is called (also when nothing is pending). Stops are
+ * counted, never lost: a stop issued before run starts makes it return after one non-blocking
+ * pass. Each stop ends exactly one wait or run. Pending I/O stays pending after run returns.
+ * @return 0 after a stop; -EINVAL, -EDEADLK, or a fatal -errno from the kernel.
  */
 AURAIO_API int auraio_run(auraio_engine_t *engine);
 
-/** Make auraio_run return and wake auraio_wait. Thread-safe and async-signal-unsafe. @return 0 or -EINVAL. */
+/** Request that one auraio_run or auraio_wait return (waking it if it blocks). Thread-safe. @return 0 or -EINVAL. */
 AURAIO_API int auraio_stop(auraio_engine_t *engine);
 
 /**

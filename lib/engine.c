@@ -247,12 +247,20 @@ static int poll_ring(struct auraio_engine *e, struct ring *r)
     return total;
 }
 
-int auraio__engine_poll(struct auraio_engine *e)
+static int poll_rings(struct auraio_engine *e)
 {
     int total = 0;
     for (uint32_t i = 0; i < e->ring_count; i++)
         total += poll_ring(e, &e->rings[i]);
     return total;
+}
+
+int auraio__engine_poll(struct auraio_engine *e)
+{
+    /* Drain first: an embedding epoll loop must not see the fd readable for completions we are
+     * about to deliver (it would spin), and one posted after this read re-arms it. */
+    auraio__sys_eventfd_drain(e->event_fd);
+    return poll_rings(e);
 }
 
 int auraio__engine_flush(struct auraio_engine *e)
@@ -297,17 +305,30 @@ static int remaining_ms(uint64_t deadline_ns)
     return ms > 1000000 ? 1000000 : (int)ms;
 }
 
-int auraio__engine_wait(struct auraio_engine *e, int timeout_ms)
+/* Take one outstanding stop, if any; each stop ends exactly one wait or run. */
+static bool consume_stop(struct auraio_engine *e)
 {
-    uint64_t stops_at_entry = atomic_load_explicit(&e->stops_requested, memory_order_acquire);
+    uint64_t consumed = atomic_load_explicit(&e->stops_consumed, memory_order_acquire);
+    while (atomic_load_explicit(&e->stops_requested, memory_order_acquire) > consumed) {
+        if (atomic_compare_exchange_weak_explicit(&e->stops_consumed, &consumed, consumed + 1,
+                                                  memory_order_acq_rel, memory_order_acquire))
+            return true;
+    }
+    return false;
+}
+
+static int wait_impl(struct auraio_engine *e, int timeout_ms, bool *stopped)
+{
     uint64_t deadline = timeout_ms > 0 ? auraio__now_ns() + (uint64_t)timeout_ms * 1000000u : 0;
 
     for (;;) {
-        int n = auraio__engine_poll(e);
+        int n = poll_rings(e);
         if (n > 0)
             return n;
-        if (atomic_load_explicit(&e->stops_requested, memory_order_acquire) != stops_at_entry)
+        if (consume_stop(e)) {
+            *stopped = true;
             return 0;
+        }
         if (auraio__engine_pending(e) == 0)
             return 0;
         int wait_ms = timeout_ms < 0 ? -1 : timeout_ms == 0 ? 0 : remaining_ms(deadline);
@@ -322,26 +343,28 @@ int auraio__engine_wait(struct auraio_engine *e, int timeout_ms)
     }
 }
 
+int auraio__engine_wait(struct auraio_engine *e, int timeout_ms)
+{
+    bool stopped = false;
+    return wait_impl(e, timeout_ms, &stopped);
+}
+
 int auraio__engine_run(struct auraio_engine *e)
 {
     for (;;) {
-        uint64_t consumed = atomic_load_explicit(&e->stops_consumed, memory_order_acquire);
-        if (atomic_load_explicit(&e->stops_requested, memory_order_acquire) > consumed) {
-            /* Consume exactly one stop, even with several runs on different threads. */
-            if (atomic_compare_exchange_strong_explicit(&e->stops_consumed, &consumed, consumed + 1,
-                                                        memory_order_acq_rel, memory_order_acquire)) {
-                auraio__engine_poll(e);
-                return 0;
-            }
-            continue;
+        bool stopped = false;
+        int rc = wait_impl(e, -1, &stopped);
+        if (stopped) {
+            poll_rings(e);
+            return 0;
         }
-        int rc = auraio__engine_wait(e, -1);
         if (rc == 0 && auraio__engine_pending(e) == 0) {
-            /* Nothing in flight: sleep on the eventfd until a stop or a submission's completion. */
+            /* Nothing in flight: sleep until a stop or a completion of I/O another thread
+             * submits; a stop signals the eventfd. */
             int wrc = auraio__sys_wait_readable(e->event_fd, -1);
             if (wrc > 0)
                 auraio__sys_eventfd_drain(e->event_fd);
-        } else if (rc < 0 && rc != -ETIME && rc != -EINTR) {
+        } else if (rc < 0 && rc != -ETIME) {
             return rc;
         }
     }
@@ -412,7 +435,7 @@ void auraio__engine_destroy(struct auraio_engine *e)
         uint64_t start = auraio__now_ns();
         uint64_t last_cancel = start;
         while (!all_idle(e)) {
-            if (auraio__engine_poll(e) > 0)
+            if (poll_rings(e) > 0)
                 continue;
             uint64_t now = auraio__now_ns();
             if (now - start > DESTROY_DRAIN_LIMIT_NS)
