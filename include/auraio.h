@@ -55,7 +55,9 @@ typedef struct auraio_request auraio_request_t;
 
 /**
  * Completion callback.
- * @param req       the handle returned by the submit call (still valid during the callback)
+ * @param req       the handle the submit call returned; its slot is already free for reuse (a
+ *                  callback can resubmit even when the ring is full) so the handle is retired:
+ *                  auraio_cancel on it returns -EALREADY
  * @param result    bytes transferred (>= 0) or a negative errno (-ECANCELED when cancelled)
  * @param user_data the pointer given at submit
  */

@@ -220,10 +220,8 @@ static void run_callbacks(struct auraio_engine *e, const struct completion *c, i
 {
     const struct auraio_engine *saved = tls_callback_engine;
     tls_callback_engine = e;
-    for (int i = 0; i < n; i++) {
-        const struct request_args *a = &c[i].req->args;
-        a->callback((auraio_request_t *)(uintptr_t)c[i].handle, (ssize_t)c[i].result, a->user_data);
-    }
+    for (int i = 0; i < n; i++)
+        c[i].callback((auraio_request_t *)(uintptr_t)c[i].handle, (ssize_t)c[i].result, c[i].user_data);
     tls_callback_engine = saved;
 }
 
@@ -238,7 +236,6 @@ static int poll_ring(struct auraio_engine *e, struct ring *r)
         if (n <= 0)
             break;
         run_callbacks(e, batch, n);
-        auraio__ring_release(r, batch, n);
         total += n;
         /* Bounded: callbacks that resubmit cached reads would otherwise keep us here forever. */
         if (n < REAP_BATCH || total >= budget)
@@ -457,10 +454,8 @@ void auraio__engine_destroy(struct auraio_engine *e)
                 poll_ring(e, r);
                 struct completion batch[REAP_BATCH];
                 int n;
-                while ((n = auraio__ring_abandon(r, batch, REAP_BATCH)) > 0) {
+                while ((n = auraio__ring_abandon(r, batch, REAP_BATCH)) > 0)
                     run_callbacks(e, batch, n);
-                    auraio__ring_release(r, batch, n);
-                }
             }
             auraio__ring_destroy(r);
         }

@@ -3,8 +3,8 @@
  * Ring: request slots, backlog and in-flight limit over one kernel io_uring (see ring.h).
  *
  * Invariants, all under r->lock:
- *  - every slot is in exactly one place: free list, backlog, local_done list, the kernel
- *    (state INFLIGHT), or a completion array between reap and release (state DONE);
+ *  - every slot is in exactly one place: free list, backlog, local_done list (state DONE) or the
+ *    kernel (state INFLIGHT); reap frees a slot when it copies its completion out;
  *  - inflight <= limit except right after the limit was lowered (the excess drains);
  *  - CQEs outstanding <= inflight + cancels_pending <= 2 * queue_depth = the CQ size, because a
  *    request gets at most one cancel SQE, so the CQ never overflows.
@@ -202,6 +202,22 @@ int auraio__ring_flush(struct ring *r)
     return rc;
 }
 
+/* Copy @p q's completion out and put its slot back on the free list. */
+static struct completion finish_locked(struct ring *r, struct request *q, int32_t result)
+{
+    struct completion c = {
+        .callback = q->args.callback,
+        .user_data = q->args.user_data,
+        .handle = request_handle(r->index, q),
+        .result = result,
+    };
+    request_retire(q);
+    q->next = r->free_list;
+    r->free_list = q;
+    pending_add(r, -1);
+    return c;
+}
+
 int auraio__ring_reap(struct ring *r, struct completion *out, int max, uint64_t now_ns)
 {
     struct uring_cqe cqes[64];
@@ -211,7 +227,7 @@ int auraio__ring_reap(struct ring *r, struct completion *out, int max, uint64_t 
     while (r->local_done && n < max) {
         struct request *q = r->local_done;
         r->local_done = q->next;
-        out[n++] = (struct completion){.req = q, .handle = request_handle(r->index, q), .result = q->result};
+        out[n++] = finish_locked(r, q, q->result);
     }
     if (auraio__uring_cq_needs_enter(&r->uring) && auraio__uring_cq_ready(&r->uring) == 0)
         auraio__uring_get_events(&r->uring);
@@ -229,14 +245,12 @@ int auraio__ring_reap(struct ring *r, struct completion *out, int max, uint64_t 
              * would be a double completion, which the accounting below must never see. */
             if (handle_slot(ud) >= r->nreqs || q->generation != handle_generation(ud) || q->state != REQ_INFLIGHT)
                 continue;
-            q->state = REQ_DONE;
-            q->result = cqes[i].res;
             r->inflight--;
             counter_add(&r->ops_completed, 1);
             if (q->args.op != REQ_FSYNC && cqes[i].res > 0)
                 counter_add(&r->bytes_transferred, (uint64_t)cqes[i].res);
             (void)now_ns; /* TODO(#3): feed latency now_ns - q->submit_ns to the controller */
-            out[n++] = (struct completion){.req = q, .handle = ud, .result = cqes[i].res};
+            out[n++] = finish_locked(r, q, cqes[i].res);
         }
         if (got < want)
             break;
@@ -245,21 +259,6 @@ int auraio__ring_reap(struct ring *r, struct completion *out, int max, uint64_t 
     flush_locked(r);
     pthread_mutex_unlock(&r->lock);
     return n;
-}
-
-void auraio__ring_release(struct ring *r, const struct completion *c, int n)
-{
-    if (n <= 0)
-        return;
-    pthread_mutex_lock(&r->lock);
-    for (int i = 0; i < n; i++) {
-        struct request *q = c[i].req;
-        request_retire(q);
-        q->next = r->free_list;
-        r->free_list = q;
-    }
-    pending_add(r, -n);
-    pthread_mutex_unlock(&r->lock);
 }
 
 /* The request named by @p handle if it is live at that generation; NULL otherwise. */
@@ -398,10 +397,8 @@ int auraio__ring_abandon(struct ring *r, struct completion *out, int max)
         struct request *q = &r->reqs[i];
         if (q->state != REQ_INFLIGHT)
             continue;
-        q->state = REQ_DONE;
-        q->result = -ECANCELED;
         r->inflight--;
-        out[n++] = (struct completion){.req = q, .handle = request_handle(r->index, q), .result = -ECANCELED};
+        out[n++] = finish_locked(r, q, -ECANCELED);
     }
     pthread_mutex_unlock(&r->lock);
     return n;

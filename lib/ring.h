@@ -2,8 +2,8 @@
 /*
  * A ring: one kernel io_uring plus its request slots, backlog, in-flight limit, batch threshold
  * and counters, all behind one mutex. The lock is never held while a user callback runs: reap
- * copies completions out under the lock, the engine runs callbacks unlocked, then release frees
- * the slots under the lock again.
+ * copies completions out and frees their slots under the lock, the engine runs the callbacks
+ * after unlocking.
  */
 #ifndef AURAIO_RING_H
 #define AURAIO_RING_H
@@ -27,9 +27,12 @@ struct ring_config {
     int event_fd; /* registered with the ring; < 0 for none */
 };
 
-/* One completed request, carried from reap (locked) to callback (unlocked) to release (locked). */
+/* One completed request, carried from reap (locked) to its callback (unlocked). The slot is
+ * already free by then, so a callback can reuse it to resubmit, and its handle is already stale:
+ * cancelling it reports -EALREADY. */
 struct completion {
-    struct request *req;
+    auraio_callback_t callback;
+    void *user_data;
     uint64_t handle;
     int32_t result;
 };
@@ -56,7 +59,7 @@ struct ring {
 
     /* Read without the lock by other threads (capacity, stats, ring selection): atomics written
      * under the lock, read relaxed. */
-    _Alignas(AURAIO_CACHELINE) _Atomic int pending;    /* inflight + backlog + local_done */
+    _Alignas(AURAIO_CACHELINE) _Atomic int pending;    /* slots taken: inflight + backlog + local_done */
     _Atomic int limit;
     _Atomic int batch_threshold;
     _Atomic uint64_t ops_completed;
@@ -76,10 +79,9 @@ void auraio__ring_destroy(struct ring *r);
 int auraio__ring_submit(struct ring *r, const struct request_args *a, uint64_t now_ns, uint64_t *handle);
 /* Enter the kernel with every prepared SQE. @return SQEs submitted or -errno. */
 int auraio__ring_flush(struct ring *r);
-/* Move up to @p max completions out, refill from the backlog and submit. @return the count. */
+/* Move up to @p max completions out (freeing their slots), refill from the backlog and submit.
+ * @return the count. */
 int auraio__ring_reap(struct ring *r, struct completion *out, int max, uint64_t now_ns);
-/* Return slots whose callbacks have run. */
-void auraio__ring_release(struct ring *r, const struct completion *c, int n);
 /* See auraio_cancel. */
 int auraio__ring_cancel(struct ring *r, uint64_t handle);
 /* 1 pending, 0 done or stale. */
