@@ -224,7 +224,10 @@ static void set_w(struct ctl_group *g, uint32_t w, uint64_t now)
     if (w < g->w)
         g->drain = true;
     if (w != g->w) {
+        /* Latency scales with depth past the knee, so the new depth's ramp lasts ~ p50 * w'/w. */
         uint64_t settle = 2 * g->last_p50;
+        if (w > g->w && g->w > 0)
+            settle = settle * w / g->w;
         g->settle_until = now + (settle > CTL_SETTLE_MIN_NS ? settle : CTL_SETTLE_MIN_NS);
     }
     g->w = w;
@@ -310,10 +313,12 @@ static void bracket(struct ctl_group *g, uint64_t now)
         }
         g->tab[j + 1] = p;
     }
-    g->x_top = 0;
-    for (int i = 0; i < g->ntab; i++)
-        if (g->tab[i].x > g->x_top)
-            g->x_top = g->tab[i].x;
+    /* X_top: the highest depth's throughput when the gallop stopped at the cap while still
+     * growing; after a plateau the mean of the two deepest points, because the maximum of noisy
+     * epochs is biased up and the flat top makes the knee depth very sensitive to that bias. */
+    g->x_top = g->ntab ? g->tab[g->ntab - 1].x : 0;
+    if (g->fails > 0 && g->ntab >= 2)
+        g->x_top = 0.5 * (g->tab[g->ntab - 1].x + g->tab[g->ntab - 2].x);
     int h = 0;
     while (h < g->ntab && !good(g, g->tab[h].x))
         h++;
@@ -702,8 +707,12 @@ void auraio__ctl_group_update(struct ctl_group *g, const struct ctl_ring_input *
         if (pending > inflight)
             g->ep_backlog_ticks++;
         uint64_t dt = now - g->ep_start;
+        /* Every slot must turn over at least twice, or the epoch sees only the oldest I/Os. */
+        uint64_t need = epoch_need(g->phase);
+        if (need < 2ull * g->w)
+            need = 2ull * g->w;
         if (dt > 0
-            && ((g->ep_n >= epoch_need(g->phase) && dt >= epoch_tmin(g->phase))
+            && ((g->ep_n >= need && dt >= epoch_tmin(g->phase))
                 || (dt >= CTL_T_EPOCH_MAX_NS && g->ep_n >= CTL_N_EPOCH_MAX)
                 || (dt >= CTL_T_EPOCH_SLOW_NS && g->ep_n >= CTL_N_EPOCH_SLOW)))
             end_epoch(g, now);
