@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Controller edge cases with hand-made inputs: empty windows, cut arithmetic, counter overflow,
+ * phase names, and a tiny synthetic device with rare outliers (few-sample P99). */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "controller.h"
+
+static struct ctl_group *mk(uint32_t rings, uint64_t target)
+{
+    struct ctl_group *g = NULL;
+    struct ctl_config cfg = { .ring_count = rings, .w_min = 1, .w_max = 0, .w_init = 0,
+                              .ring_max = 256, .p99_target_ns = target, .seed = 1 };
+    assert_int_equal(auraio__ctl_group_init(&g, &cfg, 1000000000ull), 0);
+    return g;
+}
+
+static void test_empty_windows_no_growth_no_nan(void **state)
+{
+    (void)state;
+    struct ctl_group *g = mk(2, 0);
+    uint32_t l0 = auraio__ctl_ring_limit(g, 0), l1 = auraio__ctl_ring_limit(g, 1);
+    struct ctl_acc *a = calloc(2, sizeof(*a));
+    for (int t = 1; t <= 20000; t++) { /* 20 s of ticks with zero samples */
+        struct ctl_ring_input in[2] = { { &a[0], 0, 0 }, { &a[1], 0, 0 } };
+        auraio__ctl_group_update(g, in, 1000000000ull + (uint64_t)t * 1000000u);
+        assert_true(auraio__ctl_ring_limit(g, 0) <= l0);
+        assert_true(auraio__ctl_ring_limit(g, 1) <= l1);
+    }
+    struct ctl_ring_stats st;
+    auraio__ctl_ring_stats(g, 0, &st);
+    assert_false(isnan(st.throughput_bps));
+    assert_true(st.throughput_bps == 0.0);
+    assert_int_equal(st.p99_ns, 0);
+    assert_true(st.limit >= 1);
+    free(a);
+    auraio__ctl_group_destroy(g);
+}
+
+static void test_scale_strict_and_never_zero(void **state)
+{
+    (void)state;
+    for (uint32_t w = 1; w <= 2000; w++) {
+        for (double f = 0.05; f < 1.0; f += 0.05) {
+            uint32_t r = auraio__ctl_scale(w, f, 1, 4096);
+            assert_true(r >= 1);
+            if (w > 1)
+                assert_true(r < w);
+        }
+        assert_true(auraio__ctl_scale(w, 1.01, 1, 4096) > w);
+        assert_true(auraio__ctl_scale(w, 0.0, 1, 4096) >= 1);
+        assert_true(auraio__ctl_scale(w, NAN, 1, 4096) >= 1);
+    }
+    assert_int_equal(auraio__ctl_scale(5, 10.0, 1, 8), 8);
+    assert_int_equal(auraio__ctl_scale(1, 0.5, 0, 8), 1);
+}
+
+static void test_phase_names(void **state)
+{
+    (void)state;
+    for (int p = 0; p < AURAIO_CTL_PHASE_COUNT; p++) {
+        const char *n = auraio__ctl_phase_name(p);
+        assert_non_null(n);
+        assert_string_not_equal(n, "UNKNOWN");
+    }
+    assert_string_equal(auraio__ctl_phase_name(-1), "UNKNOWN");
+    assert_string_equal(auraio__ctl_phase_name(AURAIO_CTL_PHASE_COUNT), "UNKNOWN");
+}
+
+static void test_counters_do_not_overflow(void **state)
+{
+    (void)state;
+    /* Days at millions of IOPS: window counts beyond 2^32 and byte counts beyond 2^40. */
+    struct ctl_group *g = mk(1, 0);
+    struct ctl_acc *a = calloc(1, sizeof(*a));
+    a->n = 5000000000ull;
+    a->bytes = 5000000000ull * 4096;
+    a->lat_sum_ns = 5000000000ull * 100000;
+    a->at_limit = 5000000000ull;
+    a->hist.total = a->n;
+    a->hist.buckets[auraio__histogram_bucket(100000)] = a->n;
+    struct ctl_ring_input in[1] = { { a, 300, 256 } };
+    auraio__ctl_group_update(g, in, 2000000000ull); /* 1 s after start */
+    struct ctl_ring_stats st;
+    auraio__ctl_ring_stats(g, 0, &st);
+    double want = 5000000000.0 * 4096;
+    assert_true(st.throughput_bps > 0.999 * want && st.throughput_bps < 1.001 * want);
+    assert_true(st.p99_ns > 97000 && st.p99_ns < 103000);
+    assert_int_equal(a->n, 0); /* consumed and reset */
+    free(a);
+    auraio__ctl_group_destroy(g);
+}
+
+/* A device whose throughput grows with depth up to 64 (1 completion per slot per ms, 100 us
+ * latency), with one 50 ms outlier every 300 completions. P99 over few samples would be that
+ * outlier; a controller acting on it would cut the depth and maybe flag the 1 ms target
+ * infeasible. */
+static void test_rare_outliers_do_not_cut(void **state)
+{
+    (void)state;
+    struct ctl_group *g = mk(1, 1000000);
+    struct ctl_acc *a = calloc(1, sizeof(*a));
+    uint64_t seq = 0;
+    for (int t = 1; t <= 3000; t++) {
+        uint32_t w = auraio__ctl_ring_limit(g, 0);
+        uint32_t done = w < 64 ? w : 64;
+        for (uint32_t i = 0; i < done; i++)
+            auraio__ctl_acc_record(a, ++seq % 300 == 0 ? 50000000 : 100000 + (seq % 7) * 1000, 4096);
+        a->at_limit += done;
+        struct ctl_ring_input in[1] = { { a, 1000, w } };
+        auraio__ctl_group_update(g, in, 1000000000ull + (uint64_t)t * 1000000u);
+        struct ctl_ring_stats st;
+        auraio__ctl_ring_stats(g, 0, &st);
+        assert_false(st.target_infeasible);
+    }
+    assert_true(auraio__ctl_ring_limit(g, 0) >= 32);
+    free(a);
+    auraio__ctl_group_destroy(g);
+}
+
+static void test_init_rejects_bad_config(void **state)
+{
+    (void)state;
+    struct ctl_group *g = NULL;
+    struct ctl_config cfg = { .ring_count = 0, .ring_max = 8 };
+    assert_int_equal(auraio__ctl_group_init(&g, &cfg, 0), -22);
+    cfg.ring_count = 1;
+    cfg.ring_max = 0;
+    assert_int_equal(auraio__ctl_group_init(&g, &cfg, 0), -22);
+    auraio__ctl_group_destroy(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_empty_windows_no_growth_no_nan),
+        cmocka_unit_test(test_scale_strict_and_never_zero),
+        cmocka_unit_test(test_phase_names),
+        cmocka_unit_test(test_counters_do_not_overflow),
+        cmocka_unit_test(test_rare_outliers_do_not_cut),
+        cmocka_unit_test(test_init_rejects_bad_config),
+    };
+    return cmocka_run_group_tests_name("controller-unit", tests, NULL, NULL);
+}
