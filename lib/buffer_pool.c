@@ -162,8 +162,10 @@ struct buffer_pool {
     struct shard *shards;
     _Atomic(struct map_mid *) *root;
 
-    /* Slow-path state on its own line so the fields above stay shared-clean. */
-    _Alignas(AURAIO_CACHELINE) pthread_mutex_t map_lock;
+    /* Slow-path state a cache line further, so the fields above stay shared-clean. Padding, not
+     * _Alignas: the pool comes from plain malloc (see auraio__pool_create). */
+    char pad[AURAIO_CACHELINE];
+    pthread_mutex_t map_lock;
     _Atomic uint32_t next_shard;
     struct tcache *reg_head; /* global_lock */
     /* Buffers the pool holds from the system (handed out + cached). Changed only on the system
@@ -711,16 +713,18 @@ int auraio__pool_create(struct buffer_pool **out, int shard_count)
         return -EINVAL;
     int n = shard_count ? shard_count : default_shards();
 
-    void *mem = NULL;
-    if (posix_memalign(&mem, AURAIO_CACHELINE, sizeof(struct buffer_pool)) != 0)
+    /* Plain malloc: a pool created right after one was destroyed then usually gets the same
+     * address, which is exactly the case the pool id (not the address) keys the caches for, and
+     * the tests exercise it. */
+    struct buffer_pool *pool = malloc(sizeof(*pool));
+    if (!pool)
         return -ENOMEM;
-    struct buffer_pool *pool = mem;
     memset(pool, 0, sizeof(*pool));
     pool->id = atomic_fetch_add_explicit(&next_pool_id, 1, memory_order_relaxed);
     pool->nshards = n;
 
     int nlocks = 0;
-    mem = NULL;
+    void *mem = NULL;
     if (posix_memalign(&mem, AURAIO_CACHELINE, (size_t)n * sizeof(struct shard)) != 0)
         goto fail;
     pool->shards = mem;
