@@ -8,7 +8,9 @@
 #endif
 #include "auraio.h"
 
+#include "controller.h"
 #include "engine.h"
+#include "histogram.h"
 #include "validate.h"
 
 #include <errno.h>
@@ -269,7 +271,8 @@ AURAIO_API int auraio_get_ring_count(const auraio_engine_t *engine)
 AURAIO_API int auraio_get_stats(const auraio_engine_t *engine, auraio_stats_t *stats)
 {
     validate_or_return(engine != NULL && stats != NULL, -EINVAL);
-    auraio__engine_stats(engine, stats);
+    /* const in the API: the snapshot changes nothing observable, it only takes locks. */
+    auraio__engine_stats((struct auraio_engine *)engine, stats);
     return 0;
 }
 
@@ -277,7 +280,7 @@ AURAIO_API int auraio_get_ring_stats(const auraio_engine_t *engine, int ring_ind
 {
     validate_or_return(engine != NULL && stats != NULL, -EINVAL);
     validate_or_return(ring_index >= 0 && (uint32_t)ring_index < engine->ring_count, -ERANGE);
-    auraio__engine_ring_stats(engine, (uint32_t)ring_index, stats);
+    auraio__engine_ring_stats((struct auraio_engine *)engine, (uint32_t)ring_index, stats);
     return 0;
 }
 
@@ -285,7 +288,22 @@ AURAIO_API int auraio_set_max_p99_latency(auraio_engine_t *engine, double max_p9
 {
     validate_or_return(engine != NULL, -EINVAL);
     validate_or_return(max_p99_latency_ms >= 0.0 && isfinite(max_p99_latency_ms), -EINVAL);
-    /* TODO(#3): hand the target to the controller. */
-    engine->opts.max_p99_latency_ms = max_p99_latency_ms;
-    return 0;
+    return auraio__engine_set_p99_target(engine, max_p99_latency_ms);
+}
+
+AURAIO_API int auraio_get_histogram(const auraio_engine_t *engine, int ring_index, auraio_histogram_t *hist)
+{
+    validate_or_return(engine != NULL && hist != NULL, -EINVAL);
+    validate_or_return(ring_index >= 0 && (uint32_t)ring_index < engine->ring_count, -ERANGE);
+    return auraio__engine_histogram((struct auraio_engine *)engine, (uint32_t)ring_index, hist);
+}
+
+AURAIO_API uint64_t auraio_histogram_bucket_lower_ns(int bucket)
+{
+    return auraio__histogram_bucket_lower_ns(bucket);
+}
+
+AURAIO_API const char *auraio_phase_name(int phase)
+{
+    return auraio__ctl_phase_name(phase);
 }

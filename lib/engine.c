@@ -14,6 +14,7 @@
 #include "engine.h"
 
 #include "clock.h"
+#include "controller.h"
 #include "uring_sys.h"
 
 #include <errno.h>
@@ -24,6 +25,9 @@
 
 #define DEFAULT_QUEUE_DEPTH 256
 #define DEFAULT_BATCH_THRESHOLD 8
+/* The controller's tick period. Epochs need a few ms of completions at NVMe rates; ticking faster
+ * only costs try-locks, slower delays convergence (see doc/controller.md). */
+#define TICK_INTERVAL_NS 2000000ull
 #define REAP_BATCH 64
 /* Destroy gives the kernel this long to return cancelled requests before it stops waiting. */
 #define DESTROY_DRAIN_LIMIT_NS (10ull * 1000000000ull)
@@ -58,6 +62,67 @@ static unsigned setup_flags_for(const auraio_options_t *o)
     if (o->enable_sqpoll)
         flags |= IORING_SETUP_SQPOLL;
     return flags;
+}
+
+/* Hand the controller's current decision to every ring. Called with tick_lock held. */
+static void apply_limits(struct auraio_engine *e)
+{
+    for (uint32_t i = 0; i < e->ring_count; i++)
+        auraio__ring_set_limits(&e->rings[i], (int)auraio__ctl_ring_limit(e->ctl, i),
+                                (int)auraio__ctl_ring_batch(e->ctl, i));
+}
+
+static uint64_t target_ns(double ms)
+{
+    return (uint64_t)(ms * 1e6 + 0.5);
+}
+
+static int start_controller(struct auraio_engine *e, const auraio_options_t *opts, uint32_t ring_max)
+{
+    int rc = pthread_mutex_init(&e->tick_lock, NULL);
+    if (rc)
+        return -rc;
+    e->tick_lock_ready = true;
+    if (opts->disable_adaptive)
+        return 0;
+    e->tick_in = calloc(e->ring_count, sizeof(*e->tick_in));
+    if (!e->tick_in)
+        return -ENOMEM;
+    struct ctl_config cc = {
+        .ring_count = e->ring_count,
+        .ring_max = ring_max,
+        .w_init = opts->initial_in_flight ? (uint32_t)opts->initial_in_flight * e->ring_count : 0,
+        .p99_target_ns = target_ns(opts->max_p99_latency_ms),
+        .seed = e->id,
+    };
+    uint64_t now = auraio__now_ns();
+    rc = auraio__ctl_group_init(&e->ctl, &cc, now);
+    if (rc < 0)
+        return rc;
+    apply_limits(e);
+    atomic_store_explicit(&e->next_tick_ns, now + TICK_INTERVAL_NS, memory_order_relaxed);
+    return 0;
+}
+
+/*
+ * The controller tick, completion-driven: the polling thread that finds it due and wins the
+ * try-lock moves each ring's window out (one ring lock at a time), updates the controller and
+ * applies the new limits. Costs one relaxed load per reap batch when not due.
+ */
+static void maybe_tick(struct auraio_engine *e, uint64_t now)
+{
+    if (!e->ctl || now < atomic_load_explicit(&e->next_tick_ns, memory_order_relaxed))
+        return;
+    if (pthread_mutex_trylock(&e->tick_lock) != 0)
+        return;
+    if (now >= atomic_load_explicit(&e->next_tick_ns, memory_order_relaxed)) {
+        for (uint32_t i = 0; i < e->ring_count; i++)
+            auraio__ring_take_window(&e->rings[i], &e->tick_in[i]);
+        auraio__ctl_group_update(e->ctl, e->tick_in, now);
+        apply_limits(e);
+        atomic_store_explicit(&e->next_tick_ns, now + TICK_INTERVAL_NS, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&e->tick_lock);
 }
 
 int auraio__engine_create(const auraio_options_t *opts, struct auraio_engine **out)
@@ -106,6 +171,9 @@ int auraio__engine_create(const auraio_options_t *opts, struct auraio_engine **o
             goto fail;
         }
     }
+    rc = start_controller(e, opts, (uint32_t)max_limit);
+    if (rc < 0)
+        goto fail;
     *out = e;
     return 0;
 fail:
@@ -232,9 +300,11 @@ static int poll_ring(struct auraio_engine *e, struct ring *r)
     int total = 0;
     int budget = (int)r->uring.cq_entries;
     for (;;) {
-        int n = auraio__ring_reap(r, batch, REAP_BATCH, auraio__now_ns());
+        uint64_t now = auraio__now_ns();
+        int n = auraio__ring_reap(r, batch, REAP_BATCH, now);
         if (n <= 0)
             break;
+        maybe_tick(e, now);
         run_callbacks(e, batch, n);
         total += n;
         /* Bounded: callbacks that resubmit cached reads would otherwise keep us here forever. */
@@ -293,6 +363,15 @@ int auraio__engine_capacity(const struct auraio_engine *e)
     return total;
 }
 
+static bool any_submit_stalled(const struct auraio_engine *e)
+{
+    for (uint32_t i = 0; i < e->ring_count; i++) {
+        if (ring_submit_stalled(&e->rings[i]))
+            return true;
+    }
+    return false;
+}
+
 static int remaining_ms(uint64_t deadline_ns)
 {
     uint64_t now = auraio__now_ns();
@@ -331,6 +410,8 @@ static int wait_impl(struct auraio_engine *e, int timeout_ms, bool *stopped)
         int wait_ms = timeout_ms < 0 ? -1 : timeout_ms == 0 ? 0 : remaining_ms(deadline);
         if (wait_ms == 0)
             return -ETIME;
+        if (any_submit_stalled(e) && (wait_ms < 0 || wait_ms > 1))
+            wait_ms = 1; /* nothing will signal us: retry the submission soon */
         int rc = auraio__sys_wait_readable(e->event_fd, wait_ms);
         if (rc > 0)
             auraio__sys_eventfd_drain(e->event_fd);
@@ -377,7 +458,7 @@ int auraio__engine_stop(struct auraio_engine *e)
 /* ------------------------------------------------------------------------------------------- */
 /* Stats */
 
-void auraio__engine_ring_stats(const struct auraio_engine *e, uint32_t i, auraio_ring_stats_t *out)
+void auraio__engine_ring_stats(struct auraio_engine *e, uint32_t i, auraio_ring_stats_t *out)
 {
     struct ring *r = &e->rings[i];
     memset(out, 0, sizeof(*out));
@@ -388,9 +469,21 @@ void auraio__engine_ring_stats(const struct auraio_engine *e, uint32_t i, auraio
     out->in_flight_limit = ring_limit(r);
     out->batch_threshold = atomic_load_explicit(&r->batch_threshold, memory_order_relaxed);
     out->queue_depth = (int)r->nreqs;
+    out->phase = AURAIO_CTL_PHASE_FIXED;
+    if (e->ctl) {
+        struct ctl_ring_stats cs;
+        pthread_mutex_lock(&e->tick_lock);
+        auraio__ctl_ring_stats(e->ctl, i, &cs);
+        pthread_mutex_unlock(&e->tick_lock);
+        out->phase = cs.phase;
+        out->target_infeasible = cs.target_infeasible;
+        out->p99_latency_ms = (double)cs.p99_ns / 1e6;
+        out->p50_latency_ms = (double)cs.p50_ns / 1e6;
+        out->throughput_bps = cs.throughput_bps;
+    }
 }
 
-void auraio__engine_stats(const struct auraio_engine *e, auraio_stats_t *out)
+void auraio__engine_stats(struct auraio_engine *e, auraio_stats_t *out)
 {
     memset(out, 0, sizeof(*out));
     for (uint32_t i = 0; i < e->ring_count; i++) {
@@ -406,6 +499,31 @@ void auraio__engine_stats(const struct auraio_engine *e, auraio_stats_t *out)
             out->p99_latency_ms = rs.p99_latency_ms;
     }
     out->adaptive_spills = atomic_load_explicit(&e->adaptive_spills, memory_order_relaxed);
+}
+
+int auraio__engine_histogram(struct auraio_engine *e, uint32_t ring, auraio_histogram_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!e->ctl) {
+        /* Without a controller no window is kept; an empty histogram with the bucket count. */
+        out->bucket_count = AURAIO_HISTOGRAM_BUCKETS;
+        return 0;
+    }
+    pthread_mutex_lock(&e->tick_lock);
+    auraio__histogram_export(auraio__ctl_ring_histogram(e->ctl, ring), out);
+    pthread_mutex_unlock(&e->tick_lock);
+    return 0;
+}
+
+int auraio__engine_set_p99_target(struct auraio_engine *e, double ms)
+{
+    e->opts.max_p99_latency_ms = ms;
+    if (!e->ctl)
+        return 0;
+    pthread_mutex_lock(&e->tick_lock);
+    auraio__ctl_set_p99_target(e->ctl, target_ns(ms));
+    pthread_mutex_unlock(&e->tick_lock);
+    return 0;
 }
 
 /* ------------------------------------------------------------------------------------------- */
@@ -463,5 +581,9 @@ void auraio__engine_destroy(struct auraio_engine *e)
     free(e->rings);
     if (e->event_fd >= 0)
         auraio__sys_close(e->event_fd);
+    auraio__ctl_group_destroy(e->ctl);
+    free(e->tick_in);
+    if (e->tick_lock_ready)
+        pthread_mutex_destroy(&e->tick_lock);
     free(e);
 }

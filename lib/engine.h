@@ -3,8 +3,8 @@
  * The engine: its rings, the eventfd they share, ring selection, the event loop and teardown.
  * api.c checks arguments and calls in here; nothing here re-checks what api.c guarantees.
  *
- * Lock order: a thread holds at most one ring lock at a time (engine code never nests them), and
- * no lock is held while a user callback runs. The buffer pool's locks are leaves.
+ * Lock order: tick_lock, then one ring lock at a time (ring locks never nest). No lock is held
+ * while a user callback runs. The buffer pool's locks are leaves.
  */
 #ifndef AURAIO_ENGINE_H
 #define AURAIO_ENGINE_H
@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 struct buffer_pool;
+struct ctl_group;
 
 struct auraio_engine {
     struct ring *rings;
@@ -26,6 +27,14 @@ struct auraio_engine {
     uint64_t id; /* distinguishes engines in thread-local caches across destroy/create */
     auraio_options_t opts;
     struct buffer_pool *pool;
+
+    /* Depth control: one controller for all rings (they feed one device group). The tick runs
+     * on whichever polling thread finds it due (try-lock), so there is no thread to stop. */
+    struct ctl_group *ctl; /* NULL when adaptation is disabled */
+    pthread_mutex_t tick_lock;
+    bool tick_lock_ready;
+    struct ctl_ring_input *tick_in; /* ring_count entries, allocated at create */
+    _Atomic uint64_t next_tick_ns;
 
     _Atomic bool shutting_down;
     _Atomic uint64_t stops_requested;
@@ -50,8 +59,10 @@ int auraio__engine_flush(struct auraio_engine *e);
 
 int auraio__engine_pending(const struct auraio_engine *e);
 int auraio__engine_capacity(const struct auraio_engine *e);
-void auraio__engine_stats(const struct auraio_engine *e, auraio_stats_t *out);
-void auraio__engine_ring_stats(const struct auraio_engine *e, uint32_t ring, auraio_ring_stats_t *out);
+void auraio__engine_ring_stats(struct auraio_engine *e, uint32_t ring, auraio_ring_stats_t *out);
+void auraio__engine_stats(struct auraio_engine *e, auraio_stats_t *out);
+int auraio__engine_histogram(struct auraio_engine *e, uint32_t ring, auraio_histogram_t *out);
+int auraio__engine_set_p99_target(struct auraio_engine *e, double ms);
 /* True on a thread currently running one of @p e's callbacks. */
 bool auraio__engine_in_callback(const struct auraio_engine *e);
 

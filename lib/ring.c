@@ -125,10 +125,10 @@ static int flush_locked(struct ring *r)
         return 0;
     int rc = auraio__uring_submit(&r->uring, 0);
     /* EAGAIN/EBUSY: the kernel is short of memory or CQ room; the SQEs stay queued for the
-     * next flush, which every poll and wait performs. */
-    if (rc == -EAGAIN || rc == -EBUSY)
-        return 0;
-    return rc;
+     * next flush, which every poll performs and which wait retries every millisecond. */
+    bool stalled = rc == -EAGAIN || rc == -EBUSY;
+    atomic_store_explicit(&r->submit_stalled, stalled, memory_order_relaxed);
+    return stalled ? 0 : rc;
 }
 
 /* Move backlog requests into the kernel while the limit allows. */
@@ -174,6 +174,7 @@ int auraio__ring_submit(struct ring *r, const struct request_args *a, uint64_t n
     if (r->backlog_head || r->inflight >= (uint32_t)limit) {
         /* At the limit: queue in order behind earlier backlog, never ahead of it. */
         counter_add(&r->submissions_at_limit, 1);
+        auraio__ctl_acc_at_limit(auraio__ctl_acc_active(&r->acc));
         q->state = REQ_BACKLOG;
         if (r->backlog_tail)
             r->backlog_tail->next = q;
@@ -247,9 +248,17 @@ int auraio__ring_reap(struct ring *r, struct completion *out, int max, uint64_t 
                 continue;
             r->inflight--;
             counter_add(&r->ops_completed, 1);
-            if (q->args.op != REQ_FSYNC && cqes[i].res > 0)
-                counter_add(&r->bytes_transferred, (uint64_t)cqes[i].res);
-            (void)now_ns; /* TODO(#3): feed latency now_ns - q->submit_ns to the controller */
+            /* The reap time stands for every CQE of the batch: one clock read per batch, and
+             * the batch was copied out within microseconds. */
+            uint64_t latency = now_ns > q->submit_ns ? now_ns - q->submit_ns : 0;
+            struct ctl_acc *acc = auraio__ctl_acc_active(&r->acc);
+            if (q->args.op == REQ_FSYNC) {
+                auraio__ctl_acc_record_other(acc, latency);
+            } else {
+                uint64_t bytes = cqes[i].res > 0 ? (uint64_t)cqes[i].res : 0;
+                counter_add(&r->bytes_transferred, bytes);
+                auraio__ctl_acc_record(acc, latency, bytes);
+            }
             out[n++] = finish_locked(r, q, cqes[i].res);
         }
         if (got < want)
@@ -402,4 +411,25 @@ int auraio__ring_abandon(struct ring *r, struct completion *out, int max)
     }
     pthread_mutex_unlock(&r->lock);
     return n;
+}
+
+void auraio__ring_take_window(struct ring *r, struct ctl_ring_input *in)
+{
+    pthread_mutex_lock(&r->lock);
+    in->acc = auraio__ctl_acc_swap(&r->acc);
+    in->in_flight = r->inflight;
+    in->pending = r->inflight + r->backlog_len;
+    pthread_mutex_unlock(&r->lock);
+}
+
+void auraio__ring_set_limits(struct ring *r, int limit, int batch_threshold)
+{
+    if (limit < 1)
+        limit = 1;
+    if ((uint32_t)limit > r->max_limit)
+        limit = (int)r->max_limit;
+    if (batch_threshold < 1)
+        batch_threshold = 1;
+    atomic_store_explicit(&r->limit, limit, memory_order_relaxed);
+    atomic_store_explicit(&r->batch_threshold, batch_threshold, memory_order_relaxed);
 }

@@ -9,6 +9,7 @@
 #define AURAIO_RING_H
 
 #include "compiler.h"
+#include "controller.h"
 #include "request.h"
 #include "uring.h"
 
@@ -56,12 +57,15 @@ struct ring {
     uint32_t backlog_len;
     uint32_t cancels_pending; /* our own cancel SQEs whose CQEs have not arrived */
     uint32_t max_limit;
+    /* Completion records for the controller, swapped out by the engine's tick under the lock. */
+    struct ctl_ring_acc acc;
 
     /* Read without the lock by other threads (capacity, stats, ring selection): atomics written
      * under the lock, read relaxed. */
     _Alignas(AURAIO_CACHELINE) _Atomic int pending;    /* slots taken: inflight + backlog + local_done */
     _Atomic int limit;
     _Atomic int batch_threshold;
+    _Atomic bool submit_stalled; /* the last enter said EAGAIN/EBUSY: SQEs wait for a retry */
     _Atomic uint64_t ops_completed;
     _Atomic uint64_t bytes_transferred;
     _Atomic uint64_t submissions_at_limit;
@@ -97,12 +101,21 @@ void auraio__ring_cancel_all(struct ring *r);
  * requests it still held as -ECANCELED completions, up to @p max. @return the count.
  */
 int auraio__ring_abandon(struct ring *r, struct completion *out, int max);
+/* Under the lock: hand the filled accumulator to the tick and report the ring's occupancy. */
+void auraio__ring_take_window(struct ring *r, struct ctl_ring_input *in);
+/* Apply the controller's decision; a raised limit lets backlog in at the next reap. */
+void auraio__ring_set_limits(struct ring *r, int limit, int batch_threshold);
 /* True when no request occupies a slot in the kernel or the backlog (takes the lock). */
 bool auraio__ring_idle(struct ring *r);
 
 static inline int ring_pending(const struct ring *r)
 {
     return atomic_load_explicit(&((struct ring *)r)->pending, memory_order_relaxed);
+}
+
+static inline bool ring_submit_stalled(const struct ring *r)
+{
+    return atomic_load_explicit(&((struct ring *)r)->submit_stalled, memory_order_relaxed);
 }
 
 static inline int ring_limit(const struct ring *r)

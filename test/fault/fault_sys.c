@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Fault-injecting twin of lib/uring_sys.c: the same symbols, forwarding to the real system calls
+ * unless a fault is armed for that call. Linked instead of uring_sys.c into the fault tests.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "fault_sys.h"
+#include "uring_abi.h"
+#include "uring_sys.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+
+static _Atomic int calls[FAULT_CALL_COUNT];
+static _Atomic int failures[FAULT_CALL_COUNT];
+static _Atomic int fail_from[FAULT_CALL_COUNT];
+static _Atomic int fail_until[FAULT_CALL_COUNT];
+static _Atomic int fail_err[FAULT_CALL_COUNT];
+static _Atomic unsigned refused_flags;
+static _Atomic unsigned last_flags;
+
+void fault_reset(void)
+{
+    for (int i = 0; i < FAULT_CALL_COUNT; i++) {
+        atomic_store(&calls[i], 0);
+        atomic_store(&failures[i], 0);
+        atomic_store(&fail_from[i], 0);
+        atomic_store(&fail_until[i], 0);
+        atomic_store(&fail_err[i], 0);
+    }
+    atomic_store(&refused_flags, 0);
+}
+
+void fault_arm(enum fault_call call, int skip, int count, int err)
+{
+    int base = atomic_load(&calls[call]);
+    atomic_store(&fail_from[call], base + skip);
+    atomic_store(&fail_until[call], base + skip + count);
+    atomic_store(&fail_err[call], err);
+}
+
+void fault_refuse_setup_flags(unsigned flags)
+{
+    atomic_store(&refused_flags, flags);
+}
+
+int fault_calls(enum fault_call call)
+{
+    return atomic_load(&calls[call]);
+}
+
+int fault_failures(enum fault_call call)
+{
+    return atomic_load(&failures[call]);
+}
+
+unsigned fault_last_setup_flags(void)
+{
+    return atomic_load(&last_flags);
+}
+
+/* -err if this call of @p call is armed to fail, else 0. */
+static int injected(enum fault_call call)
+{
+    int n = atomic_fetch_add(&calls[call], 1);
+    if (n >= atomic_load(&fail_from[call]) && n < atomic_load(&fail_until[call])) {
+        atomic_fetch_add(&failures[call], 1);
+        return -atomic_load(&fail_err[call]);
+    }
+    return 0;
+}
+
+/* lib/uring_sys.c compiled a second time with every function renamed real_* (see meson.build):
+ * the twin forwards to the real code rather than copying it. */
+int real_sys_setup(unsigned entries, struct io_uring_params *p);
+int real_sys_enter(int fd, unsigned to_submit, unsigned min_complete, unsigned flags, void *arg, size_t argsz);
+int real_sys_register(int fd, unsigned opcode, const void *arg, unsigned nr_args);
+int real_sys_mmap(int fd, uint64_t offset, size_t len, void **out);
+int real_sys_munmap(void *addr, size_t len);
+int real_sys_close(int fd);
+int real_sys_eventfd(void);
+int real_sys_eventfd_drain(int fd);
+int real_sys_eventfd_signal(int fd);
+int real_sys_wait_readable(int fd, int timeout_ms);
+
+int auraio__sys_setup(unsigned entries, struct io_uring_params *p)
+{
+    int rc = injected(FAULT_SETUP);
+    if (rc)
+        return rc;
+    if (p->flags & atomic_load(&refused_flags))
+        return -EINVAL;
+    rc = real_sys_setup(entries, p);
+    if (rc >= 0)
+        atomic_store(&last_flags, p->flags);
+    return rc;
+}
+
+int auraio__sys_enter(int fd, unsigned to_submit, unsigned min_complete, unsigned flags, void *arg,
+                      size_t argsz)
+{
+    int rc = injected(FAULT_ENTER);
+    return rc ? rc : real_sys_enter(fd, to_submit, min_complete, flags, arg, argsz);
+}
+
+int auraio__sys_register(int fd, unsigned opcode, const void *arg, unsigned nr_args)
+{
+    int rc = injected(FAULT_REGISTER);
+    return rc ? rc : real_sys_register(fd, opcode, arg, nr_args);
+}
+
+int auraio__sys_mmap(int fd, uint64_t offset, size_t len, void **out)
+{
+    int rc = injected(FAULT_MMAP);
+    return rc ? rc : real_sys_mmap(fd, offset, len, out);
+}
+
+int auraio__sys_munmap(void *addr, size_t len)
+{
+    return real_sys_munmap(addr, len);
+}
+
+int auraio__sys_close(int fd)
+{
+    return real_sys_close(fd);
+}
+
+int auraio__sys_eventfd(void)
+{
+    int rc = injected(FAULT_EVENTFD);
+    return rc ? rc : real_sys_eventfd();
+}
+
+int auraio__sys_eventfd_drain(int fd)
+{
+    return real_sys_eventfd_drain(fd);
+}
+
+int auraio__sys_eventfd_signal(int fd)
+{
+    return real_sys_eventfd_signal(fd);
+}
+
+int auraio__sys_wait_readable(int fd, int timeout_ms)
+{
+    return real_sys_wait_readable(fd, timeout_ms);
+}

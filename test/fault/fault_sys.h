@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Control of the fault-injecting twin of lib/uring_sys.c. */
+#ifndef AURAIO_FAULT_SYS_H
+#define AURAIO_FAULT_SYS_H
+
+enum fault_call {
+    FAULT_SETUP,
+    FAULT_ENTER,
+    FAULT_REGISTER,
+    FAULT_MMAP,
+    FAULT_EVENTFD,
+    FAULT_CALL_COUNT,
+};
+
+/* Fail the calls of kind @p call numbered [skip, skip + count) from now on with -err. */
+void fault_arm(enum fault_call call, int skip, int count, int err);
+/* Refuse io_uring_setup with EINVAL whenever the requested flags include any of @p flags. */
+void fault_refuse_setup_flags(unsigned flags);
+void fault_reset(void);
+/* How many calls of @p call were made / failed since the last reset. */
+int fault_calls(enum fault_call call);
+int fault_failures(enum fault_call call);
+/* Flags of the last successful io_uring_setup. */
+unsigned fault_last_setup_flags(void);
+
+#endif

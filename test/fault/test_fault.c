@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Failure paths driven by the fault-injecting syscall twin: setup flag fallback, every create
+ * failure (no fd or ring leaked, the eventfd unregistered before it is closed), and transient
+ * submit errors (EAGAIN/EBUSY/EINTR) that must leave SQEs queued and lose no completion.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "fault_sys.h"
+#include "harness.h"
+#include "uring_abi.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+static int open_fd_count(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+static auraio_engine_t *make(int rings, bool single_issuer)
+{
+    auraio_options_t o;
+    auraio_options_init(&o);
+    o.ring_count = rings;
+    o.queue_depth = 16;
+    o.single_issuer = single_issuer;
+    return auraio_create_with_options(&o);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    fault_reset();
+    return 0;
+}
+
+static void read_one(auraio_engine_t *e)
+{
+    int fd = harness_pattern_file(4096, 1);
+    char buf[4096];
+    struct recorder rec;
+    struct recorder_ctx c = {&rec, 0};
+    recorder_init(&rec);
+    assert_non_null(auraio_read(e, fd, auraio_buf(buf), 4096, 0, recorder_callback, &c));
+    assert_int_equal(harness_wait_for(e, &rec.total, 1, 5000), 0);
+    assert_int_equal(atomic_load(&rec.results[0]), 4096);
+    assert_int_equal(harness_check_pattern(buf, 4096, 0, 1), -1);
+    close(fd);
+}
+
+static void test_setup_flag_fallback(void **state)
+{
+    (void)state;
+    /* A kernel without DEFER_TASKRUN: the group (DEFER+COOP+TASKRUN_FLAG) is dropped, the rest kept. */
+    fault_refuse_setup_flags(IORING_SETUP_DEFER_TASKRUN);
+    auraio_engine_t *e = make(1, true);
+    assert_non_null(e);
+    unsigned granted = fault_last_setup_flags();
+    assert_false(granted & IORING_SETUP_DEFER_TASKRUN);
+    assert_false(granted & IORING_SETUP_COOP_TASKRUN);
+    assert_true(granted & IORING_SETUP_SINGLE_ISSUER);
+    read_one(e);
+    auraio_destroy(e);
+
+    /* No SINGLE_ISSUER either (pre-6.0): plain ring, still working. */
+    fault_reset();
+    fault_refuse_setup_flags(IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN);
+    e = make(1, true);
+    assert_non_null(e);
+    assert_int_equal(fault_last_setup_flags() & (IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN), 0);
+    read_one(e);
+    auraio_destroy(e);
+}
+
+static void expect_create_fails(enum fault_call call, int skip, int err)
+{
+    int before = open_fd_count();
+    fault_reset();
+    fault_arm(call, skip, 1, err);
+    errno = 0;
+    auraio_engine_t *e = make(3, false);
+    assert_null(e);
+    assert_int_equal(errno, err);
+    assert_int_equal(fault_failures(call), 1);
+    /* Every ring fd and the eventfd were closed on the failure path. */
+    assert_int_equal(open_fd_count(), before);
+}
+
+static void test_create_failures_leak_nothing(void **state)
+{
+    (void)state;
+    expect_create_fails(FAULT_EVENTFD, 0, EMFILE);
+    expect_create_fails(FAULT_SETUP, 0, ENOMEM);
+    expect_create_fails(FAULT_SETUP, 2, ENOMEM); /* third ring: two built rings torn down */
+    expect_create_fails(FAULT_MMAP, 0, ENOMEM);
+    expect_create_fails(FAULT_MMAP, 4, ENOMEM);  /* second ring's CQ or SQE mapping */
+    /* Registration order per ring: probe, then eventfd. Failing ring 2's eventfd registration
+     * must still unregister ring 1's eventfd before the eventfd is closed. */
+    fault_reset();
+    auraio_engine_t *probe_count = make(1, false);
+    assert_non_null(probe_count);
+    int regs_per_ring = fault_calls(FAULT_REGISTER);
+    auraio_destroy(probe_count);
+    int unregs = fault_calls(FAULT_REGISTER) - regs_per_ring;
+    assert_int_equal(unregs, 1); /* destroy unregistered the eventfd */
+    expect_create_fails(FAULT_REGISTER, regs_per_ring + 1, EBUSY);
+    /* ring 0 registered (probe + eventfd), ring 1's eventfd failed, ring 0 unregistered it. */
+    assert_int_equal(fault_calls(FAULT_REGISTER), regs_per_ring + 2 + 1);
+    /* After all that, a normal engine still works. */
+    fault_reset();
+    auraio_engine_t *e = make(3, false);
+    assert_non_null(e);
+    read_one(e);
+    auraio_destroy(e);
+}
+
+static void test_transient_submit_errors(void **state)
+{
+    (void)state;
+    static const int errs[] = {EAGAIN, EBUSY, EINTR};
+    for (size_t i = 0; i < sizeof(errs) / sizeof(errs[0]); i++) {
+        fault_reset();
+        auraio_engine_t *e = make(1, false);
+        assert_non_null(e);
+        /* The first two enters fail: the SQE must stay queued and go out with a later flush. */
+        fault_arm(FAULT_ENTER, 0, 2, errs[i]);
+        read_one(e);
+        assert_true(fault_failures(FAULT_ENTER) == 2);
+        assert_int_equal(auraio_pending_count(e), 0);
+        auraio_destroy(e);
+    }
+}
+
+static void test_partial_batches_keep_counts(void **state)
+{
+    (void)state;
+    fault_reset();
+    auraio_engine_t *e = make(1, false);
+    assert_non_null(e);
+    int fd = harness_pattern_file(16 * 4096, 6);
+    static char bufs[16][4096];
+    struct recorder rec;
+    struct recorder_ctx c[16];
+    recorder_init(&rec);
+    /* Every other enter fails while 16 reads are queued in batches. */
+    fault_arm(FAULT_ENTER, 0, 1, EAGAIN);
+    for (int i = 0; i < 16; i++) {
+        c[i] = (struct recorder_ctx){&rec, i};
+        assert_non_null(auraio_read(e, fd, auraio_buf(bufs[i]), 4096, (int64_t)i * 4096, recorder_callback, &c[i]));
+        assert_true(auraio_pending_count(e) <= 16);
+        if (i == 8)
+            fault_arm(FAULT_ENTER, 0, 1, EBUSY);
+    }
+    assert_int_equal(harness_wait_for(e, &rec.total, 16, 5000), 0);
+    for (int i = 0; i < 16; i++)
+        assert_int_equal(harness_check_pattern(bufs[i], 4096, (uint64_t)i * 4096, 6), -1);
+    assert_int_equal(auraio_pending_count(e), 0);
+    auraio_destroy(e);
+    recorder_assert_each_once(&rec, 16);
+    close(fd);
+}
+
+int main(void)
+{
+    harness_require_io_uring();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_setup_flag_fallback, setup),
+        cmocka_unit_test_setup(test_create_failures_leak_nothing, setup),
+        cmocka_unit_test_setup(test_transient_submit_errors, setup),
+        cmocka_unit_test_setup(test_partial_batches_keep_counts, setup),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
