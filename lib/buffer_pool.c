@@ -188,8 +188,18 @@ static pthread_key_t tls_key;
 static bool key_ok;
 static _Atomic uint64_t next_pool_id = 1;
 
-static _Thread_local struct tcache *tls_last;
-static _Thread_local struct thread_rec *tls_rec;
+/*
+ * initial-exec: in the shared library the default (global-dynamic) model calls __tls_get_addr on
+ * every alloc and free. Sixteen bytes fit glibc's static TLS surplus, so dlopen (the Python
+ * binding) still works.
+ */
+#if defined(__GNUC__)
+#define POOL_TLS_MODEL __attribute__((tls_model("initial-exec")))
+#else
+#define POOL_TLS_MODEL
+#endif
+static _Thread_local struct tcache *tls_last POOL_TLS_MODEL;
+static _Thread_local struct thread_rec *tls_rec POOL_TLS_MODEL;
 
 static const size_t tcache_off[CLASS_COUNT] = {0, 64, 128, 192, 224, 240, 248, 252, 254, 255, 256, 257, 258, 259,
                                                260, 261};
