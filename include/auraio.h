@@ -349,15 +349,18 @@ AURAIO_API int auraio_set_max_p99_latency(auraio_engine_t *engine, double max_p9
  */
 
 /**
- * Allocate a page-aligned buffer (usable with O_DIRECT) of at least @p size bytes from the
- * engine's pool. Thread-safe. @return the buffer, or NULL with errno EINVAL (NULL engine, size 0)
- * or ENOMEM.
+ * Allocate a 4096-byte-aligned buffer (usable with O_DIRECT) of at least @p size bytes from the
+ * engine's pool: power-of-two classes from 4 KiB to 128 MiB behind a per-thread cache, larger
+ * sizes straight from the system. Thread-safe; any thread may free it. Buffers still allocated
+ * when the engine is destroyed are freed with it. @return the buffer, or NULL with errno EINVAL
+ * (NULL engine, size 0) or ENOMEM. See doc/buffers.md.
  */
 AURAIO_API void *auraio_buffer_alloc(auraio_engine_t *engine, size_t size);
 /**
  * Return a buffer to the pool. @p size must be the size given to auraio_buffer_alloc. NULL is a
- * no-op. Freeing a pointer the pool did not hand out, or freeing twice, is detected: the call
- * returns -EINVAL and changes nothing.
+ * no-op returning 0. Freeing a pointer the pool did not hand out, with a wrong size, or freeing
+ * twice (when the two frees are ordered, as any correct program's are) is detected: the call
+ * returns -EINVAL and changes nothing. @return 0 or -EINVAL.
  */
 AURAIO_API int auraio_buffer_free(auraio_engine_t *engine, void *buf, size_t size);
 /** Fill @p stats. @return 0 or -EINVAL. */

@@ -13,6 +13,7 @@
 #endif
 #include "engine.h"
 
+#include "buffer_pool.h"
 #include "clock.h"
 #include "controller.h"
 #include "uring_sys.h"
@@ -144,6 +145,9 @@ int auraio__engine_create(const auraio_options_t *opts, struct auraio_engine **o
     if (rc < 0)
         goto fail;
     e->event_fd = rc;
+    rc = auraio__pool_create(&e->pool, 0);
+    if (rc < 0)
+        goto fail;
 
     unsigned depth = opts->queue_depth ? (unsigned)opts->queue_depth : DEFAULT_QUEUE_DEPTH;
     int max_limit = opts->max_in_flight ? opts->max_in_flight : (int)depth;
@@ -582,6 +586,8 @@ void auraio__engine_destroy(struct auraio_engine *e)
     if (e->event_fd >= 0)
         auraio__sys_close(e->event_fd);
     auraio__ctl_group_destroy(e->ctl);
+    /* Buffers still held by the application die with the pool, as documented. */
+    auraio__pool_destroy(e->pool);
     free(e->tick_in);
     if (e->tick_lock_ready)
         pthread_mutex_destroy(&e->tick_lock);

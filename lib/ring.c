@@ -185,6 +185,10 @@ int auraio__ring_submit(struct ring *r, const struct request_args *a, uint64_t n
         goto out;
     }
     start_request(r, q);
+    /* Filling the ring to its limit also means the limit binds: an application that submits
+     * exactly auraio_capacity() never finds the ring at its limit, yet is held by it. */
+    if (r->inflight >= (uint32_t)limit)
+        auraio__ctl_acc_at_limit(auraio__ctl_acc_active(&r->acc));
     /* An idle ring submits at once (nothing to batch with, latency matters); a busy one waits
      * for the batch threshold or the next flush/poll/wait. */
     if (r->inflight == 1 ||
