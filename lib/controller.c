@@ -20,8 +20,20 @@
 /* Epoch sizes: ~400 completions give ~2.5% throughput precision, enough to see a 10% gain;
  * bisection and hold need ~1.5% to judge a 5% band. Minimum times smooth batching effects. */
 #define CTL_N_GALLOP 400u
-#define CTL_N_BISECT 1500u
+#define CTL_N_BISECT 2000u
 #define CTL_N_HOLD 2000u
+/* Measured noise of one epoch's throughput on the simulated device (lognormal + heavy tail):
+ * relative sd ~ 1-3 / sqrt(n). The deepest gallop point sets X_top, and on a flat top a 1% error
+ * there moves the knee 20-40% in depth, so it is re-measured with a long epoch (sd ~2%) and pooled
+ * with the gallop epoch. A capacity-loss re-search decides on 3000-sample epochs. */
+#define CTL_N_TOP 4000u
+#define CTL_N_LOSS 3000u
+#define CTL_N_DOWN 1500u
+/* An epoch whose throughput is within this relative distance of the good/bad line is extended
+ * once (the reference design's "extend if within 1 sigma" with sigma ~ 2.5% at these sizes). */
+#define CTL_AMBIG 0.03
+/* A gallop point counts as clearly good (bad) only when 6% above (below) the line. */
+#define CTL_GALLOP_MARGIN 0.06
 #define CTL_T_GALLOP_NS 3000000ull
 #define CTL_T_BISECT_NS 10000000ull
 #define CTL_T_HOLD_NS 25000000ull
@@ -106,6 +118,11 @@ struct ctl_group {
     uint32_t lo, hi, cap;
     int fails;
     double x_top, x_prev;
+    bool loss;               /* GALLOP_DOWN after a capacity loss: no bisection, back to hi */
+    bool loss_ref;           /* that search's first epoch: X at the held depth, new regime */
+    bool top;                /* BISECT epoch re-measuring the deepest gallop point */
+    double top_x, top_n;     /* that point's gallop measurement, to pool with the long epoch */
+    uint32_t ep_mult;        /* an ambiguous epoch is extended once: need x 2 */
 
     /* hold */
     double x_ref, var;
@@ -204,6 +221,7 @@ static void epoch_reset(struct ctl_group *g, uint64_t now)
     g->ep_start = now;
     g->ep_n = g->ep_bytes = g->ep_at_limit = 0;
     g->ep_ticks = g->ep_backlog_ticks = 0;
+    g->ep_mult = 1;
     auraio__histogram_reset(&g->ep_hist);
 }
 
@@ -268,6 +286,9 @@ static void start_gallop(struct ctl_group *g, uint32_t from, uint32_t cap, uint6
     g->ntab = 0;
     g->fails = 0;
     g->x_prev = 0;
+    g->loss = false;
+    g->loss_ref = false;
+    g->top = false;
     g->cap = cap < g->w_max ? cap : g->w_max;
     g->phase = AURAIO_CTL_PHASE_GALLOP_UP;
     set_w(g, from, now);
@@ -281,9 +302,43 @@ static double target_factor(const struct ctl_group *g, uint64_t p99)
     return CTL_T_SET * (double)g->target / (double)p99;
 }
 
+/* After a capacity loss X_top is X at the old depth, which may sit below the top of the new
+ * curve (a uniform slowdown keeps the knee's depth; only a flatter curve moves it down). Within
+ * 2.5% of it lands in the score band in both cases: near the old depth after a slowdown (where
+ * the old knee's X(W/2) is ~8% lower), near the new knee when the cap is far up a flat top. */
+#define CTL_EPS_LOSS 0.025
+
+static double eps_of(const struct ctl_group *g)
+{
+    return g->loss ? CTL_EPS_LOSS : CTL_EPS;
+}
+
 static bool good(const struct ctl_group *g, double x)
 {
-    return x >= (1.0 - CTL_EPS) * g->x_top;
+    return x >= (1.0 - eps_of(g)) * g->x_top;
+}
+
+/* sqrt without libm (a few Newton steps; only used on small-sample paths). */
+static double sqrt_approx(double v)
+{
+    if (!(v > 0))
+        return 0;
+    double r = v > 1 ? v : 1;
+    for (int i = 0; i < 30; i++)
+        r = 0.5 * (r + v / r);
+    return r;
+}
+
+/* Too close to the good/bad line to call: keep accumulating the same epoch once more. */
+static bool ambiguous(struct ctl_group *g, double x)
+{
+    if (g->ep_mult > 1 || g->x_top <= 0)
+        return false;
+    double d = x / ((1.0 - eps_of(g)) * g->x_top) - 1.0;
+    if (d * d >= CTL_AMBIG * CTL_AMBIG)
+        return false;
+    g->ep_mult = 2;
+    return true;
 }
 
 static void bisect_next(struct ctl_group *g, uint64_t now)
@@ -317,15 +372,25 @@ static void bracket(struct ctl_group *g, uint64_t now)
      * growing; after a plateau the mean of the two deepest points, because the maximum of noisy
      * epochs is biased up and the flat top makes the knee depth very sensitive to that bias. */
     g->x_top = g->ntab ? g->tab[g->ntab - 1].x : 0;
-    if (g->fails > 0 && g->ntab >= 2)
-        g->x_top = 0.5 * (g->tab[g->ntab - 1].x + g->tab[g->ntab - 2].x);
+    if (g->ntab >= 2) {
+        /* Non-monotone or noisy top: never below the mean of the two deepest points. */
+        double m2 = 0.5 * (g->tab[g->ntab - 1].x + g->tab[g->ntab - 2].x);
+        if (m2 > g->x_top)
+            g->x_top = m2;
+    }
+    /* Gallop points are short epochs (sd ~5-9%): they bound the bracket only where they are
+     * clearly on one side of the line; the rest is left to the long bisection epochs. */
+    double line = (1.0 - eps_of(g)) * g->x_top;
     int h = 0;
-    while (h < g->ntab && !good(g, g->tab[h].x))
+    while (h < g->ntab - 1 && g->tab[h].x < line * (1.0 + CTL_GALLOP_MARGIN))
         h++;
-    if (h == g->ntab)
-        h = g->ntab - 1;
     g->hi = g->tab[h].w;
-    if (h == 0) {
+    int l = h - 1;
+    while (l >= 0 && g->tab[l].x >= line * (1.0 - CTL_GALLOP_MARGIN))
+        l--;
+    if (l < 0)
+        g->hi = g->tab[0].w; /* even the first point is on the plateau: halve from there */
+    if (l < 0) {
         g->lo = 0;
         if (g->hi <= g->w_min) {
             enter_hold(g, g->hi, now);
@@ -335,7 +400,7 @@ static void bracket(struct ctl_group *g, uint64_t now)
         set_w(g, g->hi / 2 > g->w_min ? g->hi / 2 : g->w_min, now);
         return;
     }
-    g->lo = g->tab[h - 1].w;
+    g->lo = g->tab[l].w;
     bisect_next(g, now);
 }
 
@@ -345,13 +410,47 @@ static void research(struct ctl_group *g, int dir, double x_now, uint64_t now)
     if (dir < 0) {
         /* Capacity loss (slower phase, or another tenant): search only downward, so a greedy
          * knee-seeker cannot escalate against a neighbour whose share it would take. */
-        start_gallop(g, w / 4 > g->w_min ? w / 4 : g->w_min, w, now);
+        /* The depth held was the knee (or the cap) of the old curve. Halve while the curve is
+         * flat (X(W/2) >= (1 - eps) X(W), X(W) measured by the detector's epochs in the new
+         * regime); at the first depth that loses more, go back to the last flat one. A uniform
+         * slowdown keeps the knee's depth (the curve only scales), so its first halving fails and
+         * the depth stays; fewer channels flatten the curve and the depth halves toward the new
+         * knee. No bisection: below the old knee the capped curve's "5% of its top" would land
+         * low, and the score band around a gradual knee is wider than one halving. */
+        start_gallop(g, w, w, now);
+        g->ntab = 0;
+        tab_add(g, w, x_now);
+        g->x_top = x_now;
+        g->hi = w;
+        g->lo = 0;
+        g->loss = true;
+        if (w <= g->w_min) {
+            enter_hold(g, w, now);
+            return;
+        }
+        /* The detector's epochs straddle the change: measure X(W) afresh first. */
+        g->loss_ref = true;
+        g->phase = AURAIO_CTL_PHASE_GALLOP_DOWN;
+        epoch_reset(g, now);
+        return;
     } else {
         start_gallop(g, w < g->w_max ? auraio__ctl_scale(w, 2.0, g->w_min, g->w_max) : w,
                      g->w_max, now);
         g->x_prev = x_now;
     }
     tab_add(g, w, x_now);
+}
+
+/* Relative variance of this epoch's throughput: the learned epoch-to-epoch variance, but never
+ * below the counting floor CTL_NOISE_C / n (measured: sd ~ 1-3 / sqrt(n) on heavy-tailed
+ * devices). At tens of IOPS an epoch holds 16-64 samples, sd 20-40%; without the floor the
+ * learned variance lags and probes "win" on noise, ratcheting the depth up. */
+#define CTL_NOISE_C 4.0
+
+static double noise2(const struct ctl_group *g)
+{
+    double floor = g->ep_n ? CTL_NOISE_C / (double)g->ep_n : 1.0;
+    return g->var > floor ? g->var : floor;
 }
 
 /* Throughput change detector shared by HOLD and TARGET; returns true when it re-searched. */
@@ -363,7 +462,7 @@ static bool detect_change(struct ctl_group *g, double x, uint64_t now, bool allo
         return false;
     }
     double d = x / g->x_ref - 1.0;
-    double thr2 = CTL_CHG_SIGMAS2 * g->var;
+    double thr2 = CTL_CHG_SIGMAS2 * noise2(g);
     if (thr2 < CTL_CHG_MIN * CTL_CHG_MIN)
         thr2 = CTL_CHG_MIN * CTL_CHG_MIN;
     if (d * d > thr2) {
@@ -491,7 +590,12 @@ static void end_epoch(struct ctl_group *g, uint64_t now)
                 g->knee_w = g->cap;
                 return;
             }
-            bracket(g, now);
+            /* The deepest point sets X_top: measure it again, longer, before bracketing. */
+            g->top = true;
+            g->top_x = x;
+            g->top_n = (double)g->ep_n;
+            g->phase = AURAIO_CTL_PHASE_BISECT;
+            epoch_reset(g, now);
             return;
         }
         set_w(g, next, now);
@@ -502,7 +606,31 @@ static void end_epoch(struct ctl_group *g, uint64_t now)
             epoch_reset(g, now);
             return;
         }
+        if (g->loss_ref) {
+            g->loss_ref = false;
+            g->x_top = x;
+            tab_add(g, g->w, x);
+            set_w(g, g->w / 2 > g->w_min ? g->w / 2 : g->w_min, now);
+            return;
+        }
+        if (ambiguous(g, x))
+            return;
         tab_add(g, g->w, x);
+        if (!g->loss && g->ep_n < CTL_N_GALLOP && x < (1.0 - CTL_EPS) * g->x_top
+            && x >= (1.0 - CTL_EPS - 2.0 * sqrt_approx(CTL_NOISE_C / (double)g->ep_n)) * g->x_top)
+            x = (1.0 - CTL_EPS) * g->x_top; /* few samples (slow device): within 2 sd is flat */
+        if (g->loss) {
+            if (good(g, x) && g->w > g->w_min) {
+                g->hi = g->w;
+                set_w(g, g->w / 2 > g->w_min ? g->w / 2 : g->w_min, now);
+            } else if (good(g, x)) {
+                enter_hold(g, g->w, now);
+            } else {
+                g->lo = g->w;
+                bisect_next(g, now);
+            }
+            return;
+        }
         if (good(g, x)) {
             g->hi = g->w;
             if (g->w <= g->w_min) {
@@ -520,6 +648,15 @@ static void end_epoch(struct ctl_group *g, uint64_t now)
             epoch_reset(g, now);
             return;
         }
+        if (g->top) {
+            double n = (double)g->ep_n;
+            g->top = false;
+            tab_add(g, g->w, (g->top_x * g->top_n + x * n) / (g->top_n + n));
+            bracket(g, now);
+            return;
+        }
+        if (ambiguous(g, x))
+            return;
         tab_add(g, g->w, x);
         if (good(g, x))
             g->hi = g->w;
@@ -530,7 +667,7 @@ static void end_epoch(struct ctl_group *g, uint64_t now)
     case AURAIO_CTL_PHASE_PROBE:
         g->phase = g->probe_return;
         if (enough && binding && x >= g->x_ref * (1.0 + CTL_PROBE_HIT)
-            && (x / g->x_ref - 1.0) * (x / g->x_ref - 1.0) > CTL_CHG_SIGMAS2 * g->var) {
+            && (x / g->x_ref - 1.0) * (x / g->x_ref - 1.0) > CTL_CHG_SIGMAS2 * noise2(g)) {
             uint32_t from = g->probe_from;
             start_gallop(g, auraio__ctl_scale(g->w, 2.0, g->w_min, g->w_max), g->w_max, now);
             tab_add(g, from, g->x_ref);
@@ -709,8 +846,15 @@ void auraio__ctl_group_update(struct ctl_group *g, const struct ctl_ring_input *
         uint64_t dt = now - g->ep_start;
         /* Every slot must turn over at least twice, or the epoch sees only the oldest I/Os. */
         uint64_t need = epoch_need(g->phase);
+        if (g->top)
+            need = CTL_N_TOP;
+        else if (g->loss && g->phase == AURAIO_CTL_PHASE_GALLOP_DOWN)
+            need = CTL_N_LOSS;
+        else if (g->phase == AURAIO_CTL_PHASE_GALLOP_DOWN)
+            need = CTL_N_DOWN;
         if (need < 2ull * g->w)
             need = 2ull * g->w;
+        need *= g->ep_mult;
         if (dt > 0
             && ((g->ep_n >= need && dt >= epoch_tmin(g->phase))
                 || (dt >= CTL_T_EPOCH_MAX_NS && g->ep_n >= CTL_N_EPOCH_MAX)

@@ -2,8 +2,7 @@
 /*
  * Scenario tests: the controller drives the simulated device (test/support/simdev) and is scored
  * from the raw completion log against the fixed-depth oracle. Each test takes the median over
- * randomized draws with fixed seeds, prints the numbers, and asserts the issue's bands. Where a
- * band is not met yet the assertion is the measured level and the gap is stated (doc/controller.md).
+ * randomized draws with fixed seeds, prints the numbers, and asserts the issue's bands exactly.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,10 +17,13 @@
 #include "controller.h"
 #include "simdev.h"
 
-#define DRAWS 7
+/* Randomized draws per scenario (fixed seeds 1..n). AURAIO_SIM_DRAWS scales it down for slow
+ * sanitizer runs in CI; the default is the full count. */
+#define DRAWS_MAX 7
+static int DRAWS = DRAWS_MAX;
 
 struct agg {
-    double tr[DRAWS], lr[DRAWS], ttc[DRAWS], cov[DRAWS], rev[DRAWS], tc[DRAWS];
+    double tr[DRAWS_MAX], lr[DRAWS_MAX], ttc[DRAWS_MAX], cov[DRAWS_MAX], rev[DRAWS_MAX], tc[DRAWS_MAX];
     int n;
 };
 
@@ -77,15 +79,6 @@ static struct med run_kind(enum sim_kind kind, int phase, const char *name)
     return agg_median(&a, name);
 }
 
-static void check_knee_tr(struct med m, double ttc_max, double tr_min)
-{
-    assert_true(m.tr >= tr_min);
-    assert_true(m.lr <= 1.25);
-    assert_true(m.ttc <= ttc_max);
-    assert_true(m.cov <= 0.10);
-    assert_true(m.rev <= 2.0);
-}
-
 static void check_knee(struct med m, double ttc_max)
 {
     assert_true(m.tr >= 0.95);
@@ -136,16 +129,14 @@ static void test_phase_down(void **state)
 {
     (void)state;
     struct med m = run_kind(SIM_PHASE_DOWN, 1, "phase-down");
-    /* GAP(#3): the issue asks reTTC <= 1.5 s; measured median 2.5 s (see doc/controller.md). */
-    check_knee(m, 3.0);
+    check_knee(m, 1.5);
 }
 
 static void test_slowdown(void **state)
 {
     (void)state;
     struct med m = run_kind(SIM_SLOWDOWN, 1, "slowdown");
-    /* GAP(#3): asks TR >= 0.95 and reTTC <= 1.5 s; measured median TR 0.907, reTTC 2.5 s. */
-    check_knee_tr(m, 3.0, 0.88);
+    check_knee(m, 1.5);
 }
 
 static void test_spike_recovers(void **state)
@@ -168,15 +159,14 @@ static void test_spike_recovers(void **state)
         sim_result_free(&r);
     }
     struct med m = agg_median(&a, "spike");
-    /* GAP(#3): asks reTTC <= 1.5 s after the spike; measured median 2.5 s. */
-    check_knee(m, 3.0);
+    check_knee(m, 1.5);
 }
 
 static void test_neighbour_no_escalation(void **state)
 {
     (void)state;
     struct agg a = { .n = 0 };
-    double esc[DRAWS];
+    double esc[DRAWS_MAX];
     for (int d = 1; d <= DRAWS; d++) {
         struct sim_scenario sc;
         sim_draw(SIM_NEIGHBOUR, (uint64_t)d, &sc);
@@ -206,26 +196,33 @@ static void test_neighbour_no_escalation(void **state)
 static void test_low_iops(void **state)
 {
     (void)state;
-    /* Tens of IOPS, one channel: statistics, not the algorithm, bound the speed. The 1 s goal is
-     * for >= 50 K IOPS devices; here the depth must settle at the bottom and not wander up. */
-    double wend[3];
+    /* Tens of IOPS, one channel: statistics, not the algorithm, bound the speed, so the 1 s goal
+     * (stated for fast devices) is not asserted; where it lands is, against the oracle's knee
+     * (depth 1 here: one FIFO channel gains nothing from depth, and P99 grows with it). */
+    double tr[3], lr[3], wend[3];
     for (int d = 1; d <= 3; d++) {
         struct sim_scenario sc;
         sim_draw(SIM_LOW_IOPS, (uint64_t)d, &sc);
         struct sim_result r;
         memset(&r, 0, sizeof(r));
         sim_run(&sc, &r);
-        double p99_end = sim_quantile(&r, sc.duration_s / 2, sc.duration_s, 0.99);
-        double p99_w1 = sim_quantile(&r, 0, sc.duration_s, 0.5); /* ~ service time */
+        struct sim_oracle o;
+        sim_oracle(&sc, 0, &o);
+        struct sim_point pt = sim_oracle_point(&o, 0);
+        struct sim_scores s;
+        sim_score(&r, 0, sc.duration_s, pt, 0, -1, &s);
+        tr[d - 1] = s.tr;
+        lr[d - 1] = s.lr;
         wend[d - 1] = sim_mean_w(&r, sc.duration_s / 2, sc.duration_s);
-        printf("# low-iops draw %d: %.0f IOPS, mean depth last half %.2f, max %u, P99 %.1f ms (P50 %.1f)\n", d,
-               sim_rate(&r, 0, sc.duration_s, -1), wend[d - 1], sim_max_w(&r, sc.duration_s / 2, sc.duration_s),
-               p99_end / 1e6, p99_w1 / 1e6);
-        assert_true(sim_max_w(&r, sc.duration_s / 2, sc.duration_s) <= 8);
+        printf("# low-iops draw %d: %.0f IOPS, oracle knee depth %u, mean depth last half %.2f (max %u), "
+               "TR %.3f LR %.3f\n", d, sim_rate(&r, 0, sc.duration_s, -1), pt.w, wend[d - 1],
+               sim_max_w(&r, sc.duration_s / 2, sc.duration_s), s.tr, s.lr);
         sim_result_free(&r);
     }
-    /* GAP(#3): best depth is 1; measured median 5.35 (decisions on 16-64 samples). */
-    assert_true(sim_median(wend, 3) <= 8.0);
+    double mtr = sim_median(tr, 3), mlr = sim_median(lr, 3), mw = sim_median(wend, 3);
+    printf("# low-iops         median over 3 draws: TR %.3f LR %.3f depth %.2f\n", mtr, mlr, mw);
+    assert_true(mtr >= 0.95);
+    assert_true(mlr <= 1.25);
 }
 
 static void test_app_limited_does_not_grow(void **state)
@@ -337,7 +334,7 @@ static void test_target_infeasible(void **state)
 
 static void test_multi_ring(enum sim_kind kind, const char *name)
 {
-    double gtr[DRAWS], jain[DRAWS];
+    double gtr[DRAWS_MAX], jain[DRAWS_MAX];
     for (int d = 1; d <= DRAWS; d++) {
         struct sim_scenario sc;
         sim_draw(kind, (uint64_t)d, &sc);
@@ -360,8 +357,7 @@ static void test_multi_ring(enum sim_kind kind, const char *name)
     }
     double mg = sim_median(gtr, DRAWS), mj = sim_median(jain, DRAWS);
     printf("# %-16s median group TR %.3f, Jain %.3f\n", name, mg, mj);
-    /* GAP(#3): asks group TR >= 0.95; measured median 0.930 with equal demand. */
-    assert_true(mg >= 0.90);
+    assert_true(mg >= 0.95);
     if (kind == SIM_MULTI_EQUAL)
         assert_true(mj >= 0.9);
 }
@@ -407,6 +403,9 @@ static void test_backwards_clock(void **state)
 
 int main(void)
 {
+    const char *env = getenv("AURAIO_SIM_DRAWS");
+    if (env && atoi(env) >= 1 && atoi(env) <= DRAWS_MAX)
+        DRAWS = atoi(env);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_knee_low),
         cmocka_unit_test(test_knee_high),
