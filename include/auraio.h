@@ -233,17 +233,43 @@ AURAIO_API auraio_request_t *auraio_readv(auraio_engine_t *engine, int fd, const
 AURAIO_API auraio_request_t *auraio_writev(auraio_engine_t *engine, int fd, const struct iovec *iov, int iovcnt,
                                            int64_t offset, auraio_callback_t callback, void *user_data);
 
-/** auraio_fsync flags. */
+/**
+ * Submission flag: @p fd is an index into the table registered with auraio_register_files, not a
+ * file descriptor. Accepted by the *_ex calls and auraio_fsync. An index beyond the table fails
+ * with EBADF, and with ENOENT when no files are registered, before anything reaches the kernel.
+ */
+#define AURAIO_FIXED_FILE (1u << 8)
+
+/** auraio_read and friends with submission flags (0 or AURAIO_FIXED_FILE; others: EINVAL). */
+AURAIO_API auraio_request_t *auraio_read_ex(auraio_engine_t *engine, int fd, auraio_buf_t buf, size_t len,
+                                            int64_t offset, unsigned flags, auraio_callback_t callback,
+                                            void *user_data);
+AURAIO_API auraio_request_t *auraio_write_ex(auraio_engine_t *engine, int fd, auraio_buf_t buf, size_t len,
+                                             int64_t offset, unsigned flags, auraio_callback_t callback,
+                                             void *user_data);
+AURAIO_API auraio_request_t *auraio_readv_ex(auraio_engine_t *engine, int fd, const struct iovec *iov,
+                                             int iovcnt, int64_t offset, unsigned flags,
+                                             auraio_callback_t callback, void *user_data);
+AURAIO_API auraio_request_t *auraio_writev_ex(auraio_engine_t *engine, int fd, const struct iovec *iov,
+                                              int iovcnt, int64_t offset, unsigned flags,
+                                              auraio_callback_t callback, void *user_data);
+
+/** auraio_fsync flags (may be combined with AURAIO_FIXED_FILE). */
 #define AURAIO_FSYNC_DEFAULT 0u
 #define AURAIO_FSYNC_DATASYNC 1u /**< fdatasync semantics */
 
-/** Flush @p fd to stable storage; @p flags is AURAIO_FSYNC_DEFAULT or AURAIO_FSYNC_DATASYNC. */
+/** Flush @p fd to stable storage; @p flags: AURAIO_FSYNC_DATASYNC and/or AURAIO_FIXED_FILE. */
 AURAIO_API auraio_request_t *auraio_fsync(auraio_engine_t *engine, int fd, unsigned flags,
                                           auraio_callback_t callback, void *user_data);
 
 /** A descriptor for plain memory. */
 AURAIO_API auraio_buf_t auraio_buf(void *ptr);
-/** A descriptor for a registered buffer (see auraio_register_buffers). */
+/**
+ * A descriptor for a registered buffer (see auraio_register_buffers): the I/O uses bytes
+ * [offset, offset + len) of registered buffer @p index and becomes READ_FIXED/WRITE_FIXED.
+ * An unregistered index fails with ENOENT, a range past the buffer's end with ERANGE. Only
+ * auraio_read/auraio_write (and their _ex forms) take registered buffers.
+ */
 AURAIO_API auraio_buf_t auraio_buf_fixed(int index, size_t offset);
 
 /**
@@ -367,14 +393,30 @@ AURAIO_API int auraio_buffer_free(auraio_engine_t *engine, void *buf, size_t siz
 AURAIO_API int auraio_get_buffer_stats(const auraio_engine_t *engine, auraio_buffer_stats_t *stats);
 
 /* ---------------------------------------------------------------------------------------------
- * Registered buffers and files (applied to every ring; a partial failure is rolled back)
+ * Registered buffers and files. Registration applies to every ring; if one ring refuses, the rings
+ * already done are rolled back and the call fails, so rings never disagree. Thread-safe.
  */
 
-/** Register @p count buffers. @return 0, -EINVAL, -EBUSY (already registered), or the kernel's -errno. */
+/**
+ * Register @p count buffers (the array is copied; the memory it points to must stay valid until
+ * unregistered or the engine is destroyed).
+ * @return 0; -EINVAL (NULL engine or iovs, count <= 0 or > 16384, a NULL base, a length of 0 or
+ *         over 1 GiB); -EBUSY (buffers already registered); -ENOMEM (e.g. RLIMIT_MEMLOCK on old
+ *         kernels) or another kernel -errno.
+ */
 AURAIO_API int auraio_register_buffers(auraio_engine_t *engine, const struct iovec *iovs, int count);
-/** Register @p count fds (-1 = empty slot). @return 0, -EINVAL, -EBUSY, or the kernel's -errno. */
+/**
+ * Register @p count file descriptors (-1 = an empty slot) for use with AURAIO_FIXED_FILE.
+ * @return 0; -EINVAL (NULL, count <= 0 or > 1048576); -EBADF (an fd below -1 or not open);
+ *         -EBUSY (files already registered); -EMFILE or another kernel -errno.
+ */
 AURAIO_API int auraio_register_files(auraio_engine_t *engine, const int *fds, int count);
-/** Replace registered file @p index with @p fd (-1 clears it). @return 0, -EINVAL, -ENOENT, -ERANGE. */
+/**
+ * Replace registered file @p index with @p fd (-1 empties the slot), on every ring (rolled back on
+ * failure). Requests already in flight keep the file they started with.
+ * @return 0, -EINVAL (NULL engine), -ENOENT (no files registered), -ERANGE (bad index),
+ *         -EBADF (fd below -1 or not open), or the kernel's -errno.
+ */
 AURAIO_API int auraio_update_file(auraio_engine_t *engine, int index, int fd);
 
 /** What auraio_unregister removes. */
@@ -384,8 +426,11 @@ typedef enum {
 } auraio_reg_type_t;
 
 /**
- * Unregister buffers or files. @return 0, -EINVAL, -ENOENT (nothing registered), -EBUSY (I/O using
- * the registration is in flight; nothing changed).
+ * Unregister buffers or files. Refused, not deferred, while I/O using the registration is in
+ * flight: a request stops counting as in flight before its callback runs, so a callback may
+ * unregister. auraio_destroy drains all I/O before the registrations go away.
+ * @return 0, -EINVAL (NULL engine, unknown type), -ENOENT (nothing registered), -EBUSY (I/O using
+ *         the registration is in flight; nothing changed).
  */
 AURAIO_API int auraio_unregister(auraio_engine_t *engine, auraio_reg_type_t type);
 

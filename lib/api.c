@@ -106,8 +106,12 @@ static int check_rw(const auraio_engine_t *e, int fd, auraio_buf_t buf, size_t l
         a->addr = (uint64_t)(uintptr_t)buf.ptr;
         break;
     case AURAIO_BUF_REGISTERED:
-        /* TODO(#4): registered buffers; until then a registered descriptor has nothing to name. */
-        return -ENOENT;
+        /* The ring resolves index and offset against what it has registered, under its lock. */
+        validate_or_return(buf.index >= 0 && buf.index < UINT16_MAX, -ENOENT);
+        a->fixed_buffer = 1;
+        a->buf_index = (uint16_t)buf.index;
+        a->addr = (uint64_t)buf.offset;
+        break;
     default:
         return -EINVAL;
     }
@@ -119,16 +123,17 @@ static int check_rw(const auraio_engine_t *e, int fd, auraio_buf_t buf, size_t l
 }
 
 static auraio_request_t *submit_rw(auraio_engine_t *e, uint8_t op, int fd, auraio_buf_t buf, size_t len,
-                                   int64_t offset, auraio_callback_t cb, void *ud)
+                                   int64_t offset, unsigned flags, auraio_callback_t cb, void *ud)
 {
     struct request_args a;
     memset(&a, 0, sizeof(a));
-    int rc = check_rw(e, fd, buf, len, offset, cb, &a);
+    int rc = flags & ~AURAIO_FIXED_FILE ? -EINVAL : check_rw(e, fd, buf, len, offset, cb, &a);
     if (rc < 0) {
         errno = -rc;
         return NULL;
     }
     a.op = op;
+    a.fixed_file = (flags & AURAIO_FIXED_FILE) != 0;
     a.user_data = ud;
     return submit_or_errno(e, &a);
 }
@@ -136,20 +141,34 @@ static auraio_request_t *submit_rw(auraio_engine_t *e, uint8_t op, int fd, aurai
 AURAIO_API auraio_request_t *auraio_read(auraio_engine_t *engine, int fd, auraio_buf_t buf, size_t len,
                                          int64_t offset, auraio_callback_t callback, void *user_data)
 {
-    return submit_rw(engine, REQ_READ, fd, buf, len, offset, callback, user_data);
+    return submit_rw(engine, REQ_READ, fd, buf, len, offset, 0, callback, user_data);
 }
 
 AURAIO_API auraio_request_t *auraio_write(auraio_engine_t *engine, int fd, auraio_buf_t buf, size_t len,
                                           int64_t offset, auraio_callback_t callback, void *user_data)
 {
-    return submit_rw(engine, REQ_WRITE, fd, buf, len, offset, callback, user_data);
+    return submit_rw(engine, REQ_WRITE, fd, buf, len, offset, 0, callback, user_data);
+}
+
+AURAIO_API auraio_request_t *auraio_read_ex(auraio_engine_t *engine, int fd, auraio_buf_t buf, size_t len,
+                                            int64_t offset, unsigned flags, auraio_callback_t callback,
+                                            void *user_data)
+{
+    return submit_rw(engine, REQ_READ, fd, buf, len, offset, flags, callback, user_data);
+}
+
+AURAIO_API auraio_request_t *auraio_write_ex(auraio_engine_t *engine, int fd, auraio_buf_t buf, size_t len,
+                                             int64_t offset, unsigned flags, auraio_callback_t callback,
+                                             void *user_data)
+{
+    return submit_rw(engine, REQ_WRITE, fd, buf, len, offset, flags, callback, user_data);
 }
 
 static auraio_request_t *submit_vec(auraio_engine_t *e, uint8_t op, int fd, const struct iovec *iov, int iovcnt,
-                                    int64_t offset, auraio_callback_t cb, void *ud)
+                                    int64_t offset, unsigned flags, auraio_callback_t cb, void *ud)
 {
     int rc = check_common(e, fd, offset, cb);
-    if (rc == 0 && (iov == NULL || iovcnt <= 0 || iovcnt > IOV_MAX))
+    if (rc == 0 && (iov == NULL || iovcnt <= 0 || iovcnt > IOV_MAX || (flags & ~AURAIO_FIXED_FILE)))
         rc = -EINVAL;
     if (rc < 0) {
         errno = -rc;
@@ -159,6 +178,7 @@ static auraio_request_t *submit_vec(auraio_engine_t *e, uint8_t op, int fd, cons
     memset(&a, 0, sizeof(a));
     a.op = op;
     a.fd = fd;
+    a.fixed_file = (flags & AURAIO_FIXED_FILE) != 0;
     a.addr = (uint64_t)(uintptr_t)iov;
     a.len = (uint32_t)iovcnt;
     a.offset = (uint64_t)offset;
@@ -170,20 +190,34 @@ static auraio_request_t *submit_vec(auraio_engine_t *e, uint8_t op, int fd, cons
 AURAIO_API auraio_request_t *auraio_readv(auraio_engine_t *engine, int fd, const struct iovec *iov, int iovcnt,
                                           int64_t offset, auraio_callback_t callback, void *user_data)
 {
-    return submit_vec(engine, REQ_READV, fd, iov, iovcnt, offset, callback, user_data);
+    return submit_vec(engine, REQ_READV, fd, iov, iovcnt, offset, 0, callback, user_data);
+}
+
+AURAIO_API auraio_request_t *auraio_readv_ex(auraio_engine_t *engine, int fd, const struct iovec *iov,
+                                             int iovcnt, int64_t offset, unsigned flags,
+                                             auraio_callback_t callback, void *user_data)
+{
+    return submit_vec(engine, REQ_READV, fd, iov, iovcnt, offset, flags, callback, user_data);
 }
 
 AURAIO_API auraio_request_t *auraio_writev(auraio_engine_t *engine, int fd, const struct iovec *iov, int iovcnt,
                                            int64_t offset, auraio_callback_t callback, void *user_data)
 {
-    return submit_vec(engine, REQ_WRITEV, fd, iov, iovcnt, offset, callback, user_data);
+    return submit_vec(engine, REQ_WRITEV, fd, iov, iovcnt, offset, 0, callback, user_data);
+}
+
+AURAIO_API auraio_request_t *auraio_writev_ex(auraio_engine_t *engine, int fd, const struct iovec *iov,
+                                              int iovcnt, int64_t offset, unsigned flags,
+                                              auraio_callback_t callback, void *user_data)
+{
+    return submit_vec(engine, REQ_WRITEV, fd, iov, iovcnt, offset, flags, callback, user_data);
 }
 
 AURAIO_API auraio_request_t *auraio_fsync(auraio_engine_t *engine, int fd, unsigned flags,
                                           auraio_callback_t callback, void *user_data)
 {
     int rc = check_common(engine, fd, 0, callback);
-    if (rc == 0 && (flags & ~AURAIO_FSYNC_DATASYNC))
+    if (rc == 0 && (flags & ~(AURAIO_FSYNC_DATASYNC | AURAIO_FIXED_FILE)))
         rc = -EINVAL;
     if (rc < 0) {
         errno = -rc;
@@ -194,6 +228,7 @@ AURAIO_API auraio_request_t *auraio_fsync(auraio_engine_t *engine, int fd, unsig
     a.op = REQ_FSYNC;
     a.fd = fd;
     a.fsync_flags = (flags & AURAIO_FSYNC_DATASYNC) ? IORING_FSYNC_DATASYNC : 0;
+    a.fixed_file = (flags & AURAIO_FIXED_FILE) != 0;
     a.callback = callback;
     a.user_data = user_data;
     return submit_or_errno(engine, &a);
@@ -306,4 +341,28 @@ AURAIO_API uint64_t auraio_histogram_bucket_lower_ns(int bucket)
 AURAIO_API const char *auraio_phase_name(int phase)
 {
     return auraio__ctl_phase_name(phase);
+}
+
+AURAIO_API int auraio_register_buffers(auraio_engine_t *engine, const struct iovec *iovs, int count)
+{
+    validate_or_return(engine != NULL, -EINVAL);
+    return auraio__engine_register_buffers(engine, iovs, count);
+}
+
+AURAIO_API int auraio_register_files(auraio_engine_t *engine, const int *fds, int count)
+{
+    validate_or_return(engine != NULL, -EINVAL);
+    return auraio__engine_register_files(engine, fds, count);
+}
+
+AURAIO_API int auraio_update_file(auraio_engine_t *engine, int index, int fd)
+{
+    validate_or_return(engine != NULL, -EINVAL);
+    return auraio__engine_update_file(engine, index, fd);
+}
+
+AURAIO_API int auraio_unregister(auraio_engine_t *engine, auraio_reg_type_t type)
+{
+    validate_or_return(engine != NULL, -EINVAL);
+    return auraio__engine_unregister(engine, type);
 }

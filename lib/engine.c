@@ -84,6 +84,10 @@ static int start_controller(struct auraio_engine *e, const auraio_options_t *opt
     if (rc)
         return -rc;
     e->tick_lock_ready = true;
+    rc = pthread_mutex_init(&e->reg_lock, NULL);
+    if (rc)
+        return -rc;
+    e->reg_lock_ready = true;
     if (opts->disable_adaptive)
         return 0;
     e->tick_in = calloc(e->ring_count, sizeof(*e->tick_in));
@@ -585,6 +589,10 @@ void auraio__engine_destroy(struct auraio_engine *e)
     free(e->rings);
     if (e->event_fd >= 0)
         auraio__sys_close(e->event_fd);
+    /* The rings are closed, so the kernel has dropped its registrations: free our copies. */
+    auraio__engine_free_registrations(e);
+    if (e->reg_lock_ready)
+        pthread_mutex_destroy(&e->reg_lock);
     auraio__ctl_group_destroy(e->ctl);
     /* Buffers still held by the application die with the pool, as documented. */
     auraio__pool_destroy(e->pool);

@@ -3,8 +3,8 @@
  * The engine: its rings, the eventfd they share, ring selection, the event loop and teardown.
  * api.c checks arguments and calls in here; nothing here re-checks what api.c guarantees.
  *
- * Lock order: tick_lock, then one ring lock at a time (ring locks never nest). No lock is held
- * while a user callback runs. The buffer pool's locks are leaves.
+ * Lock order: reg_lock or tick_lock (never both), then one ring lock at a time (ring locks never
+ * nest). No lock is held while a user callback runs. The buffer pool's locks are leaves.
  */
 #ifndef AURAIO_ENGINE_H
 #define AURAIO_ENGINE_H
@@ -36,6 +36,16 @@ struct auraio_engine {
     struct ctl_ring_input *tick_in; /* ring_count entries, allocated at create */
     _Atomic uint64_t next_tick_ns;
 
+    /* Registered buffers and files (registration.c): the engine's copies, shared read-only by
+     * the rings while registered. reg_lock serialises register/update/unregister; it is taken
+     * before a ring lock, never while holding one. */
+    pthread_mutex_t reg_lock;
+    bool reg_lock_ready;
+    struct iovec *fixed_bufs;
+    uint32_t fixed_buf_count;
+    int *fixed_files;
+    uint32_t fixed_file_count;
+
     _Atomic bool shutting_down;
     _Atomic uint64_t stops_requested;
     _Atomic uint64_t stops_consumed;
@@ -65,6 +75,14 @@ int auraio__engine_histogram(struct auraio_engine *e, uint32_t ring, auraio_hist
 int auraio__engine_set_p99_target(struct auraio_engine *e, double ms);
 /* True on a thread currently running one of @p e's callbacks. */
 bool auraio__engine_in_callback(const struct auraio_engine *e);
+
+/* Registration (registration.c). */
+int auraio__engine_register_buffers(struct auraio_engine *e, const struct iovec *iovs, int count);
+int auraio__engine_register_files(struct auraio_engine *e, const int *fds, int count);
+int auraio__engine_update_file(struct auraio_engine *e, int index, int fd);
+int auraio__engine_unregister(struct auraio_engine *e, auraio_reg_type_t type);
+/* Destroy-time: free the copies (the kernel dropped its side when the rings closed). */
+void auraio__engine_free_registrations(struct auraio_engine *e);
 
 /* Options (options.c). */
 void auraio__options_defaults(auraio_options_t *o);

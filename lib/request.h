@@ -40,7 +40,8 @@ struct request_args {
     uint32_t len; /* bytes, or iovec count */
     int fd;
     uint8_t op;             /* enum request_op */
-    uint8_t fixed_buffer;   /* READ_FIXED/WRITE_FIXED with buf_index */
+    uint8_t fixed_buffer;   /* READ_FIXED/WRITE_FIXED with buf_index; addr holds the offset */
+    uint8_t fixed_file;     /* fd is an index into the registered file table */
     uint16_t buf_index;
     uint32_t fsync_flags;
 };

@@ -142,8 +142,34 @@ static void start_request(struct ring *r, struct request *q)
         auraio__uring_prep_rw(sqe, op_for(a), a->fd, a->addr, a->len, a->offset, handle);
     if (a->fixed_buffer)
         sqe->buf_index = a->buf_index;
+    if (a->fixed_file)
+        sqe->flags |= IOSQE_FIXED_FILE;
     q->state = REQ_INFLIGHT;
     r->inflight++;
+}
+
+/*
+ * Resolve a registered buffer (index, offset -> address) and check a fixed file index against
+ * what this ring has registered, so bad indexes never reach the kernel. Counts the request as a
+ * user of what it names.
+ */
+static int check_registered_locked(struct ring *r, struct request_args *a)
+{
+    if (a->fixed_file && a->fd >= 0 && (uint32_t)a->fd >= r->fixed_file_count)
+        return r->fixed_file_count == 0 ? -ENOENT : -EBADF;
+    if (a->fixed_buffer) {
+        if (!r->fixed_bufs || a->buf_index >= r->fixed_buf_count)
+            return -ENOENT;
+        const struct iovec *iov = &r->fixed_bufs[a->buf_index];
+        uint64_t offset = a->addr;
+        if (offset > iov->iov_len || a->len > iov->iov_len - offset)
+            return -ERANGE;
+        a->addr = (uint64_t)(uintptr_t)iov->iov_base + offset;
+        r->fixed_buf_users++;
+    }
+    if (a->fixed_file)
+        r->fixed_file_users++;
+    return 0;
 }
 
 static int flush_locked(struct ring *r)
@@ -189,8 +215,14 @@ int auraio__ring_submit(struct ring *r, const struct request_args *a, uint64_t n
         rc = -EAGAIN;
         goto out;
     }
+    struct request_args checked = *a;
+    if (auraio_unlikely(a->fixed_buffer || a->fixed_file)) {
+        rc = check_registered_locked(r, &checked);
+        if (rc < 0)
+            goto out;
+    }
     r->free_list = q->next;
-    q->args = *a;
+    q->args = checked;
     q->next = NULL;
     q->submit_ns = now_ns;
     q->cancel_issued = false;
@@ -234,9 +266,14 @@ int auraio__ring_flush(struct ring *r)
     return rc;
 }
 
-/* Copy @p q's completion out and put its slot back on the free list. */
+/* Copy @p q's completion out and put its slot back on the free list. Registration users drop
+ * here, before the callback runs, so a callback may unregister. */
 static struct completion finish_locked(struct ring *r, struct request *q, int32_t result)
 {
+    if (q->args.fixed_buffer)
+        r->fixed_buf_users--;
+    if (q->args.fixed_file)
+        r->fixed_file_users--;
     struct completion c = {
         .callback = q->args.callback,
         .user_data = q->args.user_data,

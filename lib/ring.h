@@ -57,6 +57,15 @@ struct ring {
     uint32_t backlog_len;
     uint32_t cancels_pending; /* our own cancel SQEs whose CQEs have not arrived */
     uint32_t max_limit;
+    /* Registrations as this ring sees them (set and cleared by registration.c under the lock):
+     * a submit using one checks it here and counts itself in *_users until its CQE is reaped,
+     * so unregistering can refuse while any is in flight without nesting ring locks. */
+    const struct iovec *fixed_bufs;
+    uint32_t fixed_buf_count;
+    uint32_t fixed_buf_users;
+    uint32_t fixed_file_count; /* 0: no files registered */
+    uint32_t fixed_file_users;
+
     /* Completion records for the controller, swapped out by the engine's tick under the lock. */
     struct ctl_ring_acc acc;
 

@@ -20,6 +20,12 @@ static _Atomic int fail_until[FAULT_CALL_COUNT];
 static _Atomic int fail_err[FAULT_CALL_COUNT];
 static _Atomic unsigned refused_flags;
 static _Atomic unsigned last_flags;
+static _Atomic int hidden_op = -1;
+
+void fault_hide_opcode(int op)
+{
+    atomic_store(&hidden_op, op);
+}
 
 void fault_reset(void)
 {
@@ -31,6 +37,7 @@ void fault_reset(void)
         atomic_store(&fail_err[i], 0);
     }
     atomic_store(&refused_flags, 0);
+    atomic_store(&hidden_op, -1);
 }
 
 void fault_arm(enum fault_call call, int skip, int count, int err)
@@ -108,7 +115,19 @@ int auraio__sys_enter(int fd, unsigned to_submit, unsigned min_complete, unsigne
 int auraio__sys_register(int fd, unsigned opcode, const void *arg, unsigned nr_args)
 {
     int rc = injected(FAULT_REGISTER);
-    return rc ? rc : real_sys_register(fd, opcode, arg, nr_args);
+    if (rc)
+        return rc;
+    rc = real_sys_register(fd, opcode, arg, nr_args);
+    int hide = atomic_load(&hidden_op);
+    if (rc >= 0 && opcode == IORING_REGISTER_PROBE && hide >= 0) {
+        /* The probe result is written into the caller's buffer; edit it as an older kernel would. */
+        struct io_uring_probe *probe = (struct io_uring_probe *)(uintptr_t)arg;
+        for (unsigned i = 0; i < probe->ops_len; i++) {
+            if (probe->ops[i].op == hide)
+                probe->ops[i].flags &= (uint16_t)~IO_URING_OP_SUPPORTED;
+        }
+    }
+    return rc;
 }
 
 int auraio__sys_mmap(int fd, uint64_t offset, size_t len, void **out)

@@ -16,6 +16,8 @@ enum fault_call {
 void fault_arm(enum fault_call call, int skip, int count, int err);
 /* Refuse io_uring_setup with EINVAL whenever the requested flags include any of @p flags. */
 void fault_refuse_setup_flags(unsigned flags);
+/* Make the opcode probe report @p op as unsupported (-1: none). */
+void fault_hide_opcode(int op);
 void fault_reset(void);
 /* How many calls of @p call were made / failed since the last reset. */
 int fault_calls(enum fault_call call);

@@ -177,6 +177,118 @@ static void test_partial_batches_keep_counts(void **state)
     close(fd);
 }
 
+/* An opcode the kernel lacks is refused at submit: no callback, no slot held. */
+static void test_missing_opcode_refused_at_submit(void **state)
+{
+    (void)state;
+    fault_hide_opcode(IORING_OP_WRITEV);
+    auraio_engine_t *e = make(2, false);
+    assert_non_null(e);
+    int fd = harness_temp_file(0);
+    char buf[16] = "x";
+    struct iovec iov = {buf, sizeof(buf)};
+    struct recorder rec;
+    struct recorder_ctx c = {&rec, 0};
+    recorder_init(&rec);
+    errno = 0;
+    assert_null(auraio_writev(e, fd, &iov, 1, 0, recorder_callback, &c));
+    assert_int_equal(errno, EOPNOTSUPP);
+    assert_int_equal(auraio_pending_count(e), 0);
+    assert_int_equal(auraio_wait(e, 0), 0);
+    assert_int_equal(atomic_load(&rec.total), 0);
+    /* Other opcodes are unaffected. */
+    read_one(e);
+    auraio_destroy(e);
+    assert_int_equal(atomic_load(&rec.total), 0);
+    close(fd);
+}
+
+/* A submit error that is not transient is reported by flush, and the queued SQE still goes out and
+ * completes: polling keeps delivering after it. */
+static void test_fatal_submit_error_keeps_delivering(void **state)
+{
+    (void)state;
+    auraio_engine_t *e = make(1, false);
+    assert_non_null(e);
+    int fd = harness_pattern_file(4096, 8);
+    char buf[4096];
+    struct recorder rec;
+    struct recorder_ctx c = {&rec, 0};
+    recorder_init(&rec);
+    fault_arm(FAULT_ENTER, 0, 2, ENOMEM);
+    assert_non_null(auraio_read(e, fd, auraio_buf(buf), 4096, 0, recorder_callback, &c));
+    assert_int_equal(auraio_flush(e), -ENOMEM);
+    assert_int_equal(harness_wait_for(e, &rec.total, 1, 5000), 0);
+    assert_int_equal(atomic_load(&rec.results[0]), 4096);
+    assert_int_equal(harness_check_pattern(buf, 4096, 0, 8), -1);
+    auraio_destroy(e);
+    close(fd);
+}
+
+static auraio_engine_t *make_round_robin(int rings)
+{
+    auraio_options_t o;
+    auraio_options_init(&o);
+    o.ring_count = rings;
+    o.queue_depth = 16;
+    o.ring_select = AURAIO_SELECT_ROUND_ROBIN;
+    return auraio_create_with_options(&o);
+}
+
+/* One fixed-file read on each ring (round robin); @return how many saw @p seed's pattern. */
+static int fixed_reads_matching(auraio_engine_t *e, int rings, unsigned seed)
+{
+    static char bufs[8][4096];
+    struct recorder rec;
+    struct recorder_ctx c[8];
+    recorder_init(&rec);
+    for (int i = 0; i < rings; i++) {
+        c[i] = (struct recorder_ctx){&rec, i};
+        assert_non_null(auraio_read_ex(e, 0, auraio_buf(bufs[i]), 4096, 0, AURAIO_FIXED_FILE, recorder_callback, &c[i]));
+    }
+    assert_int_equal(harness_wait_for(e, &rec.total, rings, 5000), 0);
+    int matching = 0;
+    for (int i = 0; i < rings; i++)
+        matching += atomic_load(&rec.results[i]) == 4096 && harness_check_pattern(bufs[i], 4096, 0, seed) == -1;
+    return matching;
+}
+
+static void test_registration_rollback(void **state)
+{
+    (void)state;
+    auraio_engine_t *e = make_round_robin(3);
+    assert_non_null(e);
+    static char mem[4096];
+    struct iovec reg = {mem, sizeof(mem)};
+
+    /* Ring 2 refuses: rings 1 and 0 are unregistered again (5 register calls in all). */
+    int base = fault_calls(FAULT_REGISTER);
+    fault_arm(FAULT_REGISTER, 2, 1, ENOMEM);
+    assert_int_equal(auraio_register_buffers(e, &reg, 1), -ENOMEM);
+    assert_int_equal(fault_calls(FAULT_REGISTER) - base, 5);
+    /* Had rings 0 and 1 kept theirs, the kernel would now answer EBUSY. */
+    assert_int_equal(auraio_register_buffers(e, &reg, 1), 0);
+    assert_int_equal(auraio_unregister(e, AURAIO_REG_BUFFERS), 0);
+
+    int a = harness_pattern_file(4096, 41);
+    int b = harness_pattern_file(4096, 42);
+    int fds[1] = {a};
+    fault_arm(FAULT_REGISTER, 1, 1, EMFILE);
+    assert_int_equal(auraio_register_files(e, fds, 1), -EMFILE);
+    assert_int_equal(auraio_register_files(e, fds, 1), 0);
+    assert_int_equal(fixed_reads_matching(e, 3, 41), 3);
+
+    /* update_file fails on ring 2: rings 0 and 1 are put back on file a, so all rings agree. */
+    fault_arm(FAULT_REGISTER, 2, 1, ENOMEM);
+    assert_int_equal(auraio_update_file(e, 0, b), -ENOMEM);
+    assert_int_equal(fixed_reads_matching(e, 3, 41), 3);
+    assert_int_equal(auraio_update_file(e, 0, b), 0);
+    assert_int_equal(fixed_reads_matching(e, 3, 42), 3);
+    auraio_destroy(e);
+    close(a);
+    close(b);
+}
+
 int main(void)
 {
     harness_require_io_uring();
@@ -185,6 +297,9 @@ int main(void)
         cmocka_unit_test_setup(test_create_failures_leak_nothing, setup),
         cmocka_unit_test_setup(test_transient_submit_errors, setup),
         cmocka_unit_test_setup(test_partial_batches_keep_counts, setup),
+        cmocka_unit_test_setup(test_registration_rollback, setup),
+        cmocka_unit_test_setup(test_missing_opcode_refused_at_submit, setup),
+        cmocka_unit_test_setup(test_fatal_submit_error_keeps_delivering, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -451,6 +451,40 @@ static void test_destroy_create_same_thread(void **state)
     close(fd);
 }
 
+/* With a read blocked forever on ring 0, a completion on ring 1 must end the wait at once: wait
+ * never sleeps on one ring while another has completions. */
+static void test_wait_sees_every_ring(void **state)
+{
+    (void)state;
+    auraio_options_t o;
+    auraio_options_init(&o);
+    o.ring_count = 2;
+    o.ring_select = AURAIO_SELECT_ROUND_ROBIN;
+    auraio_engine_t *e = auraio_create_with_options(&o);
+    assert_non_null(e);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    int fd = harness_pattern_file(4096, 3);
+    char b1[8], b2[4096];
+    struct recorder rec;
+    struct recorder_ctx c[2] = {{&rec, 0}, {&rec, 1}};
+    recorder_init(&rec);
+    assert_non_null(auraio_read(e, p[0], auraio_buf(b1), 8, 0, recorder_callback, &c[0]));
+    assert_non_null(auraio_read(e, fd, auraio_buf(b2), 4096, 0, recorder_callback, &c[1]));
+    auraio_ring_stats_t r0, r1;
+    assert_int_equal(auraio_wait(e, 10000), 1);
+    assert_int_equal(atomic_load(&rec.calls[1]), 1);
+    assert_int_equal(atomic_load(&rec.calls[0]), 0);
+    assert_int_equal(auraio_get_ring_stats(e, 0, &r0), 0);
+    assert_int_equal(auraio_get_ring_stats(e, 1, &r1), 0);
+    assert_int_equal(r0.pending_count + r1.pending_count, 1);
+    auraio_destroy(e);
+    recorder_assert_each_once(&rec, 2);
+    close(p[0]);
+    close(p[1]);
+    close(fd);
+}
+
 int main(void)
 {
     harness_require_io_uring();
@@ -467,6 +501,7 @@ int main(void)
         cmocka_unit_test(test_run_stop),
         cmocka_unit_test(test_wait_forever_returns_on_stop),
         cmocka_unit_test(test_destroy_create_same_thread),
+        cmocka_unit_test(test_wait_sees_every_ring),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,266 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Registered buffers and files: I/O through them with the data compared, the checks that keep bad
+ * indexes and ranges from the kernel, unregister refused while in use and allowed from the
+ * callback that ends the last use, update_file, and destroy with registrations and I/O in flight.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "configs.h"
+#include "harness.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#define BLOCK 4096
+
+static void test_fixed_buffers_and_files_every_config(void **state)
+{
+    (void)state;
+    for (size_t ci = 0; ci < TEST_CONFIG_COUNT; ci++) {
+        print_message("config %s\n", test_configs[ci].name);
+        auraio_engine_t *e = config_engine(&test_configs[ci]);
+        assert_non_null(e);
+        int src = harness_pattern_file(8 * BLOCK, 21);
+        int dst = harness_temp_file(0);
+        assert_true(src >= 0 && dst >= 0);
+        void *mem = auraio_buffer_alloc(e, 8 * BLOCK);
+        assert_non_null(mem);
+        struct iovec reg[2] = {{mem, 4 * BLOCK}, {(char *)mem + 4 * BLOCK, 4 * BLOCK}};
+        assert_int_equal(auraio_register_buffers(e, reg, 2), 0);
+        int files[3] = {-1, src, dst};
+        assert_int_equal(auraio_register_files(e, files, 3), 0);
+
+        struct recorder rec;
+        struct recorder_ctx c[16];
+        recorder_init(&rec);
+        /* Read 8 blocks into the two registered buffers: fixed file 1, fixed buffers. */
+        for (int i = 0; i < 8; i++) {
+            c[i] = (struct recorder_ctx){&rec, i};
+            assert_non_null(auraio_read_ex(e, 1, auraio_buf_fixed(i / 4, (size_t)(i % 4) * BLOCK), BLOCK,
+                                           (int64_t)i * BLOCK, AURAIO_FIXED_FILE, recorder_callback, &c[i]));
+        }
+        assert_int_equal(harness_wait_for(e, &rec.total, 8, 5000), 0);
+        assert_int_equal(harness_check_pattern(mem, 8 * BLOCK, 0, 21), -1);
+        /* Write them back out through fixed file 2 from the fixed buffers. */
+        for (int i = 0; i < 8; i++) {
+            c[8 + i] = (struct recorder_ctx){&rec, 8 + i};
+            assert_non_null(auraio_write_ex(e, 2, auraio_buf_fixed(i / 4, (size_t)(i % 4) * BLOCK), BLOCK,
+                                            (int64_t)i * BLOCK, AURAIO_FIXED_FILE, recorder_callback, &c[8 + i]));
+        }
+        assert_int_equal(harness_wait_for(e, &rec.total, 16, 5000), 0);
+        for (int i = 0; i < 16; i++)
+            assert_int_equal(atomic_load(&rec.results[i]), BLOCK);
+        unsigned char *check = malloc(8 * BLOCK);
+        assert_int_equal(pread(dst, check, 8 * BLOCK, 0), 8 * BLOCK);
+        assert_int_equal(harness_check_pattern(check, 8 * BLOCK, 0, 21), -1);
+        free(check);
+
+        assert_int_equal(auraio_unregister(e, AURAIO_REG_BUFFERS), 0);
+        assert_int_equal(auraio_unregister(e, AURAIO_REG_FILES), 0);
+        assert_int_equal(auraio_unregister(e, AURAIO_REG_FILES), -ENOENT);
+        assert_int_equal(auraio_buffer_free(e, mem, 8 * BLOCK), 0);
+        auraio_destroy(e);
+        recorder_assert_each_once(&rec, 16);
+        close(src);
+        close(dst);
+    }
+}
+
+static int never_called;
+static void must_not_run(auraio_request_t *r, ssize_t res, void *ud)
+{
+    (void)r;
+    (void)res;
+    (void)ud;
+    never_called++;
+}
+
+#define EXPECT_FAIL(call, err)                                                                        \
+    do {                                                                                            \
+        errno = 0;                                                                                  \
+        assert_null(call);                                                                          \
+        assert_int_equal(errno, err);                                                               \
+    } while (0)
+
+static void test_bad_indexes_never_reach_kernel(void **state)
+{
+    (void)state;
+    auraio_engine_t *e = auraio_create();
+    assert_non_null(e);
+    int fd = harness_pattern_file(BLOCK, 1);
+    static char mem[2 * BLOCK];
+    struct iovec reg = {mem, sizeof(mem)};
+    /* Nothing registered yet. */
+    EXPECT_FAIL(auraio_read(e, fd, auraio_buf_fixed(0, 0), 16, 0, must_not_run, NULL), ENOENT);
+    EXPECT_FAIL(auraio_read_ex(e, 0, auraio_buf(mem), 16, 0, AURAIO_FIXED_FILE, must_not_run, NULL), ENOENT);
+    assert_int_equal(auraio_register_buffers(e, &reg, 1), 0);
+    assert_int_equal(auraio_register_buffers(e, &reg, 1), -EBUSY);
+    int fds[1] = {fd};
+    assert_int_equal(auraio_register_files(e, fds, 1), 0);
+    assert_int_equal(auraio_register_files(e, fds, 1), -EBUSY);
+    EXPECT_FAIL(auraio_read(e, fd, auraio_buf_fixed(1, 0), 16, 0, must_not_run, NULL), ENOENT);
+    EXPECT_FAIL(auraio_read(e, fd, auraio_buf_fixed(-1, 0), 16, 0, must_not_run, NULL), ENOENT);
+    EXPECT_FAIL(auraio_read(e, fd, auraio_buf_fixed(0, sizeof(mem) - 15), 16, 0, must_not_run, NULL), ERANGE);
+    EXPECT_FAIL(auraio_read(e, fd, auraio_buf_fixed(0, SIZE_MAX), 16, 0, must_not_run, NULL), ERANGE);
+    EXPECT_FAIL(auraio_read(e, fd, auraio_buf_fixed(0, 0), sizeof(mem) + 1, 0, must_not_run, NULL), ERANGE);
+    EXPECT_FAIL(auraio_read_ex(e, 1, auraio_buf(mem), 16, 0, AURAIO_FIXED_FILE, must_not_run, NULL), EBADF);
+    EXPECT_FAIL(auraio_read_ex(e, 0, auraio_buf(mem), 16, 0, 0x2, must_not_run, NULL), EINVAL);
+    EXPECT_FAIL(auraio_readv_ex(e, 0, &reg, 1, 0, 0x4, must_not_run, NULL), EINVAL);
+    EXPECT_FAIL(auraio_fsync(e, 3, AURAIO_FIXED_FILE, must_not_run, NULL), EBADF);
+    /* Nothing leaked: no slot is held by the refused submissions. */
+    assert_int_equal(auraio_pending_count(e), 0);
+    assert_int_equal(auraio_unregister(e, AURAIO_REG_BUFFERS), 0);
+    assert_int_equal(auraio_unregister(e, AURAIO_REG_FILES), 0);
+
+    /* Argument checks of the registration calls themselves. */
+    struct iovec bad[2] = {{mem, 0}, {NULL, 16}};
+    assert_int_equal(auraio_register_buffers(NULL, &reg, 1), -EINVAL);
+    assert_int_equal(auraio_register_buffers(e, NULL, 1), -EINVAL);
+    assert_int_equal(auraio_register_buffers(e, &reg, 0), -EINVAL);
+    assert_int_equal(auraio_register_buffers(e, &reg, 1 << 20), -EINVAL); /* count * sizeof bounded */
+    assert_int_equal(auraio_register_buffers(e, &bad[0], 1), -EINVAL);
+    assert_int_equal(auraio_register_buffers(e, &bad[1], 1), -EINVAL);
+    int badfds[2] = {fd, -7};
+    assert_int_equal(auraio_register_files(e, badfds, 2), -EBADF);
+    assert_int_equal(auraio_register_files(e, NULL, 2), -EINVAL);
+    assert_int_equal(auraio_register_files(e, fds, INT32_MAX), -EINVAL);
+    assert_int_equal(auraio_update_file(e, 0, fd), -ENOENT);
+    assert_int_equal(auraio_unregister(e, (auraio_reg_type_t)5), -EINVAL);
+    assert_int_equal(auraio_unregister(NULL, AURAIO_REG_FILES), -EINVAL);
+    auraio_destroy(e);
+    assert_int_equal(never_called, 0);
+    close(fd);
+}
+
+struct unreg_in_cb {
+    auraio_engine_t *e;
+    int rc;
+    int calls;
+};
+
+static void unregister_from_callback(auraio_request_t *r, ssize_t res, void *ud)
+{
+    (void)r;
+    (void)res;
+    struct unreg_in_cb *u = ud;
+    u->calls++;
+    /* The request no longer counts as using the registration once its callback runs. */
+    u->rc = auraio_unregister(u->e, AURAIO_REG_BUFFERS);
+}
+
+static void test_unregister_busy_then_from_callback(void **state)
+{
+    (void)state;
+    for (size_t ci = 0; ci < TEST_CONFIG_COUNT; ci++) {
+        auraio_engine_t *e = config_engine(&test_configs[ci]);
+        assert_non_null(e);
+        static char mem[BLOCK];
+        struct iovec reg = {mem, sizeof(mem)};
+        assert_int_equal(auraio_register_buffers(e, &reg, 1), 0);
+        int p[2];
+        assert_int_equal(pipe(p), 0);
+        struct unreg_in_cb u = {.e = e, .rc = 1};
+        assert_non_null(auraio_read(e, p[0], auraio_buf_fixed(0, 0), 5, 0, unregister_from_callback, &u));
+        assert_int_equal(auraio_flush(e) >= 0, 1);
+        assert_int_equal(auraio_unregister(e, AURAIO_REG_BUFFERS), -EBUSY);
+        /* Refused means unchanged: another fixed read is still accepted. */
+        assert_int_equal(auraio_pending_count(e), 1);
+        assert_int_equal(write(p[1], "hello", 5), 5);
+        while (u.calls == 0)
+            assert_true(auraio_wait(e, 5000) > 0);
+        assert_int_equal(u.rc, 0);
+        assert_memory_equal(mem, "hello", 5);
+        EXPECT_FAIL(auraio_read(e, p[0], auraio_buf_fixed(0, 0), 5, 0, must_not_run, NULL), ENOENT);
+        auraio_destroy(e);
+        assert_int_equal(u.calls, 1);
+        close(p[0]);
+        close(p[1]);
+    }
+}
+
+static void test_update_file(void **state)
+{
+    (void)state;
+    auraio_engine_t *e = auraio_create();
+    assert_non_null(e);
+    int a = harness_pattern_file(BLOCK, 31);
+    int b = harness_pattern_file(BLOCK, 32);
+    int fds[2] = {a, -1};
+    assert_int_equal(auraio_register_files(e, fds, 2), 0);
+    char buf[BLOCK];
+    struct recorder rec;
+    struct recorder_ctx c[3] = {{&rec, 0}, {&rec, 1}, {&rec, 2}};
+    recorder_init(&rec);
+    assert_non_null(auraio_read_ex(e, 0, auraio_buf(buf), BLOCK, 0, AURAIO_FIXED_FILE, recorder_callback, &c[0]));
+    assert_int_equal(harness_wait_for(e, &rec.total, 1, 5000), 0);
+    assert_int_equal(harness_check_pattern(buf, BLOCK, 0, 31), -1);
+    assert_int_equal(auraio_update_file(e, 0, b), 0);
+    assert_non_null(auraio_read_ex(e, 0, auraio_buf(buf), BLOCK, 0, AURAIO_FIXED_FILE, recorder_callback, &c[1]));
+    assert_int_equal(harness_wait_for(e, &rec.total, 2, 5000), 0);
+    assert_int_equal(harness_check_pattern(buf, BLOCK, 0, 32), -1);
+    /* An empty slot: the kernel reports EBADF for it. */
+    assert_non_null(auraio_read_ex(e, 1, auraio_buf(buf), BLOCK, 0, AURAIO_FIXED_FILE, recorder_callback, &c[2]));
+    assert_int_equal(harness_wait_for(e, &rec.total, 3, 5000), 0);
+    assert_int_equal(atomic_load(&rec.results[2]), -EBADF);
+    assert_int_equal(auraio_update_file(e, 2, b), -ERANGE);
+    assert_int_equal(auraio_update_file(e, -1, b), -ERANGE);
+    assert_int_equal(auraio_update_file(e, 0, -9), -EBADF);
+    assert_int_equal(auraio_update_file(NULL, 0, b), -EINVAL);
+    auraio_destroy(e);
+    recorder_assert_each_once(&rec, 3);
+    close(a);
+    close(b);
+}
+
+/* Destroy drains I/O that uses the registrations before the rings (and with them the kernel's
+ * registrations) go away: the blocked fixed reads complete with -ECANCELED, exactly once. */
+static void test_destroy_with_registered_inflight(void **state)
+{
+    (void)state;
+    auraio_engine_t *e = auraio_create();
+    assert_non_null(e);
+    static char mem[4][64];
+    struct iovec reg[4] = {{mem[0], 64}, {mem[1], 64}, {mem[2], 64}, {mem[3], 64}};
+    assert_int_equal(auraio_register_buffers(e, reg, 4), 0);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    int fds[1] = {p[0]};
+    assert_int_equal(auraio_register_files(e, fds, 1), 0);
+    struct recorder rec;
+    struct recorder_ctx c[4];
+    recorder_init(&rec);
+    for (int i = 0; i < 4; i++) {
+        c[i] = (struct recorder_ctx){&rec, i};
+        assert_non_null(auraio_read_ex(e, 0, auraio_buf_fixed(i, 0), 64, 0, AURAIO_FIXED_FILE, recorder_callback, &c[i]));
+    }
+    assert_true(auraio_flush(e) >= 0);
+    assert_int_equal(auraio_unregister(e, AURAIO_REG_FILES), -EBUSY);
+    auraio_destroy(e);
+    recorder_assert_each_once(&rec, 4);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(atomic_load(&rec.results[i]), -ECANCELED);
+    close(p[0]);
+    close(p[1]);
+}
+
+int main(void)
+{
+    harness_require_io_uring();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fixed_buffers_and_files_every_config),
+        cmocka_unit_test(test_bad_indexes_never_reach_kernel),
+        cmocka_unit_test(test_unregister_busy_then_from_callback),
+        cmocka_unit_test(test_update_file),
+        cmocka_unit_test(test_destroy_with_registered_inflight),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
