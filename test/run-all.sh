@@ -43,6 +43,9 @@ run_tests() {
   fi
 }
 
+echo "== style"
+bash test/style.sh
+
 configure build -Dwerror=true -Dbuildtype=debugoptimized
 ninja -C build
 run_tests build
