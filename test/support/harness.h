@@ -53,6 +53,18 @@ void recorder_callback(auraio_request_t *req, ssize_t result, void *user_data);
 /* Asserts (via cmocka) that ids [0, n) were each called exactly once. */
 void recorder_assert_each_once(struct recorder *r, int n);
 
+/* A submit call that must fail: NULL with errno @p err (needs <cmocka.h> and <errno.h>). */
+#define EXPECT_NULL_ERRNO(call, err)                                                                  \
+    do {                                                                                            \
+        errno = 0;                                                                                  \
+        assert_null(call);                                                                          \
+        assert_int_equal(errno, err);                                                               \
+    } while (0)
+
+/* Callback for submissions that must be refused: it only counts, and tests assert the count is 0. */
+extern _Atomic int harness_unexpected_callbacks;
+void harness_must_not_run(auraio_request_t *req, ssize_t result, void *user_data);
+
 /* Wait (auraio_wait loops) until @p target callbacks have run in total or @p timeout_ms passes. */
 int harness_wait_for(auraio_engine_t *e, _Atomic int *counter, int target, int timeout_ms);
 
