@@ -163,27 +163,6 @@ bool auraio__uring_op_missing(const struct uring *u, unsigned op)
     return op >= 256 || !u->op_supported[op];
 }
 
-struct io_uring_sqe *auraio__uring_get_sqe(struct uring *u)
-{
-    uint32_t head = uring_load_acquire(u->ksq_head);
-    if (u->sqe_tail - head >= u->sq_entries)
-        return NULL;
-    struct io_uring_sqe *sqe = &u->sqes[u->sqe_tail & u->sq_mask];
-    u->sqe_tail++;
-    memset(sqe, 0, sizeof(*sqe));
-    return sqe;
-}
-
-unsigned auraio__uring_sq_pending(const struct uring *u)
-{
-    return u->sqe_tail - uring_load_acquire(u->ksq_head);
-}
-
-bool auraio__uring_cq_needs_enter(const struct uring *u)
-{
-    return (uring_load_relaxed(u->ksq_flags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
-}
-
 int auraio__uring_submit(struct uring *u, unsigned min_complete)
 {
     unsigned flags = 0;
@@ -222,11 +201,6 @@ int auraio__uring_get_events(struct uring *u)
     return rc;
 }
 
-unsigned auraio__uring_cq_ready(const struct uring *u)
-{
-    return uring_load_acquire(u->kcq_tail) - uring_load_relaxed(u->kcq_head);
-}
-
 unsigned auraio__uring_reap(struct uring *u, struct uring_cqe *out, unsigned max)
 {
     uint32_t head = uring_load_relaxed(u->kcq_head); /* only we write it */
@@ -253,37 +227,3 @@ int auraio__uring_unregister_eventfd(struct uring *u)
     return auraio__sys_register(u->fd, IORING_UNREGISTER_EVENTFD, NULL, 0);
 }
 
-void auraio__uring_prep_rw(struct io_uring_sqe *sqe, unsigned op, int fd, uint64_t addr, uint32_t len,
-                           uint64_t offset, uint64_t user_data)
-{
-    sqe->opcode = (uint8_t)op;
-    sqe->fd = fd;
-    sqe->addr = addr;
-    sqe->len = len;
-    sqe->off = offset;
-    sqe->user_data = user_data;
-}
-
-void auraio__uring_prep_fsync(struct io_uring_sqe *sqe, int fd, unsigned fsync_flags, uint64_t user_data)
-{
-    sqe->opcode = IORING_OP_FSYNC;
-    sqe->fd = fd;
-    sqe->fsync_flags = fsync_flags;
-    sqe->user_data = user_data;
-}
-
-void auraio__uring_prep_cancel(struct io_uring_sqe *sqe, uint64_t target_user_data, unsigned cancel_flags,
-                               uint64_t user_data)
-{
-    sqe->opcode = IORING_OP_ASYNC_CANCEL;
-    sqe->fd = -1;
-    sqe->addr = target_user_data;
-    sqe->cancel_flags = cancel_flags;
-    sqe->user_data = user_data;
-}
-
-void auraio__uring_prep_nop(struct io_uring_sqe *sqe, uint64_t user_data)
-{
-    sqe->opcode = IORING_OP_NOP;
-    sqe->user_data = user_data;
-}
