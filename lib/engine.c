@@ -525,11 +525,10 @@ int auraio__engine_histogram(struct auraio_engine *e, uint32_t ring, auraio_hist
 
 int auraio__engine_set_p99_target(struct auraio_engine *e, double ms)
 {
-    e->opts.max_p99_latency_ms = ms;
-    if (!e->ctl)
-        return 0;
     pthread_mutex_lock(&e->tick_lock);
-    auraio__ctl_set_p99_target(e->ctl, target_ns(ms));
+    e->opts.max_p99_latency_ms = ms;
+    if (e->ctl)
+        auraio__ctl_set_p99_target(e->ctl, target_ns(ms));
     pthread_mutex_unlock(&e->tick_lock);
     return 0;
 }
