@@ -76,10 +76,14 @@
 /* Demand EWMA per tick, for the per-ring split. */
 #define CTL_DEMAND_EWMA 0.3
 #define CTL_TAB 24
+/* Counting floor of an epoch's relative throughput variance: CTL_NOISE_C / n (measured sd
+ * ~1-3/sqrt(n) on heavy-tailed devices; see noise2()). */
+#define CTL_NOISE_C 4.0
 
 struct ctl_point {
     uint32_t w;
     double x;
+    double n; /* samples behind x (0 = injected reference, no count known) */
 };
 
 struct ctl_ring {
@@ -111,6 +115,7 @@ struct ctl_group {
     uint32_t ep_ticks, ep_backlog_ticks;
     struct histogram ep_hist;
     uint64_t last_p50;
+    uint64_t last_ep_ns;     /* duration of the last completed epoch (probe spacing) */
 
     /* search */
     struct ctl_point tab[CTL_TAB];
@@ -194,9 +199,17 @@ static uint64_t rng_next(struct ctl_group *g)
     return z ^ (z >> 31);
 }
 
+/* Probes are rare relative to an epoch: every 2-4 s, but at least CTL_PROBE_EPOCHS epochs apart.
+ * At tens of IOPS an epoch lasts 1-2 s, and a probe every 2-4 s kept the depth 25-35% of the
+ * time above the held one (P99 x1.3-1.5 on a k = 1 device) for a test that cannot win on 64
+ * samples anyway. */
+#define CTL_PROBE_EPOCHS 24
+
 static uint64_t probe_delay(struct ctl_group *g)
 {
-    return CTL_PROBE_MIN_NS + rng_next(g) % CTL_PROBE_SPAN_NS;
+    uint64_t d = CTL_PROBE_MIN_NS + rng_next(g) % CTL_PROBE_SPAN_NS;
+    uint64_t e = (uint64_t)CTL_PROBE_EPOCHS * g->last_ep_ns;
+    return d > e ? d : e;
 }
 
 static uint32_t isqrt64(uint64_t v)
@@ -252,11 +265,21 @@ static void set_w(struct ctl_group *g, uint32_t w, uint64_t now)
     epoch_reset(g, now);
 }
 
-static void tab_add(struct ctl_group *g, uint32_t w, double x)
+/* Every epoch measured at the same depth within one search is pooled (weighted by its sample
+ * count), so repeated visits sharpen the estimate instead of replacing it; the table is cleared
+ * whenever a search starts, so nothing from an older regime is pooled. */
+static void tab_add_n(struct ctl_group *g, uint32_t w, double x, double n)
 {
     for (int i = 0; i < g->ntab; i++) {
         if (g->tab[i].w == w) {
-            g->tab[i].x = x; /* a re-measurement replaces the older, staler value */
+            struct ctl_point *p = &g->tab[i];
+            if (p->n > 0 && n > 0) {
+                p->x = (p->x * p->n + x * n) / (p->n + n);
+                p->n += n;
+            } else if (n > 0 || p->n <= 0) {
+                p->x = x;
+                p->n = n;
+            }
             return;
         }
     }
@@ -264,7 +287,20 @@ static void tab_add(struct ctl_group *g, uint32_t w, double x)
         memmove(&g->tab[0], &g->tab[1], sizeof(g->tab[0]) * (CTL_TAB - 1));
         g->ntab--;
     }
-    g->tab[g->ntab++] = (struct ctl_point){ w, x };
+    g->tab[g->ntab++] = (struct ctl_point){ w, x, n };
+}
+
+static void tab_add(struct ctl_group *g, uint32_t w, double x)
+{
+    tab_add_n(g, w, x, (double)g->ep_n);
+}
+
+static inline const struct ctl_point *tab_find(const struct ctl_group *g, uint32_t w)
+{
+    for (int i = 0; i < g->ntab; i++)
+        if (g->tab[i].w == w)
+            return &g->tab[i];
+    return NULL;
 }
 
 static void enter_hold(struct ctl_group *g, uint32_t w, uint64_t now)
@@ -356,6 +392,19 @@ static void bisect_next(struct ctl_group *g, uint64_t now)
     set_w(g, m, now);
 }
 
+/* How far from the line a gallop point must be to count as clearly on one side: the tuned 6% for
+ * full-size epochs (sd ~5-9% at 400 samples, and the line itself is a pooled long epoch), two
+ * counting-floor sd for the time-capped epochs of slow devices (64 samples: sd ~25%, where a
+ * fixed 6% let one noisy shallow point bound the bisection). A point with no sample count (an
+ * injected reference) is a long HOLD average: the plain 6%. */
+static double point_margin(const struct ctl_point *p)
+{
+    if (p->n <= 0 || p->n >= (double)CTL_N_GALLOP)
+        return CTL_GALLOP_MARGIN;
+    double m = 2.0 * sqrt_approx(CTL_NOISE_C / p->n);
+    return m > CTL_GALLOP_MARGIN ? m : CTL_GALLOP_MARGIN;
+}
+
 static void bracket(struct ctl_group *g, uint64_t now)
 {
     /* Insertion sort by depth: the table is tiny. */
@@ -382,11 +431,11 @@ static void bracket(struct ctl_group *g, uint64_t now)
      * clearly on one side of the line; the rest is left to the long bisection epochs. */
     double line = (1.0 - eps_of(g)) * g->x_top;
     int h = 0;
-    while (h < g->ntab - 1 && g->tab[h].x < line * (1.0 + CTL_GALLOP_MARGIN))
+    while (h < g->ntab - 1 && g->tab[h].x < line * (1.0 + point_margin(&g->tab[h])))
         h++;
     g->hi = g->tab[h].w;
     int l = h - 1;
-    while (l >= 0 && g->tab[l].x >= line * (1.0 - CTL_GALLOP_MARGIN))
+    while (l >= 0 && g->tab[l].x >= line * (1.0 - point_margin(&g->tab[l])))
         l--;
     if (l < 0)
         g->hi = g->tab[0].w; /* even the first point is on the plateau: halve from there */
@@ -419,7 +468,7 @@ static void research(struct ctl_group *g, int dir, double x_now, uint64_t now)
          * low, and the score band around a gradual knee is wider than one halving. */
         start_gallop(g, w, w, now);
         g->ntab = 0;
-        tab_add(g, w, x_now);
+        tab_add_n(g, w, x_now, 0);
         g->x_top = x_now;
         g->hi = w;
         g->lo = 0;
@@ -438,14 +487,13 @@ static void research(struct ctl_group *g, int dir, double x_now, uint64_t now)
                      g->w_max, now);
         g->x_prev = x_now;
     }
-    tab_add(g, w, x_now);
+    tab_add_n(g, w, x_now, 0);
 }
 
 /* Relative variance of this epoch's throughput: the learned epoch-to-epoch variance, but never
  * below the counting floor CTL_NOISE_C / n (measured: sd ~ 1-3 / sqrt(n) on heavy-tailed
  * devices). At tens of IOPS an epoch holds 16-64 samples, sd 20-40%; without the floor the
  * learned variance lags and probes "win" on noise, ratcheting the depth up. */
-#define CTL_NOISE_C 4.0
 
 static double noise2(const struct ctl_group *g)
 {
@@ -544,6 +592,7 @@ static void end_epoch(struct ctl_group *g, uint64_t now)
     bool binding = g->ep_at_limit * 16 >= g->ep_n || 2u * g->ep_backlog_ticks >= g->ep_ticks;
     bool enough = g->ep_n >= CTL_N_EPOCH_MAX || (g->ep_n >= CTL_N_EPOCH_SLOW && dt >= CTL_T_EPOCH_SLOW_NS);
     bool p99_ok = auraio__histogram_percentile_reliable(&g->ep_hist, 0.99);
+    g->last_ep_ns = dt;
     if (p50)
         g->last_p50 = p50;
 
@@ -651,7 +700,8 @@ static void end_epoch(struct ctl_group *g, uint64_t now)
         if (g->top) {
             double n = (double)g->ep_n;
             g->top = false;
-            tab_add(g, g->w, (g->top_x * g->top_n + x * n) / (g->top_n + n));
+            (void)n;
+            tab_add(g, g->w, x); /* pooled with its gallop epoch */
             bracket(g, now);
             return;
         }
@@ -670,8 +720,7 @@ static void end_epoch(struct ctl_group *g, uint64_t now)
             && (x / g->x_ref - 1.0) * (x / g->x_ref - 1.0) > CTL_CHG_SIGMAS2 * noise2(g)) {
             uint32_t from = g->probe_from;
             start_gallop(g, auraio__ctl_scale(g->w, 2.0, g->w_min, g->w_max), g->w_max, now);
-            tab_add(g, from, g->x_ref);
-            tab_add(g, g->tab[0].w == from ? from : from, g->x_ref);
+            tab_add_n(g, from, g->x_ref, 0);
             g->x_prev = x;
             return;
         }
