@@ -76,6 +76,13 @@ int auraio__engine_set_p99_target(struct auraio_engine *e, double ms);
 /* True on a thread currently running one of @p e's callbacks. */
 bool auraio__engine_in_callback(const struct auraio_engine *e);
 
+/* Ring selection (select.c): the ring this submission goes to. */
+uint32_t auraio__select_ring(struct auraio_engine *e);
+
+/* Depth control and stats (tick.c). */
+int auraio__tick_start(struct auraio_engine *e, const auraio_options_t *opts, uint32_t ring_max);
+void auraio__tick_maybe(struct auraio_engine *e, uint64_t now_ns);
+
 /* Registration (registration.c). */
 int auraio__engine_register_buffers(struct auraio_engine *e, const struct iovec *iovs, int count);
 int auraio__engine_register_files(struct auraio_engine *e, const int *fds, int count);
