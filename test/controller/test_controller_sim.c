@@ -71,6 +71,7 @@ static struct med run_kind(enum sim_kind kind, int phase, const char *name)
         struct sim_oracle o;
         sim_oracle(&sc, phase, &o);
         struct sim_point pt = sim_oracle_point(&o, 0);
+        sim_point_noise(&sc, phase, &pt);
         struct sim_scores s;
         sim_score(&r, sc.phase_t[phase], phase_end(&sc, phase), pt, 0, -1, &s);
         agg_add(&a, &s);
@@ -152,6 +153,7 @@ static void test_spike_recovers(void **state)
         struct sim_oracle o;
         sim_oracle(&sc, 0, &o);
         struct sim_point pt = sim_oracle_point(&o, 0);
+        sim_point_noise(&sc, 0, &pt);
         struct sim_scores s;
         /* scored from the end of the spike: re-convergence within 1.5 s */
         sim_score(&r, sc.spike_t + sc.spike_len, sc.duration_s, pt, 0, -1, &s);
@@ -181,6 +183,7 @@ static void test_neighbour_no_escalation(void **state)
         struct sim_oracle o;
         sim_oracle(&sc, 2, &o);
         struct sim_point pt = sim_oracle_point(&o, 0);
+        sim_point_noise(&sc, 2, &pt);
         struct sim_scores s;
         sim_score(&r, sc.phase_t[2], sc.duration_s, pt, 0, -1, &s);
         agg_add(&a, &s);

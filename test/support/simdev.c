@@ -553,7 +553,7 @@ struct sim_point sim_oracle_point(const struct sim_oracle *o, uint64_t target_ns
         if (kt < k)
             k = kt;
     }
-    struct sim_point pt = { o->w[k], o->x[k], o->p99[k], o->w[o->n - 1], 0 };
+    struct sim_point pt = { o->w[k], o->x[k], o->p99[k], o->w[o->n - 1], 0, 0 };
     double pmax = 1.25 * o->p99[k];
     if (target_ns && (double)target_ns < pmax)
         pmax = (double)target_ns;
@@ -566,6 +566,36 @@ struct sim_point sim_oracle_point(const struct sim_oracle *o, uint64_t target_ns
     if (pt.w_lo > pt.w)
         pt.w_lo = pt.w;
     return pt;
+}
+
+void sim_point_noise(const struct sim_scenario *base, int phase, struct sim_point *pt)
+{
+    struct sim_scenario sc = *base;
+    sc.rings = 1;
+    sc.nphases = 1;
+    sc.world[0] = base->world[phase];
+    sc.world[0].neighbour_q = 0;
+    sc.spike_len = 0;
+    sc.fsync_frac = 0;
+    sc.clock_step_t = 0;
+    sc.target_ns = 0;
+    sc.max_completions = 0;
+    sc.fixed_w = pt->w_lo ? pt->w_lo : 1;
+    sc.world[0].demand[0] = sc.fixed_w;
+    sc.duration_s = 3.2;
+    struct sim_result res;
+    memset(&res, 0, sizeof(res));
+    sim_run(&sc, &res);
+    double s = 0, s2 = 0;
+    int n = 0;
+    for (double a = 0.2; a + 0.1 <= sc.duration_s + 1e-9; a += 0.1, n++) {
+        double x = sim_rate(&res, a, a + 0.1, -1);
+        s += x;
+        s2 += x * x;
+    }
+    double m = n ? s / n : 0, var = n ? s2 / n - m * m : 0;
+    pt->x_win_sd = m > 0 && var > 0 ? sqrt(var) / m : 0;
+    sim_result_free(&res);
 }
 
 /* ---- scores ---- */
@@ -644,7 +674,13 @@ void sim_score(const struct sim_result *r, double t0, double t1, struct sim_poin
     s->p99 = quantile_of(r, (uint64_t)(ts * 1e9), (uint64_t)(t1 * 1e9), 0.99, buf);
     s->tr = ref.x > 0 ? s->x / ref.x : 0;
     s->lr = ref.p99 > 0 ? s->p99 / ref.p99 : 0;
-    /* 100 ms windows: time to converge, target compliance, depth CoV. */
+    /* 100 ms windows: time to converge, target compliance, depth CoV. A window's own throughput
+     * must also be in the band (>= 0.95 X*) up to its sampling noise: 3 sd of a 100 ms window at
+     * the band's edge depth (a fixed depth there stays above it in ~99.9% of windows). A fixed
+     * 0.9 X* floor was not the issue's band: at ~20-50 K IOPS a window's sd is 3-5%, and the fixed
+     * band-edge depth itself failed it in 5 of 7 slowdown draws over 3 s. Without a measured sd
+     * (ref.x_win_sd = 0) the old 0.9 floor applies. */
+    double x_floor = ref.x_win_sd > 0 ? 0.95 - 3.0 * ref.x_win_sd : 0.9;
     int nw = (int)((t1 - t0) / 0.1);
     int last_bad = -1, steady_w = 0, ok_w = 0;
     double ws = 0, ws2 = 0;
@@ -657,7 +693,7 @@ void sim_score(const struct sim_result *r, double t0, double t1, struct sim_poin
          * too noisy with correlated tails: the oracle's own fixed depth would fail a per-window
          * P99 test, so the latency side is judged through the depth.) */
         double mw = sim_mean_w(r, a, b);
-        bool in_band = x >= 0.9 * ref.x && mw >= 0.97 * ref.w_lo && mw <= 1.03 * ref.w_hi;
+        bool in_band = x >= x_floor * ref.x && mw >= 0.97 * ref.w_lo && mw <= 1.03 * ref.w_hi;
         if (!in_band)
             last_bad = i;
         if (a >= ts) {

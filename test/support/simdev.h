@@ -78,6 +78,7 @@ struct sim_point {
     uint32_t w;
     double x, p99;
     uint32_t w_lo, w_hi; /* depths whose fixed-depth X and P99 are inside the score band */
+    double x_win_sd;     /* relative sd of 100 ms-window throughput at fixed depth w_lo (0 = unknown) */
 };
 
 struct sim_scores {
@@ -104,6 +105,8 @@ void sim_result_free(struct sim_result *res);
 void sim_oracle(const struct sim_scenario *sc, int phase, struct sim_oracle *o);
 /** Knee point: smallest depth within 5% of the best throughput, capped by @p target_ns if set. */
 struct sim_point sim_oracle_point(const struct sim_oracle *o, uint64_t target_ns);
+/** Measure @p pt->x_win_sd: run phase @p phase at the fixed depth pt->w_lo for 3 s. */
+void sim_point_noise(const struct sim_scenario *sc, int phase, struct sim_point *pt);
 /** Scores of completions in [t0, t1) s against @p ref; @p ring < 0 = all rings. */
 void sim_score(const struct sim_result *r, double t0, double t1, struct sim_point ref,
                uint64_t target_ns, int ring, struct sim_scores *s);
