@@ -295,14 +295,6 @@ static void tab_add(struct ctl_group *g, uint32_t w, double x)
     tab_add_n(g, w, x, (double)g->ep_n);
 }
 
-static inline const struct ctl_point *tab_find(const struct ctl_group *g, uint32_t w)
-{
-    for (int i = 0; i < g->ntab; i++)
-        if (g->tab[i].w == w)
-            return &g->tab[i];
-    return NULL;
-}
-
 static void enter_hold(struct ctl_group *g, uint32_t w, uint64_t now)
 {
     g->knee_w = w;
@@ -583,6 +575,29 @@ static void on_target_window(struct ctl_group *g, bool binding, uint64_t now)
     }
 }
 
+/* An app-limited epoch skips every rule except target decreases (reference design 5.4, HOLD):
+ * the limit is not what holds the app back, so it must not grow, but a reliable P99 above the
+ * target still cuts it proportionally (latency ~ depth past the knee), and at the minimum depth
+ * the target is flagged infeasible. Without this a target set on an app-limited ring (or one
+ * never reached by the gallop) was silently ignored: the phase stayed COAST at its first depth. */
+static void coast_target(struct ctl_group *g, bool p99_ok, uint64_t p99, uint64_t now)
+{
+    if (!g->target || !p99_ok)
+        return;
+    if ((double)p99 > CTL_T_CUT * (double)g->target) {
+        if (g->w <= g->w_min) {
+            if (p99 > g->target)
+                g->infeasible = true;
+            return;
+        }
+        double f = target_factor(g, p99);
+        f = f < 0.5 ? 0.5 : (f > 0.95 ? 0.95 : f);
+        set_w(g, auraio__ctl_scale(g->w, f, g->w_min, g->w_max), now);
+    } else if ((double)p99 <= CTL_T_CLEAR * (double)g->target) {
+        g->infeasible = false;
+    }
+}
+
 static void end_epoch(struct ctl_group *g, uint64_t now)
 {
     uint64_t dt = now - g->ep_start;
@@ -603,6 +618,8 @@ static void end_epoch(struct ctl_group *g, uint64_t now)
             /* The app is the bottleneck: growing would only add a burst risk. */
             if (!binding)
                 g->phase = AURAIO_CTL_PHASE_COAST;
+            if (!binding && enough)
+                coast_target(g, p99_ok, p99, now);
             epoch_reset(g, now);
             return;
         }

@@ -125,6 +125,48 @@ static void test_rare_outliers_do_not_cut(void **state)
     auraio__ctl_group_destroy(g);
 }
 
+/* Engine-integration bug: an app-limited ring (no submission ever finds it full) with a P99 target
+ * far below its latency. The controller returned from COAST before any target logic, so the limit
+ * stayed at its start and the infeasible flag never rose. Target decreases must apply even when
+ * app-limited: the limit falls to the minimum and the target is reported infeasible. */
+static void test_app_limited_target_still_cuts(void **state)
+{
+    (void)state;
+    struct ctl_group *g = mk(1, 1); /* 1 ns: infeasible at any depth */
+    struct ctl_acc *a = calloc(1, sizeof(*a));
+    uint32_t start = auraio__ctl_ring_limit(g, 0);
+    assert_true(start > 1);
+    bool flagged = false;
+    int t;
+    for (t = 1; t <= 2000 && !flagged; t++) { /* bound: 2 s of 1 ms ticks */
+        for (int i = 0; i < 200; i++) /* 200 completions per ms at ~100 us */
+            auraio__ctl_acc_record(a, 90000 + (uint64_t)(i % 20) * 1000, 4096);
+        /* never at the limit, no backlog: one request outstanding, the app is the bottleneck */
+        struct ctl_ring_input in[1] = { { a, 1, 1 } };
+        auraio__ctl_group_update(g, in, 1000000000ull + (uint64_t)t * 1000000u);
+        struct ctl_ring_stats st;
+        auraio__ctl_ring_stats(g, 0, &st);
+        assert_true(st.limit <= start); /* app-limited: never grows */
+        flagged = st.target_infeasible;
+    }
+    assert_true(flagged);
+    assert_int_equal(auraio__ctl_ring_limit(g, 0), 1);
+    assert_int_equal(auraio__ctl_group_depth(g), 1);
+    /* and it stays there, flagged, while the latency stays far above the target */
+    for (int u = 0; u < 500; u++, t++) {
+        for (int i = 0; i < 200; i++)
+            auraio__ctl_acc_record(a, 90000 + (uint64_t)(i % 20) * 1000, 4096);
+        struct ctl_ring_input in[1] = { { a, 1, 1 } };
+        auraio__ctl_group_update(g, in, 1000000000ull + (uint64_t)t * 1000000u);
+        struct ctl_ring_stats st;
+        auraio__ctl_ring_stats(g, 0, &st);
+        assert_int_equal(st.limit, 1);
+        assert_true(st.target_infeasible);
+    }
+    free(a);
+    auraio__ctl_group_destroy(g);
+}
+
 static void test_init_rejects_bad_config(void **state)
 {
     (void)state;
@@ -145,6 +187,7 @@ int main(void)
         cmocka_unit_test(test_phase_names),
         cmocka_unit_test(test_counters_do_not_overflow),
         cmocka_unit_test(test_rare_outliers_do_not_cut),
+        cmocka_unit_test(test_app_limited_target_still_cuts),
         cmocka_unit_test(test_init_rejects_bad_config),
     };
     return cmocka_run_group_tests_name("controller-unit", tests, NULL, NULL);

@@ -135,7 +135,9 @@ static void test_swap_loses_nothing(void **state)
         auraio__ctl_acc_reset(f);
     }
     consumed += auraio__ctl_acc_active(r)->n;
+    bytes += auraio__ctl_acc_active(r)->bytes;
     assert_int_equal(consumed, recorded);
+    assert_int_equal(bytes, recorded * 4096); /* bytes travel with their samples, too */
     free(r);
 }
 
