@@ -14,6 +14,12 @@
  *  - Callbacks run only on a thread inside auraio_poll, auraio_wait, auraio_run or auraio_destroy,
  *    never with a library lock held and never inside a submit call. A callback may submit new I/O;
  *    it must not call auraio_poll/wait/run (they return -EDEADLK) or auraio_destroy.
+ *  - Thread lifetime (a kernel rule): io_uring ties a request to the thread that handed it to the
+ *    kernel, which is whichever thread's submit, flush, poll, wait or run entered the kernel. When
+ *    that thread exits, the kernel cancels its requests that are still waiting (pipes, sockets and
+ *    other pollable files; reads of regular files normally finish first): their callbacks run with
+ *    -ECANCELED. Threads that call into the engine should therefore outlive the I/O they may have
+ *    entered, or the application should drain before such a thread exits.
  */
 #ifndef AURAIO_H
 #define AURAIO_H
