@@ -244,10 +244,6 @@ int auraio__ring_submit(struct ring *r, const struct request_args *a, uint64_t n
         goto out;
     }
     start_request(r, q);
-    /* Filling the ring to its limit also means the limit binds: an application that submits
-     * exactly auraio_capacity() never finds the ring at its limit, yet is held by it. */
-    if (r->inflight >= (uint32_t)limit)
-        auraio__ctl_acc_at_limit(auraio__ctl_acc_active(&r->acc));
     /* An idle ring submits at once (nothing to batch with, latency matters); a busy one waits
      * for the batch threshold or the next flush/poll/wait. */
     if (r->inflight == 1 ||
@@ -300,6 +296,12 @@ int auraio__ring_reap(struct ring *r, struct completion *out, int max, uint64_t 
     }
     if (auraio__uring_cq_needs_enter(&r->uring) && auraio__uring_cq_ready(&r->uring) == 0)
         auraio__uring_get_events(&r->uring);
+    /* Whether the limit binds, as the controller needs to know, is whether completions find the
+     * ring full: an application that submits exactly auraio_capacity() never meets the limit at
+     * submit time (nothing goes to the backlog) yet is held by it, while one with a few I/Os
+     * outstanding never fills the ring. Each completion of this reap counts once if it did. */
+    int limit = atomic_load_explicit(&r->limit, memory_order_relaxed);
+    bool full = r->inflight >= (uint32_t)limit;
     while (n < max) {
         unsigned want = (unsigned)(max - n) < 64 ? (unsigned)(max - n) : 64;
         unsigned got = auraio__uring_reap(&r->uring, cqes, want);
@@ -320,6 +322,8 @@ int auraio__ring_reap(struct ring *r, struct completion *out, int max, uint64_t 
              * the batch was copied out within microseconds. */
             uint64_t latency = now_ns > q->submit_ns ? now_ns - q->submit_ns : 0;
             struct ctl_acc *acc = auraio__ctl_acc_active(&r->acc);
+            if (full)
+                auraio__ctl_acc_at_limit(acc);
             if (q->args.op == REQ_FSYNC) {
                 auraio__ctl_acc_record_other(acc, latency);
             } else {
