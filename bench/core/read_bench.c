@@ -77,6 +77,7 @@ struct bench;
 
 struct slot {
     struct bench *b;
+    int index; /* registered buffer index when --fixed-buffers */
     void *buf;
     uint64_t submit_ns;
     int64_t offset;
@@ -91,6 +92,8 @@ struct bench {
     uint64_t end_ns;
     bool stopping;
     bool verify;
+    bool fixed_buffers; /* slot i reads into registered buffer i (READ_FIXED) */
+    bool fixed_files;   /* the file is registered file 0 (IOSQE_FIXED_FILE) */
     int error;       /* first negative result or submit errno */
     uint64_t ops;    /* completions before end_ns */
     struct hist hist;
@@ -112,7 +115,9 @@ static int submit_slot(struct bench *b, struct slot *s)
 {
     s->offset = (int64_t)((xorshift64(&b->rng) % b->blocks) * b->bs);
     s->submit_ns = bench_now_ns();
-    if (!auraio_read(b->engine, b->fd, auraio_buf(s->buf), b->bs, s->offset, on_read, s))
+    auraio_buf_t buf = b->fixed_buffers ? auraio_buf_fixed(s->index, 0) : auraio_buf(s->buf);
+    if (!auraio_read_ex(b->engine, b->fixed_files ? 0 : b->fd, buf, b->bs, s->offset,
+                        b->fixed_files ? AURAIO_FIXED_FILE : 0, on_read, s))
         return -errno;
     return 0;
 }
@@ -213,6 +218,8 @@ static void usage(const char *argv0)
             "  --direct           open with O_DIRECT (default: buffered, page cache)\n"
             "  --default-rings    library's ring count (one per CPU) instead of 1\n"
             "  --single-issuer    set auraio_options_t.single_issuer\n"
+            "  --fixed-buffers    register the slot buffers (READ_FIXED)\n"
+            "  --fixed-files      register the file (IOSQE_FIXED_FILE)\n"
             "  --verify           check each block's offset tag (files from --temp-size)\n"
             "  --seed N           random seed (default 1)\n",
             argv0);
@@ -226,6 +233,7 @@ int main(int argc, char **argv)
     double seconds = 5.0;
     size_t bs = 4096;
     bool direct = false, default_rings = false, single_issuer = false, verify = false;
+    bool fixed_buffers = false, fixed_files = false;
     uint64_t seed = 1;
     static const struct option longopts[] = {
         {"file", required_argument, NULL, 'f'},     {"temp-size", required_argument, NULL, 't'},
@@ -233,6 +241,7 @@ int main(int argc, char **argv)
         {"bs", required_argument, NULL, 'b'},       {"direct", no_argument, NULL, 'D'},
         {"default-rings", no_argument, NULL, 'R'},  {"single-issuer", no_argument, NULL, 'S'},
         {"verify", no_argument, NULL, 'v'},         {"seed", required_argument, NULL, 'x'},
+        {"fixed-buffers", no_argument, NULL, 'B'},  {"fixed-files", no_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     int c;
@@ -247,6 +256,8 @@ int main(int argc, char **argv)
         case 'R': default_rings = true; break;
         case 'S': single_issuer = true; break;
         case 'v': verify = true; break;
+        case 'B': fixed_buffers = true; break;
+        case 'F': fixed_files = true; break;
         case 'x': seed = strtoull(optarg, NULL, 0); break;
         case 'h': usage(argv[0]); return 0;
         default: usage(argv[0]); return 2;
@@ -314,16 +325,40 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < depth; i++) {
         slots[i].b = b;
+        slots[i].index = i;
         if (posix_memalign(&slots[i].buf, 4096, bs) != 0)
             goto out;
         memset(slots[i].buf, 0, bs);
     }
+    if (fixed_buffers) {
+        struct iovec *iov = calloc((size_t)depth, sizeof(*iov));
+        if (!iov)
+            goto out;
+        for (int i = 0; i < depth; i++)
+            iov[i] = (struct iovec){slots[i].buf, bs};
+        int rc = auraio_register_buffers(b->engine, iov, depth);
+        free(iov);
+        if (rc < 0) {
+            fprintf(stderr, "auraio_register_buffers: %s\n", strerror(-rc));
+            goto out;
+        }
+        b->fixed_buffers = true;
+    }
+    if (fixed_files) {
+        int rc = auraio_register_files(b->engine, &b->fd, 1);
+        if (rc < 0) {
+            fprintf(stderr, "auraio_register_files: %s\n", strerror(-rc));
+            goto out;
+        }
+        b->fixed_files = true;
+    }
 
     printf("build: %s (optimized: %s), auraio %s\n", AURAIO_BENCH_BUILDTYPE, AURAIO_BENCH_OPTIMIZED,
            auraio_version());
-    printf("read: %s, %llu MiB, bs %zu, depth %d, %s, rings %d, %.1f s\n", temp_size ? "(temp file)" : file,
+    printf("read: %s, %llu MiB, bs %zu, depth %d, %s, rings %d, %.1f s%s%s\n", temp_size ? "(temp file)" : file,
            (unsigned long long)((uint64_t)st.st_size >> 20), bs, depth, direct ? "O_DIRECT" : "buffered",
-           auraio_get_ring_count(b->engine), seconds);
+           auraio_get_ring_count(b->engine), seconds, fixed_buffers ? ", registered buffers" : "",
+           fixed_files ? ", registered file" : "");
     fflush(stdout);
 
     uint64_t start = bench_now_ns();
@@ -362,9 +397,10 @@ int main(int argc, char **argv)
     double p50 = hist_percentile(&b->hist, 50.0) / 1000.0;
     double p99 = hist_percentile(&b->hist, 99.0) / 1000.0;
     printf("iops %.0f, p50 %.1f us, p99 %.1f us, %llu reads\n", iops, p50, p99, (unsigned long long)b->ops);
-    printf("RESULT iops=%.0f p50_us=%.2f p99_us=%.2f ops=%llu seconds=%.3f depth=%d direct=%d rings=%d build=%s\n",
+    printf("RESULT iops=%.0f p50_us=%.2f p99_us=%.2f ops=%llu seconds=%.3f depth=%d direct=%d rings=%d "
+           "fixed_buffers=%d fixed_files=%d build=%s\n",
            iops, p50, p99, (unsigned long long)b->ops, elapsed, depth, direct ? 1 : 0,
-           auraio_get_ring_count(b->engine), AURAIO_BENCH_BUILDTYPE);
+           auraio_get_ring_count(b->engine), fixed_buffers ? 1 : 0, fixed_files ? 1 : 0, AURAIO_BENCH_BUILDTYPE);
     status = b->ops > 0 ? 0 : 3;
 out:
     if (b && b->engine)
