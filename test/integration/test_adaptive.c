@@ -136,11 +136,17 @@ static void test_controller_engages_and_reports(void **state)
     close(l.fd);
     l.fd = direct;
     assert_int_equal(auraio_set_max_p99_latency(e, 1e-6), 0);
-    n = run_load(&l, 1.0);
-    assert_true(n > 100);
-    assert_int_equal(auraio_get_ring_stats(e, 0, &after), 0);
-    assert_true(after.in_flight_limit >= 1);
+    /* The controller decides on windows of a few thousand completions; give it up to 10 s of
+     * load (a loaded CI machine is slow), checking after each half second. */
+    for (int round = 0; round < 20; round++) {
+        n = run_load(&l, 0.5);
+        assert_true(n > 100);
+        assert_int_equal(auraio_get_ring_stats(e, 0, &after), 0);
+        if (after.target_infeasible)
+            break;
+    }
     assert_true(after.target_infeasible);
+    assert_int_equal(after.in_flight_limit, 1);
     assert_int_equal(auraio_set_max_p99_latency(e, 0), 0);
     assert_int_equal(auraio_set_max_p99_latency(e, NAN), -EINVAL);
 
