@@ -131,6 +131,13 @@ struct ctl_group {
     bool loss_ref;           /* that search's first epoch: X at the held depth, new regime */
     bool top;                /* BISECT epoch re-measuring the deepest gallop point */
     double top_x, top_n;     /* that point's gallop measurement, to pool with the long epoch */
+    /* Curve-shape reference of the held regime: X at a shallow depth of the search that led to
+     * the hold (shape_s = 0: none). A capacity loss re-measures X there and compares the gain
+     * X(W)/X(shape_s) before and after (see research()). */
+    uint32_t shape_s;
+    double shape_xs;
+    bool shape;              /* GALLOP_DOWN epoch measuring X(shape_s) in the new regime */
+    double shape_xw_old, shape_xw_new;
     uint32_t ep_mult;        /* an ambiguous epoch is extended once: need x 2 */
 
     /* hold */
@@ -299,8 +306,23 @@ static void tab_add(struct ctl_group *g, uint32_t w, double x)
     tab_add_n(g, w, x, (double)g->ep_n);
 }
 
+/* The shallowest measured point of the current table, if it is at most a quarter of the held
+ * depth: far enough down the curve that the gain X(W)/X(s) reflects the curve's shape. */
+static void shape_capture(struct ctl_group *g, uint32_t w)
+{
+    g->shape_s = 0;
+    for (int i = 0; i < g->ntab; i++) {
+        const struct ctl_point *p = &g->tab[i];
+        if (p->n > 0 && 4ull * p->w <= w && (g->shape_s == 0 || p->w < g->shape_s)) {
+            g->shape_s = p->w;
+            g->shape_xs = p->x;
+        }
+    }
+}
+
 static void enter_hold(struct ctl_group *g, uint32_t w, uint64_t now)
 {
+    shape_capture(g, w);
     g->knee_w = w;
     set_w(g, w, now);
     g->x_ref = 0;
@@ -320,6 +342,7 @@ static void start_gallop(struct ctl_group *g, uint32_t from, uint32_t cap, uint6
     g->x_prev = 0;
     g->loss = false;
     g->loss_ref = false;
+    g->shape = false;
     g->top = false;
     g->cap = cap < g->w_max ? cap : g->w_max;
     g->phase = AURAIO_CTL_PHASE_GALLOP_UP;
@@ -341,6 +364,10 @@ static double target_factor(const struct ctl_group *g, uint64_t p99)
  * TR to 0.949. It costs the phase-down case (a flatter curve, knee 1.4-3.5x below the held
  * depth), which stops halving earlier; see doc/controller.md, known gaps. */
 #define CTL_EPS_LOSS 0.015
+/* Shape test (research()): a gain ratio rho = [X(W)/X(s)]_new / [X(W)/X(s)]_old at or above this
+ * keeps the held depth. A uniform slowdown gives rho ~ 1, four times fewer channels ~ 0.3-0.5. */
+#define CTL_SHAPE_SAME 0.75
+#define CTL_N_SHAPE 800u
 
 static double eps_of(const struct ctl_group *g)
 {
@@ -464,6 +491,27 @@ static void research(struct ctl_group *g, int dir, double x_now, uint64_t now)
          * the depth stays; fewer channels flatten the curve and the depth halves toward the new
          * knee. No bisection: below the old knee the capped curve's "5% of its top" would land
          * low, and the score band around a gradual knee is wider than one halving. */
+        if (g->shape_s && 4ull * g->shape_s <= w && g->x_ref > 0 && g->shape_xs > 0) {
+            /* Shape test: one short epoch at the shallow reference depth of the old regime.
+             * A uniform slowdown scales the whole curve, so the gain X(W)/X(s) is unchanged
+             * and the knee's depth with it; fewer channels (or a flatter curve) shrink the
+             * gain roughly in proportion to the knee (X(W)/X(s) ~ BDP/s below saturation).
+             * The two-point X(W/2)/X(W) test could not separate these (0.90-0.94 vs 0.93-0.98
+             * with sd 4-5%); the gain over 4x-100x in depth differs by a factor 2-4. */
+            uint32_t s0 = g->shape_s;
+            double xs_old = g->shape_xs, xw_old = g->x_ref;
+            start_gallop(g, w, w, now);
+            g->shape_s = s0;
+            g->shape_xs = xs_old;
+            g->shape_xw_old = xw_old;
+            g->shape_xw_new = x_now;
+            g->hi = w;
+            g->lo = 0;
+            g->shape = true;
+            g->phase = AURAIO_CTL_PHASE_GALLOP_DOWN;
+            set_w(g, s0, now);
+            return;
+        }
         start_gallop(g, w, w, now);
         g->ntab = 0;
         tab_add_n(g, w, x_now, 0);
@@ -676,6 +724,25 @@ static void end_epoch(struct ctl_group *g, uint64_t now)
     case AURAIO_CTL_PHASE_GALLOP_DOWN:
         if (!enough) {
             epoch_reset(g, now);
+            return;
+        }
+        if (g->shape) {
+            g->shape = false;
+            double rho = (g->shape_xw_new / x) / (g->shape_xw_old / g->shape_xs);
+            uint32_t held = g->hi;
+            if (rho >= CTL_SHAPE_SAME) {
+                /* Same shape: the knee's depth has not moved. */
+                g->ntab = 0;
+                tab_add(g, g->w, x);
+                enter_hold(g, held, now);
+                return;
+            }
+            /* The knee moved down: a fresh search from here, never above the held depth. */
+            uint32_t from = g->w;
+            start_gallop(g, from, held, now);
+            tab_add(g, from, x);
+            g->x_prev = x;
+            set_w(g, auraio__ctl_scale(from, 2.0, g->w_min, held), now);
             return;
         }
         if (g->loss_ref) {
@@ -920,6 +987,8 @@ void auraio__ctl_group_update(struct ctl_group *g, const struct ctl_ring_input *
         uint64_t need = epoch_need(g->phase);
         if (g->top)
             need = CTL_N_TOP;
+        else if (g->shape && g->phase == AURAIO_CTL_PHASE_GALLOP_DOWN)
+            need = CTL_N_SHAPE;
         else if (g->loss && g->phase == AURAIO_CTL_PHASE_GALLOP_DOWN)
             need = CTL_N_LOSS;
         else if (g->phase == AURAIO_CTL_PHASE_GALLOP_DOWN)
