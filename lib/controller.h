@@ -13,8 +13,17 @@
  *       auraio__ctl_acc_record(auraio__ctl_acc_active(&ring->acc), latency_ns, bytes)   data ops
  *       auraio__ctl_acc_record_other(auraio__ctl_acc_active(&ring->acc), latency_ns)    fsync, nop...
  *     (a handful of increments and one histogram bucket; bytes = the CQE result, >= 0).
- *  2. Per submission that found the ring at its limit (queued to the backlog instead of the SQ):
+ *  2. "The limit binds" events, each one call of
  *       auraio__ctl_acc_at_limit(auraio__ctl_acc_active(&ring->acc))
+ *     - once per COMPLETION whose reap found the ring at its limit (in-flight >= limit when the
+ *       reap began: the flag is taken once per reap batch and counted for each of its CQEs), and
+ *     - once per submission that went to the backlog instead of the SQ.
+ *     Not per submission that merely met the limit: an application that submits exactly
+ *     auraio_capacity() never meets it at submit time, and counted that way it looked app-limited
+ *     (the controller latched COAST at its first depth on a real device). The controller calls
+ *     an epoch limit-bound when at_limit >= n / 16, so what matters is that a ring kept full
+ *     yields about one event per completion and an app-limited ring (in-flight below the limit,
+ *     no backlog) yields none.
  *  3. Every 1-5 ms (tick thread) or completion-driven, from ONE thread at a time:
  *       for each ring: lock; in[i].acc = auraio__ctl_acc_swap(&ring->acc);  (O(1))
  *                      in[i].pending = requests submitted by the app and not completed
@@ -54,7 +63,8 @@ struct ctl_acc {
     uint64_t bytes;      /* bytes transferred by them */
     uint64_t lat_sum_ns; /* sum of their latencies (Little's law) */
     uint64_t n_other;    /* fsync/nop/...: counted, but kept out of the depth signal */
-    uint64_t at_limit;   /* submissions that found the ring at its limit */
+    uint64_t at_limit;   /* completions reaped with the ring at its limit, plus submissions
+                            queued to the backlog (contract item 2) */
     struct histogram hist;
 };
 

@@ -244,6 +244,33 @@ static void test_app_limited_does_not_grow(void **state)
     }
 }
 
+/* An app that keeps exactly auraio_capacity() outstanding never has a backlog; only its reaps
+ * find the ring full. Counted per submission, that looked app-limited and the controller latched
+ * COAST at its first depth on a real device: it must search like a saturating app does. */
+static void test_capacity_app_searches(void **state)
+{
+    (void)state;
+    struct agg a = { .n = 0 };
+    for (int d = 1; d <= DRAWS; d++) {
+        struct sim_scenario sc;
+        sim_draw(SIM_KNEE_LOW, (uint64_t)d, &sc);
+        sc.world[0].capacity_app = true;
+        struct sim_result r;
+        memset(&r, 0, sizeof(r));
+        sim_run(&sc, &r);
+        assert_int_not_equal(r.final_phase, AURAIO_CTL_PHASE_COAST);
+        struct sim_oracle o;
+        sim_oracle(&sc, 0, &o);
+        struct sim_point pt = sim_oracle_point(&o, 0);
+        sim_point_noise(&sc, 0, &pt);
+        struct sim_scores s;
+        sim_score(&r, 0, sc.duration_s, pt, 0, -1, &s);
+        agg_add(&a, &s);
+        sim_result_free(&r);
+    }
+    check_knee(agg_median(&a, "capacity-app"), 1.0);
+}
+
 static void run_target(enum sim_kind kind, double frac_lo, double frac_hi, const char *name, bool mixed)
 {
     struct agg a = { .n = 0 };
@@ -422,6 +449,7 @@ int main(void)
         cmocka_unit_test(test_neighbour_no_escalation),
         cmocka_unit_test(test_low_iops),
         cmocka_unit_test(test_app_limited_does_not_grow),
+        cmocka_unit_test(test_capacity_app_searches),
         cmocka_unit_test(test_target_feasible),
         cmocka_unit_test(test_target_mixed_fsync_no_oscillation),
         cmocka_unit_test(test_target_loose_keeps_probing),

@@ -25,6 +25,8 @@ struct sim_world {
     bool sharp;                      /* least-loaded placement (sharp knee) */
     uint32_t neighbour_q;            /* uncontrolled closed-loop tenant's depth, 0 = none */
     uint32_t demand[SIM_MAX_RINGS];  /* app's outstanding requests per ring (closed loop) */
+    bool capacity_app;               /* the app keeps exactly the limit outstanding (it submits
+                                        auraio_capacity()): no backlog ever, demand ignored */
 };
 
 struct sim_scenario {
