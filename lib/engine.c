@@ -101,6 +101,13 @@ int auraio__engine_create(const auraio_options_t *opts, struct auraio_engine **o
             goto fail;
         }
     }
+    /* With one ring there is nothing else to watch, so a waiter can sleep in the ring itself.
+     * Not with SINGLE_ISSUER: stop() from another thread could not post the wake NOP. */
+    if (e->ring_count == 1 && !(e->rings[0].uring.flags & IORING_SETUP_SINGLE_ISSUER) &&
+        (e->rings[0].uring.features & IORING_FEAT_EXT_ARG)) {
+        e->direct_wait = true;
+        e->rings[0].wake_by_nop = true;
+    }
     rc = auraio__tick_start(e, opts, (uint32_t)max_limit);
     if (rc < 0)
         goto fail;
@@ -267,6 +274,12 @@ static int wait_impl(struct auraio_engine *e, int timeout_ms, bool *stopped)
             return -ETIME;
         if (any_submit_stalled(e) && (wait_ms < 0 || wait_ms > 1))
             wait_ms = 1; /* nothing will signal us: retry the submission soon */
+        if (e->direct_wait) {
+            int rc = auraio__ring_wait(&e->rings[0], wait_ms);
+            if (rc < 0 && rc != -ETIME && rc != -EINTR)
+                return rc;
+            continue;
+        }
         int rc = auraio__sys_wait_readable(e->event_fd, wait_ms);
         if (rc > 0)
             auraio__sys_eventfd_drain(e->event_fd);
@@ -307,6 +320,8 @@ int auraio__engine_stop(struct auraio_engine *e)
 {
     atomic_fetch_add_explicit(&e->stops_requested, 1, memory_order_acq_rel);
     auraio__sys_eventfd_signal(e->event_fd);
+    if (e->direct_wait)
+        auraio__ring_wake(&e->rings[0]);
     return 0;
 }
 

@@ -24,6 +24,9 @@ struct auraio_engine {
     struct ring *rings;
     uint32_t ring_count;
     int event_fd;
+    /* One ring, several threads allowed, kernel with timed waits: waiters sleep in the ring's
+     * io_uring_enter (one syscall per wake instead of poll + read on the eventfd). */
+    bool direct_wait;
     uint64_t id; /* distinguishes engines in thread-local caches across destroy/create */
     auraio_options_t opts;
     struct buffer_pool *pool;

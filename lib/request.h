@@ -82,6 +82,10 @@ static inline uint32_t handle_slot(uint64_t h)
     return (uint32_t)h & (REQUEST_MAX_SLOTS - 1);
 }
 
+/* user_data of the library's own SQEs (generation 0, never issued to a request). */
+#define USER_DATA_CANCEL 0u /* an ASYNC_CANCEL */
+#define USER_DATA_WAKE 1u   /* a NOP posted to wake a thread sleeping in the ring */
+
 /* Advance a slot's generation when it is freed; skips 0 so no handle is ever NULL. */
 static inline void request_retire(struct request *r)
 {

@@ -307,8 +307,11 @@ int auraio__ring_reap(struct ring *r, struct completion *out, int max, uint64_t 
         unsigned got = auraio__uring_reap(&r->uring, cqes, want);
         for (unsigned i = 0; i < got; i++) {
             uint64_t ud = cqes[i].user_data;
-            if (ud == 0) {
-                r->cancels_pending--;
+            if (handle_generation(ud) == 0) {
+                if (ud == USER_DATA_WAKE)
+                    r->wake_pending = false;
+                else
+                    r->cancels_pending--;
                 continue;
             }
             struct request *q = &r->reqs[handle_slot(ud)];
@@ -389,7 +392,7 @@ static int queue_cancel_locked(struct ring *r, uint64_t target, unsigned flags)
         if (!sqe)
             return -EAGAIN;
     }
-    auraio__uring_prep_cancel(sqe, target, flags, 0);
+    auraio__uring_prep_cancel(sqe, target, flags, USER_DATA_CANCEL);
     r->cancels_pending++;
     return 0;
 }
@@ -424,6 +427,8 @@ int auraio__ring_cancel(struct ring *r, uint64_t handle)
     /* The request completes without a CQE: wake a waiter so it is delivered promptly. */
     if (wake && r->event_fd >= 0)
         auraio__sys_eventfd_signal(r->event_fd);
+    if (wake && r->wake_by_nop)
+        auraio__ring_wake(r);
     return rc;
 }
 
@@ -505,4 +510,29 @@ void auraio__ring_set_limits(struct ring *r, int limit, int batch_threshold)
         batch_threshold = 1;
     atomic_store_explicit(&r->limit, limit, memory_order_relaxed);
     atomic_store_explicit(&r->batch_threshold, batch_threshold, memory_order_relaxed);
+}
+
+int auraio__ring_wait(struct ring *r, int timeout_ms)
+{
+    /* No lock: waiting consumes nothing, and the fd and mapping live as long as the ring. */
+    return auraio__uring_wait_cqe(&r->uring, timeout_ms);
+}
+
+void auraio__ring_wake(struct ring *r)
+{
+    pthread_mutex_lock(&r->lock);
+    if (!r->wake_pending) {
+        struct io_uring_sqe *sqe = auraio__uring_get_sqe(&r->uring);
+        if (!sqe) {
+            flush_locked(r);
+            sqe = auraio__uring_get_sqe(&r->uring);
+        }
+        /* A full SQ means SQEs are queued; their CQEs will wake the waiter anyway. */
+        if (sqe) {
+            auraio__uring_prep_nop(sqe, USER_DATA_WAKE);
+            r->wake_pending = true;
+            flush_locked(r);
+        }
+    }
+    pthread_mutex_unlock(&r->lock);
 }

@@ -45,6 +45,10 @@ struct ring {
     int event_fd;
     bool eventfd_registered;
     bool shutdown; /* set under the lock by destroy: later submits get -ESHUTDOWN */
+    /* Waiters may sleep in this ring's io_uring_enter rather than on the eventfd (engine with one
+     * ring): then anything that must wake them without a CQE of its own posts a NOP. */
+    bool wake_by_nop;
+    bool wake_pending; /* a wake NOP is in flight; one is enough */
 
     struct request *reqs;
     uint32_t nreqs;
@@ -114,6 +118,10 @@ int auraio__ring_abandon(struct ring *r, struct completion *out, int max);
 void auraio__ring_take_window(struct ring *r, struct ctl_ring_input *in);
 /* Apply the controller's decision; a raised limit lets backlog in at the next reap. */
 void auraio__ring_set_limits(struct ring *r, int limit, int batch_threshold);
+/* Sleep until this ring has a CQE or @p timeout_ms passes (see auraio__uring_wait_cqe). */
+int auraio__ring_wait(struct ring *r, int timeout_ms);
+/* Wake threads sleeping in auraio__ring_wait: posts one NOP unless one is already in flight. */
+void auraio__ring_wake(struct ring *r);
 /* True when no request occupies a slot in the kernel or the backlog (takes the lock). */
 bool auraio__ring_idle(struct ring *r);
 

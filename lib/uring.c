@@ -201,6 +201,24 @@ int auraio__uring_get_events(struct uring *u)
     return rc;
 }
 
+int auraio__uring_wait_cqe(struct uring *u, int timeout_ms)
+{
+    int rc;
+    if (timeout_ms < 0) {
+        rc = auraio__sys_enter(u->fd, 0, 1, IORING_ENTER_GETEVENTS, NULL, 0);
+        return rc < 0 ? rc : 0;
+    }
+    struct __kernel_timespec ts = {
+        .tv_sec = timeout_ms / 1000,
+        .tv_nsec = (long long)(timeout_ms % 1000) * 1000000,
+    };
+    struct io_uring_getevents_arg arg;
+    memset(&arg, 0, sizeof(arg));
+    arg.ts = (uint64_t)(uintptr_t)&ts;
+    rc = auraio__sys_enter(u->fd, 0, 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &arg, sizeof(arg));
+    return rc < 0 ? rc : 0;
+}
+
 unsigned auraio__uring_reap(struct uring *u, struct uring_cqe *out, unsigned max)
 {
     uint32_t head = uring_load_relaxed(u->kcq_head); /* only we write it */

@@ -70,6 +70,12 @@ bool auraio__uring_op_missing(const struct uring *u, unsigned op);
 int auraio__uring_submit(struct uring *u, unsigned min_complete);
 /* Enter with GETEVENTS and min_complete 0 to run pending task work / flush overflow. */
 int auraio__uring_get_events(struct uring *u);
+/*
+ * Sleep in the kernel until at least one CQE is ready or @p timeout_ms passes (-1: no limit; a
+ * timeout needs IORING_FEAT_EXT_ARG, 5.11+). Consumes nothing, so any number of threads may wait
+ * while another holds the ring lock. @return 0 when woken, -ETIME, -EINTR, or -errno.
+ */
+int auraio__uring_wait_cqe(struct uring *u, int timeout_ms);
 
 /* A CQE copied out of the ring (struct io_uring_cqe ends in a flexible array, so it cannot be
  * an array element). */
