@@ -193,18 +193,6 @@ static int make_temp_file(const char *dir, uint64_t size, size_t bs, char *path,
     return 0;
 }
 
-static uint64_t parse_size(const char *s)
-{
-    char *end;
-    uint64_t v = strtoull(s, &end, 0);
-    switch (*end) {
-    case 'k': case 'K': return v << 10;
-    case 'm': case 'M': return v << 20;
-    case 'g': case 'G': return v << 30;
-    default: return v;
-    }
-}
-
 static void usage(const char *argv0)
 {
     fprintf(stderr,
@@ -248,10 +236,10 @@ int main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
         case 'f': file = optarg; break;
-        case 't': temp_size = parse_size(optarg); verify = true; break;
+        case 't': temp_size = bench_parse_size(optarg); verify = true; break;
         case 'd': depth = atoi(optarg); break;
         case 's': seconds = atof(optarg); break;
-        case 'b': bs = (size_t)parse_size(optarg); break;
+        case 'b': bs = (size_t)bench_parse_size(optarg); break;
         case 'D': direct = true; break;
         case 'R': default_rings = true; break;
         case 'S': single_issuer = true; break;

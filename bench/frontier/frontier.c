@@ -19,6 +19,7 @@
 #define _GNU_SOURCE
 #endif
 #include "auraio.h"
+#include "bench_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -34,26 +35,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef AURAIO_BENCH_BUILDTYPE
-#define AURAIO_BENCH_BUILDTYPE "unknown"
-#endif
-#ifdef __OPTIMIZE__
-#define BENCH_OPTIMIZED "yes"
-#else
-#define BENCH_OPTIMIZED "no"
-#endif
 
 #define BS 4096u
 #define MAX_DEPTHS 64
 #define SAMPLE_NS 50000000ull /* limit/phase trace period (the brief's 50 ms) */
 #define NEVER (-1.0)
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static uint64_t splitmix64(uint64_t *s)
 {
@@ -204,7 +191,7 @@ static void fill(struct bench *b)
            (auraio_capacity(b->e) > 0 || (b->slack > 0 && b->outstanding < b->last_limit + b->slack))) {
         struct slot *s = &b->slots[b->free_stack[--b->nfree]];
         int64_t off = (int64_t)(splitmix64(&b->rng) % b->blocks * BS);
-        s->submit_ns = now_ns();
+        s->submit_ns = bench_now_ns();
         if (!auraio_read(b->e, b->fd, auraio_buf(s->buf), BS, off, on_read, s)) {
             b->free_stack[b->nfree++] = (int)(s - b->slots);
             if (errno != EAGAIN) {
@@ -234,7 +221,7 @@ static void on_read(auraio_request_t *req, ssize_t result, void *user_data)
 {
     struct slot *s = user_data;
     struct bench *b = s->b;
-    uint64_t now = now_ns();
+    uint64_t now = bench_now_ns();
     (void)req;
     b->free_stack[b->nfree++] = (int)(s - b->slots);
     b->outstanding--;
@@ -352,13 +339,13 @@ static int run_one(const struct cfg *c, struct bench *b, int depth, uint64_t see
     memset(&b->all, 0, sizeof(b->all));
     memset(&b->win, 0, sizeof(b->win));
 
-    b->t0 = now_ns();
+    b->t0 = bench_now_ns();
     b->meas_start = b->t0 + (uint64_t)(c->warmup_s * 1e9);
     b->meas_end = b->t0 + (uint64_t)r->nwin * b->win_ns;
     uint64_t next_sample = b->t0;
     fill(b);
     while (!b->stopping) {
-        uint64_t now = now_ns();
+        uint64_t now = bench_now_ns();
         /* Sampled from the main loop, not a thread: the stats calls take the tick lock, and a
          * second thread would compete with the one this benchmark has for the 2 CPUs. */
         while (now >= next_sample && r->nsamp < samp_max) {
@@ -612,7 +599,7 @@ static int warm_file(int fd, uint64_t size, double *secs)
     void *buf;
     if (posix_memalign(&buf, 4096, 1u << 20) != 0)
         return -ENOMEM;
-    uint64_t t = now_ns();
+    uint64_t t = bench_now_ns();
     for (uint64_t off = 0; off < size; off += 1u << 20) {
         if (pread(fd, buf, 1u << 20, (off_t)off) < 0) {
             int err = errno;
@@ -620,21 +607,9 @@ static int warm_file(int fd, uint64_t size, double *secs)
             return -err;
         }
     }
-    *secs = (double)(now_ns() - t) / 1e9;
+    *secs = (double)(bench_now_ns() - t) / 1e9;
     free(buf);
     return 0;
-}
-
-static uint64_t parse_size(const char *s)
-{
-    char *end;
-    uint64_t v = strtoull(s, &end, 0);
-    switch (*end) {
-    case 'k': case 'K': return v << 10;
-    case 'm': case 'M': return v << 20;
-    case 'g': case 'G': return v << 30;
-    default: return v;
-    }
 }
 
 static int parse_depths(const char *s, int *out)
@@ -715,7 +690,7 @@ int main(int argc, char **argv)
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (opt) {
         case 'f': c.file = optarg; break;
-        case 't': temp_size = parse_size(optarg); break;
+        case 't': temp_size = bench_parse_size(optarg); break;
         case 'T': temp_dir = optarg; break;
         case 'W': warm = false; break;
         case 'd': ndepths = parse_depths(optarg, depths); break;
@@ -787,7 +762,7 @@ int main(int argc, char **argv)
     struct utsname un;
     uname(&un);
     printf("auraio frontier: build %s (optimized: %s), auraio %s, kernel %s, %ld CPUs\n", AURAIO_BENCH_BUILDTYPE,
-           BENCH_OPTIMIZED, auraio_version(), un.release, sysconf(_SC_NPROCESSORS_ONLN));
+           AURAIO_BENCH_OPTIMIZED, auraio_version(), un.release, sysconf(_SC_NPROCESSORS_ONLN));
     printf("file: %s, %llu MiB, 4 KiB random reads, O_DIRECT, warmed: %s",
            temp_size ? "(temp file)" : c.file, (unsigned long long)((uint64_t)st.st_size >> 20), warm ? "yes" : "no");
     if (warm)
