@@ -8,6 +8,9 @@
 #include "controller.h"
 
 #include <errno.h>
+#ifdef CTL_DEBUG
+#include <stdio.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,6 +83,26 @@
 /* Demand EWMA per tick, for the per-ring split. */
 #define CTL_DEMAND_EWMA 0.3
 #define CTL_TAB 24
+/* Interleaved bisection (ab_slice): slices of >= 700 completions and >= 4 ms alternate candidate
+ * and reference; at least 3 pairs, decide at 2 sd, cap at 6000 candidate samples or 300 ms. On
+ * the real device (virtio, host page cache) 100 ms windows at one depth vary +-15% with a slow
+ * time constant: 25 ms absolute epochs compared against an X_top measured earlier landed at
+ * 0.6x the best IOPS. A pair spans ~10 ms there, so the drift cancels in the ratio. */
+/* Sub-intervals for the noise estimate: >= 8 ms and >= 64 completions; "noisy" when their
+ * variance exceeds the (conservative) counting floor CTL_NOISE_C / n on average. */
+#define CTL_SUB_NS 8000000ull
+#define CTL_SUB_N 64u
+#define CTL_DISP_EWMA 0.3
+#define CTL_DISP_NOISY 5.0
+#define CTL_DISP_CLIP 12.0
+#define CTL_SLOW_HOLD 0.5
+#define CTL_T_HOLD_NOISY_NS 100000000ull
+#define CTL_AB_SLICE_N 700u
+#define CTL_AB_SLICE_T_NS 4000000ull
+#define CTL_AB_KMIN 3
+#define CTL_AB_SIGMAS2 4.0
+#define CTL_AB_NC_MAX 6000u
+#define CTL_AB_T_MAX_NS 300000000ull
 /* Counting floor of an epoch's relative throughput variance: CTL_NOISE_C / n (measured sd
  * ~1-3/sqrt(n) on heavy-tailed devices; see noise2()). */
 #define CTL_NOISE_C 4.0
@@ -119,6 +142,7 @@ struct ctl_group {
     uint32_t ep_ticks, ep_backlog_ticks;
     struct histogram ep_hist;
     uint64_t last_p50;
+    uint64_t last_p99;       /* of the last epoch (ab: settle after a drain) */
     uint64_t last_ep_ns;     /* duration of the last completed epoch (probe spacing) */
 
     /* search */
@@ -139,6 +163,26 @@ struct ctl_group {
     bool shape;              /* GALLOP_DOWN epoch measuring X(shape_s) in the new regime */
     double shape_xw_old, shape_xw_new;
     uint32_t ep_mult;        /* an ambiguous epoch is extended once: need x 2 */
+    /* Interleaved (A/B) bisection step: short slices alternate between the candidate depth and
+     * the reference depth (where X_top was measured), and the decision is on the ratio of the
+     * two, measured over the same span of time, so slow device drift cancels (doc, 5th). */
+    bool ab;
+    /* Measured slow noise: every epoch is cut into sub-intervals of >= CTL_SUB_NS; the spread
+     * of their rates (batch means) against the counting floor CTL_NOISE_C / n tells an i.i.d.
+     * device (ratio << 1: the simulator measures ~0.1-0.3) from one whose throughput drifts
+     * (the virtio disk: ratio >> 1). disp is an EWMA of that ratio; slow2 of the relative
+     * variance of the sub-interval rates. */
+    uint64_t sub_start, sub_n, sub_b;
+    uint32_t sub_k;
+    double sub_s, sub_s2, sub_cnt;
+    double disp, slow2;
+    int disp_epochs;
+    int ab_side;             /* 0: candidate slice running, 1: reference slice */
+    uint32_t ab_ref, ab_cand;
+    uint64_t ab_start;
+    double ab_nc, ab_nr, ab_bc, ab_br, ab_tc, ab_tr, ab_xc;
+    int ab_k;
+    double ab_q, ab_q2;      /* sum and sum of squares of the per-pair ratios */
 
     /* hold */
     double x_ref, var;
@@ -246,6 +290,10 @@ static void epoch_reset(struct ctl_group *g, uint64_t now)
     g->ep_n = g->ep_bytes = g->ep_at_limit = 0;
     g->ep_ticks = g->ep_backlog_ticks = 0;
     g->ep_mult = 1;
+    g->sub_start = now;
+    g->sub_n = g->sub_b = 0;
+    g->sub_k = 0;
+    g->sub_s = g->sub_s2 = g->sub_cnt = 0;
     auraio__histogram_reset(&g->ep_hist);
 }
 
@@ -320,8 +368,23 @@ static void shape_capture(struct ctl_group *g, uint32_t w)
     }
 }
 
+/* sqrt without libm (a few Newton steps; only used on small-sample paths). */
+static double sqrt_approx(double v)
+{
+    if (!(v > 0))
+        return 0;
+    double r = v > 1 ? v : 1;
+    for (int i = 0; i < 30; i++)
+        r = 0.5 * (r + v / r);
+    return r;
+}
+
 static void enter_hold(struct ctl_group *g, uint32_t w, uint64_t now)
 {
+#ifdef CTL_DEBUG
+    fprintf(stderr, "hold %u at %.2f s (lo %u hi %u) disp %.2f (%d) slow sd %.3f\n", w, (double)now / 1e9, g->lo, g->hi, g->disp, g->disp_epochs, sqrt_approx(g->slow2));
+#endif
+    g->ab = false;
     shape_capture(g, w);
     g->knee_w = w;
     set_w(g, w, now);
@@ -344,6 +407,8 @@ static void start_gallop(struct ctl_group *g, uint32_t from, uint32_t cap, uint6
     g->loss_ref = false;
     g->shape = false;
     g->top = false;
+    g->ab = false;
+    g->ab_ref = 0;
     g->cap = cap < g->w_max ? cap : g->w_max;
     g->phase = AURAIO_CTL_PHASE_GALLOP_UP;
     set_w(g, from, now);
@@ -379,16 +444,6 @@ static bool good(const struct ctl_group *g, double x)
     return x >= (1.0 - eps_of(g)) * g->x_top;
 }
 
-/* sqrt without libm (a few Newton steps; only used on small-sample paths). */
-static double sqrt_approx(double v)
-{
-    if (!(v > 0))
-        return 0;
-    double r = v > 1 ? v : 1;
-    for (int i = 0; i < 30; i++)
-        r = 0.5 * (r + v / r);
-    return r;
-}
 
 /* Too close to the good/bad line to call: keep accumulating the same epoch once more. */
 static bool ambiguous(struct ctl_group *g, double x)
@@ -402,6 +457,9 @@ static bool ambiguous(struct ctl_group *g, double x)
     return true;
 }
 
+static bool noisy(const struct ctl_group *g);
+static void sub_close(struct ctl_group *g);
+
 static void bisect_next(struct ctl_group *g, uint64_t now)
 {
     if (g->lo == 0 || (double)g->hi <= CTL_BISECT_RATIO * (double)g->lo || g->hi - g->lo <= 1) {
@@ -414,6 +472,15 @@ static void bisect_next(struct ctl_group *g, uint64_t now)
     if (m >= g->hi)
         m = g->hi - 1;
     g->phase = AURAIO_CTL_PHASE_BISECT;
+    g->ab = g->ab_ref > m && noisy(g);
+    if (g->ab) {
+        g->ab_side = 0;
+        g->ab_cand = m;
+        g->ab_start = now;
+        g->ab_nc = g->ab_nr = g->ab_bc = g->ab_br = g->ab_tc = g->ab_tr = 0;
+        g->ab_k = 0;
+        g->ab_q = g->ab_q2 = 0;
+    }
     set_w(g, m, now);
 }
 
@@ -446,6 +513,7 @@ static void bracket(struct ctl_group *g, uint64_t now)
      * growing; after a plateau the mean of the two deepest points, because the maximum of noisy
      * epochs is biased up and the flat top makes the knee depth very sensitive to that bias. */
     g->x_top = g->ntab ? g->tab[g->ntab - 1].x : 0;
+    g->ab_ref = g->ntab ? g->tab[g->ntab - 1].w : 0;
     if (g->ntab >= 2) {
         /* Non-monotone or noisy top: never below the mean of the two deepest points. */
         double m2 = 0.5 * (g->tab[g->ntab - 1].x + g->tab[g->ntab - 2].x);
@@ -455,6 +523,17 @@ static void bracket(struct ctl_group *g, uint64_t now)
     /* Gallop points are short epochs (sd ~5-9%): they bound the bracket only where they are
      * clearly on one side of the line; the rest is left to the long bisection epochs. */
     double line = (1.0 - eps_of(g)) * g->x_top;
+    if (noisy(g) && g->ntab >= 2 && !g->loss) {
+        /* Slowly drifting device: a gallop epoch (a few ms) says nothing about which side of the
+         * line it is on, and X_top from one stretch of time is not comparable with another. The
+         * bracket is the whole gallop range [first point, deepest point], and every bisection
+         * step is an interleaved comparison with the deepest point (ab_slice). The first point
+         * is below the knee: the gallop went on from it. */
+        g->lo = g->tab[0].w;
+        g->hi = g->tab[g->ntab - 1].w;
+        bisect_next(g, now);
+        return;
+    }
     int h = 0;
     while (h < g->ntab - 1 && g->tab[h].x < line * (1.0 + point_margin(&g->tab[h])))
         h++;
@@ -516,6 +595,7 @@ static void research(struct ctl_group *g, int dir, double x_now, uint64_t now)
         g->ntab = 0;
         tab_add_n(g, w, x_now, 0);
         g->x_top = x_now;
+        g->ab_ref = w;
         g->hi = w;
         g->lo = 0;
         g->loss = true;
@@ -544,6 +624,11 @@ static void research(struct ctl_group *g, int dir, double x_now, uint64_t now)
 static double noise2(const struct ctl_group *g)
 {
     double floor = g->ep_n ? CTL_NOISE_C / (double)g->ep_n : 1.0;
+    /* A drifting device: its measured sub-interval variance (halved: a HOLD epoch spans several
+     * sub-intervals, and the drift is partly averaged) bounds sigma from below, or the drift
+     * itself re-searches (seen on the virtio disk: spurious BISECT/GALLOP_DOWN, limit 256). */
+    if (noisy(g) && CTL_SLOW_HOLD * g->slow2 > floor)
+        floor = CTL_SLOW_HOLD * g->slow2;
     return g->var > floor ? g->var : floor;
 }
 
@@ -652,6 +737,63 @@ static void coast_target(struct ctl_group *g, bool p99_ok, uint64_t p99, uint64_
     }
 }
 
+/* One slice of an interleaved bisection step ended (x: its throughput). After each reference
+ * slice the pair is complete: R = X(cand)/X(ref) over all pairs so far; its uncertainty comes from
+ * the data (the spread of the per-pair ratios, batch means), never below the counting floor
+ * 1/n_c + 1/n_r. Decide once R is 2 sd from the line (at least CTL_AB_KMIN pairs), or at the caps. */
+static void ab_slice(struct ctl_group *g, double x, uint64_t now)
+{
+    double dt = (double)(now - g->ep_start);
+    double b = (double)(g->ep_bytes ? g->ep_bytes : g->ep_n);
+    if (g->ab_side == 0) {
+        g->ab_xc = x;
+        g->ab_nc += (double)g->ep_n;
+        g->ab_bc += b;
+        g->ab_tc += dt;
+        g->ab_side = 1;
+        set_w(g, g->ab_ref, now);
+        return;
+    }
+    g->ab_nr += (double)g->ep_n;
+    g->ab_br += b;
+    g->ab_tr += dt;
+    double q = x > 0 ? g->ab_xc / x : 0.0;
+    g->ab_k++;
+    g->ab_q += q;
+    g->ab_q2 += q * q;
+    double xr = g->ab_tr > 0 ? g->ab_br / g->ab_tr : 0.0;
+    double xc = g->ab_tc > 0 ? g->ab_bc / g->ab_tc : 0.0;
+    double r = xr > 0 ? xc / xr : 0.0;
+    double line = 1.0 - eps_of(g);
+    bool decide = g->ab_nc >= (double)CTL_AB_NC_MAX
+                  || (now - g->ab_start >= CTL_AB_T_MAX_NS && g->ab_k >= 2);
+    if (!decide && g->ab_k >= CTL_AB_KMIN && r > 0) {
+        double k = (double)g->ab_k;
+        double m = g->ab_q / k;
+        double s2 = (g->ab_q2 - k * m * m) / (k - 1.0) / k / (r * r);
+        double fl = 1.0 / g->ab_nc + 1.0 / g->ab_nr;
+        double se2 = s2 > fl ? s2 : fl;
+        double d = r / line - 1.0;
+        decide = d * d >= CTL_AB_SIGMAS2 * se2;
+    }
+    if (!decide) {
+        g->ab_side = 0;
+        set_w(g, g->ab_cand, now);
+        return;
+    }
+    g->ab = false;
+    uint32_t w = g->ab_cand;
+#ifdef CTL_DEBUG
+    fprintf(stderr, "ab cand %u ref %u k %d nc %.0f r %.3f xc/top %.3f xr/top %.3f\n", w, g->ab_ref, g->ab_k, g->ab_nc, r, xc * 1e9 / g->x_top, xr * 1e9 / g->x_top);
+#endif
+    tab_add_n(g, w, r * g->x_top, g->ab_nc);
+    if (r >= line)
+        g->hi = w;
+    else
+        g->lo = w;
+    bisect_next(g, now);
+}
+
 static void end_epoch(struct ctl_group *g, uint64_t now)
 {
     uint64_t dt = now - g->ep_start;
@@ -662,8 +804,11 @@ static void end_epoch(struct ctl_group *g, uint64_t now)
     bool enough = g->ep_n >= CTL_N_EPOCH_MAX || (g->ep_n >= CTL_N_EPOCH_SLOW && dt >= CTL_T_EPOCH_SLOW_NS);
     bool p99_ok = auraio__histogram_percentile_reliable(&g->ep_hist, 0.99);
     g->last_ep_ns = dt;
+    sub_close(g);
     if (p50)
         g->last_p50 = p50;
+    if (p99)
+        g->last_p99 = p99;
 
     switch (g->phase) {
     case AURAIO_CTL_PHASE_COAST:
@@ -787,6 +932,10 @@ static void end_epoch(struct ctl_group *g, uint64_t now)
             epoch_reset(g, now);
             return;
         }
+        if (g->ab && !g->top) {
+            ab_slice(g, x, now);
+            return;
+        }
         if (g->top) {
             double n = (double)g->ep_n;
             g->top = false;
@@ -890,6 +1039,55 @@ static uint64_t epoch_tmin(int phase)
     }
 }
 
+static void sub_tick(struct ctl_group *g, uint64_t now)
+{
+    uint64_t dt = now - g->sub_start;
+    if (dt < CTL_SUB_NS || g->sub_n < CTL_SUB_N)
+        return;
+    double r = (double)g->sub_b / (double)dt;
+    g->sub_k++;
+    g->sub_s += r;
+    g->sub_s2 += r * r;
+    g->sub_cnt += (double)g->sub_n;
+    g->sub_start = now;
+    g->sub_n = g->sub_b = 0;
+}
+
+/* At an epoch's end: fold its sub-interval spread into the device's noise estimate. */
+static void sub_close(struct ctl_group *g)
+{
+    if (g->sub_k < 3)
+        return;
+    double k = (double)g->sub_k;
+    double m = g->sub_s / k;
+    if (!(m > 0))
+        return;
+    double v = (g->sub_s2 - k * m * m) / (k - 1.0) / (m * m);
+    if (v < 0)
+        v = 0;
+    double fl = CTL_NOISE_C * k / g->sub_cnt;
+    double ratio = v / fl;
+    if (ratio > CTL_DISP_CLIP)
+        ratio = CTL_DISP_CLIP; /* one epoch straddling a step change is not a drifting device */
+    if (g->disp_epochs == 0) {
+        g->disp = ratio;
+        g->slow2 = v;
+    } else {
+        g->disp += CTL_DISP_EWMA * (ratio - g->disp);
+        g->slow2 += CTL_DISP_EWMA * (v - g->slow2);
+    }
+    g->disp_epochs++;
+#ifdef CTL_DEBUG
+    if (noisy(g))
+        fprintf(stderr, "noisy disp %.2f ratio %.2f\n", g->disp, ratio);
+#endif
+}
+
+static bool noisy(const struct ctl_group *g)
+{
+    return g->disp_epochs >= 3 && g->disp > CTL_DISP_NOISY;
+}
+
 static void split(struct ctl_group *g)
 {
     double sum = 0;
@@ -943,6 +1141,8 @@ void auraio__ctl_group_update(struct ctl_group *g, const struct ctl_ring_input *
             if (now >= g->settle_until && !g->drain) {
                 g->ep_n += a->n;
                 g->ep_bytes += a->bytes;
+                g->sub_n += a->n;
+                g->sub_b += a->bytes ? a->bytes : a->n;
                 g->ep_at_limit += a->at_limit;
                 auraio__histogram_merge(&g->ep_hist, &a->hist);
             }
@@ -974,12 +1174,22 @@ void auraio__ctl_group_update(struct ctl_group *g, const struct ctl_ring_input *
             close_stats(r, now);
     }
 
-    if (g->drain && inflight <= g->w)
+    if (g->drain && inflight <= g->w) {
         g->drain = false;
+        /* The I/Os that survive a drain are the slowest of the deeper depth (the inspection
+         * paradox: on a heavy-tailed device they clog channels for a while). A 6 ms A/B slice
+         * right after the drain read 0.83 of the true X(w); wait about one P99 more. */
+        if (g->ab) {
+            uint64_t s = g->last_p99 > CTL_SETTLE_MIN_NS ? g->last_p99 : CTL_SETTLE_MIN_NS;
+            if (now + s > g->settle_until)
+                g->settle_until = now + s;
+        }
+    }
     if (now < g->settle_until || g->drain) {
         epoch_reset(g, now); /* the ramp after a change is not the new depth's behaviour */
     } else {
         g->ep_ticks++;
+        sub_tick(g, now);
         if (pending > inflight)
             g->ep_backlog_ticks++;
         uint64_t dt = now - g->ep_start;
@@ -996,8 +1206,15 @@ void auraio__ctl_group_update(struct ctl_group *g, const struct ctl_ring_input *
         if (need < 2ull * g->w)
             need = 2ull * g->w;
         need *= g->ep_mult;
+        uint64_t tmin = epoch_tmin(g->phase);
+        if (noisy(g) && (g->phase == AURAIO_CTL_PHASE_HOLD || g->phase == AURAIO_CTL_PHASE_TARGET))
+            tmin = CTL_T_HOLD_NOISY_NS;
+        if (g->ab && g->phase == AURAIO_CTL_PHASE_BISECT && !g->top) {
+            need = CTL_AB_SLICE_N > 2ull * g->w ? CTL_AB_SLICE_N : 2ull * g->w;
+            tmin = CTL_AB_SLICE_T_NS;
+        }
         if (dt > 0
-            && ((g->ep_n >= need && dt >= epoch_tmin(g->phase))
+            && ((g->ep_n >= need && dt >= tmin)
                 || (dt >= CTL_T_EPOCH_MAX_NS && g->ep_n >= CTL_N_EPOCH_MAX)
                 || (dt >= CTL_T_EPOCH_SLOW_NS && g->ep_n >= CTL_N_EPOCH_SLOW)))
             end_epoch(g, now);
