@@ -149,6 +149,7 @@ struct ctl_group {
     struct ctl_point tab[CTL_TAB];
     int ntab;
     uint32_t lo, hi, cap;
+    uint32_t top_w;          /* depth of the X_top re-measurement (0: the deepest point) */
     int fails;
     double x_top, x_prev;
     bool loss;               /* GALLOP_DOWN after a capacity loss: no bisection, back to hi */
@@ -407,6 +408,7 @@ static void start_gallop(struct ctl_group *g, uint32_t from, uint32_t cap, uint6
     g->loss_ref = false;
     g->shape = false;
     g->top = false;
+    g->top_w = 0;
     g->ab = false;
     g->ab_ref = 0;
     g->cap = cap < g->w_max ? cap : g->w_max;
@@ -514,7 +516,17 @@ static void bracket(struct ctl_group *g, uint64_t now)
      * epochs is biased up and the flat top makes the knee depth very sensitive to that bias. */
     g->x_top = g->ntab ? g->tab[g->ntab - 1].x : 0;
     g->ab_ref = g->ntab ? g->tab[g->ntab - 1].w : 0;
-    if (g->ntab >= 2) {
+    if (g->top_w) {
+        /* The peak was shallower than the deepest point: X_top is the peak's pooled X, and the
+         * points past it are dropped (the bracket lies below the peak). */
+        int t = 0;
+        while (t < g->ntab - 1 && g->tab[t].w < g->top_w)
+            t++;
+        g->ntab = t + 1;
+        g->x_top = g->tab[t].x;
+        g->ab_ref = g->tab[t].w;
+        g->top_w = 0;
+    } else if (g->ntab >= 2) {
         /* Non-monotone or noisy top: never below the mean of the two deepest points. */
         double m2 = 0.5 * (g->tab[g->ntab - 1].x + g->tab[g->ntab - 2].x);
         if (m2 > g->x_top)
@@ -860,6 +872,20 @@ static void end_epoch(struct ctl_group *g, uint64_t now)
             g->top_x = x;
             g->top_n = (double)g->ep_n;
             g->phase = AURAIO_CTL_PHASE_BISECT;
+            g->top_w = 0;
+            /* A curve that falls past its peak (the virtio disk: X(96) ~ 0.7 X(64), and the
+             * gallop's two misses carried it to 256) must not take X_top from the fallen tail:
+             * when a shallower gallop point beat the deepest by more than the gain margin, re-
+             * measure there instead. On monotone (simulated) curves the deepest point stays. */
+            int b = -1;
+            for (int i = 0; i < g->ntab; i++)
+                if (g->tab[i].n > 0 && g->tab[i].w < g->w && (b < 0 || g->tab[i].x > g->tab[b].x))
+                    b = i;
+            if (b >= 0 && g->tab[b].x > x * (1.0 + CTL_GAIN_UP)) {
+                g->top_w = g->tab[b].w;
+                set_w(g, g->top_w, now);
+                return;
+            }
             epoch_reset(g, now);
             return;
         }
