@@ -90,13 +90,15 @@
  * 0.6x the best IOPS. A pair spans ~10 ms there, so the drift cancels in the ratio. */
 /* Sub-intervals for the noise estimate: >= 8 ms and >= 64 completions; "noisy" when their
  * variance exceeds the (conservative) counting floor CTL_NOISE_C / n on average. */
-#define CTL_SUB_NS 8000000ull
+#define CTL_SUB_NS 4000000ull
 #define CTL_SUB_N 64u
 #define CTL_DISP_EWMA 0.3
 #define CTL_DISP_NOISY 5.0
 #define CTL_DISP_CLIP 12.0
 #define CTL_SLOW_HOLD 0.5
 #define CTL_T_HOLD_NOISY_NS 100000000ull
+/* Noisy search: a candidate that beats the reference by 2% becomes the reference. */
+#define CTL_AB_PEAK 0.02
 #define CTL_AB_SLICE_N 700u
 #define CTL_AB_SLICE_T_NS 4000000ull
 #define CTL_AB_KMIN 3
@@ -168,6 +170,7 @@ struct ctl_group {
      * the reference depth (where X_top was measured), and the decision is on the ratio of the
      * two, measured over the same span of time, so slow device drift cancels (doc, 5th). */
     bool ab;
+    bool ab_down;            /* noisy search: halving down from the reference until a bad point */
     /* Measured slow noise: every epoch is cut into sub-intervals of >= CTL_SUB_NS; the spread
      * of their rates (batch means) against the counting floor CTL_NOISE_C / n tells an i.i.d.
      * device (ratio << 1: the simulator measures ~0.1-0.3) from one whose throughput drifts
@@ -386,6 +389,7 @@ static void enter_hold(struct ctl_group *g, uint32_t w, uint64_t now)
     fprintf(stderr, "hold %u at %.2f s (lo %u hi %u) disp %.2f (%d) slow sd %.3f\n", w, (double)now / 1e9, g->lo, g->hi, g->disp, g->disp_epochs, sqrt_approx(g->slow2));
 #endif
     g->ab = false;
+    g->ab_down = false;
     shape_capture(g, w);
     g->knee_w = w;
     set_w(g, w, now);
@@ -410,6 +414,7 @@ static void start_gallop(struct ctl_group *g, uint32_t from, uint32_t cap, uint6
     g->top = false;
     g->top_w = 0;
     g->ab = false;
+    g->ab_down = false;
     g->ab_ref = 0;
     g->cap = cap < g->w_max ? cap : g->w_max;
     g->phase = AURAIO_CTL_PHASE_GALLOP_UP;
@@ -469,6 +474,8 @@ static void bisect_next(struct ctl_group *g, uint64_t now)
         return;
     }
     uint32_t m = isqrt64((uint64_t)g->lo * g->hi);
+    if (g->ab_down)
+        m = g->hi / 2;
     if (m <= g->lo)
         m = g->lo + 1;
     if (m >= g->hi)
@@ -542,7 +549,8 @@ static void bracket(struct ctl_group *g, uint64_t now)
          * step is an interleaved comparison with the deepest point (ab_slice). The first point
          * is below the knee: the gallop went on from it. */
         g->lo = g->tab[0].w;
-        g->hi = g->tab[g->ntab - 1].w;
+        g->hi = g->ab_ref;
+        g->ab_down = true;
         bisect_next(g, now);
         return;
     }
@@ -795,6 +803,13 @@ static void ab_slice(struct ctl_group *g, double x, uint64_t now)
     }
     g->ab = false;
     uint32_t w = g->ab_cand;
+    if (r >= line && g->ab_down && r > 1.0 + CTL_AB_PEAK) {
+        /* Past the peak: the shallower depth is the better reference from now on. */
+        g->ab_ref = w;
+        g->x_top *= r;
+    }
+    if (r < line)
+        g->ab_down = false;
 #ifdef CTL_DEBUG
     fprintf(stderr, "ab cand %u ref %u k %d nc %.0f r %.3f xc/top %.3f xr/top %.3f\n", w, g->ab_ref, g->ab_k, g->ab_nc, r, xc * 1e9 / g->x_top, xr * 1e9 / g->x_top);
 #endif
@@ -1111,7 +1126,7 @@ static void sub_close(struct ctl_group *g)
 
 static bool noisy(const struct ctl_group *g)
 {
-    return g->disp_epochs >= 3 && g->disp > CTL_DISP_NOISY;
+    return g->disp_epochs >= 1 && g->disp > CTL_DISP_NOISY;
 }
 
 static void split(struct ctl_group *g)
