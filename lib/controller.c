@@ -8,9 +8,6 @@
 #include "controller.h"
 
 #include <errno.h>
-#ifdef CTL_DEBUG
-#include <stdio.h>
-#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -385,9 +382,6 @@ static double sqrt_approx(double v)
 
 static void enter_hold(struct ctl_group *g, uint32_t w, uint64_t now)
 {
-#ifdef CTL_DEBUG
-    fprintf(stderr, "hold %u at %.2f s (lo %u hi %u) disp %.2f (%d) slow sd %.3f\n", w, (double)now / 1e9, g->lo, g->hi, g->disp, g->disp_epochs, sqrt_approx(g->slow2));
-#endif
     g->ab = false;
     g->ab_down = false;
     shape_capture(g, w);
@@ -785,17 +779,26 @@ static void ab_slice(struct ctl_group *g, double x, uint64_t now)
     double xc = g->ab_tc > 0 ? g->ab_bc / g->ab_tc : 0.0;
     double r = xr > 0 ? xc / xr : 0.0;
     double line = 1.0 - eps_of(g);
-    bool decide = g->ab_nc >= (double)CTL_AB_NC_MAX
-                  || (now - g->ab_start >= CTL_AB_T_MAX_NS && g->ab_k >= 2);
-    if (!decide && g->ab_k >= CTL_AB_KMIN && r > 0) {
+    /* The sample cap is for counting noise; on a drifting device only the time cap applies. */
+    bool cap = (now - g->ab_start >= CTL_AB_T_MAX_NS && g->ab_k >= 2)
+               || (g->ab_nc >= (double)CTL_AB_NC_MAX && !noisy(g));
+    bool decide = cap;
+    double se2 = 0;
+    if (g->ab_k >= 2 && r > 0) {
         double k = (double)g->ab_k;
         double m = g->ab_q / k;
         double s2 = (g->ab_q2 - k * m * m) / (k - 1.0) / k / (r * r);
         double fl = 1.0 / g->ab_nc + 1.0 / g->ab_nr;
-        double se2 = s2 > fl ? s2 : fl;
+        se2 = s2 > fl ? s2 : fl;
         double d = r / line - 1.0;
-        decide = d * d >= CTL_AB_SIGMAS2 * se2;
+        if (g->ab_k >= CTL_AB_KMIN)
+            decide = decide || d * d >= CTL_AB_SIGMAS2 * se2;
     }
+    /* Undecided at the cap: "good" only one sd clear of the line. Falling short of the best
+     * IOPS is the costly error; a slightly deeper landing costs little P99 near the knee. */
+    bool good_r = r >= line;
+    if (cap && noisy(g) && good_r && (r / line - 1.0) * (r / line - 1.0) < se2)
+        good_r = false;
     if (!decide) {
         g->ab_side = 0;
         set_w(g, g->ab_cand, now);
@@ -803,18 +806,15 @@ static void ab_slice(struct ctl_group *g, double x, uint64_t now)
     }
     g->ab = false;
     uint32_t w = g->ab_cand;
-    if (r >= line && g->ab_down && r > 1.0 + CTL_AB_PEAK) {
+    if (good_r && g->ab_down && r > 1.0 + CTL_AB_PEAK) {
         /* Past the peak: the shallower depth is the better reference from now on. */
         g->ab_ref = w;
         g->x_top *= r;
     }
-    if (r < line)
+    if (!good_r)
         g->ab_down = false;
-#ifdef CTL_DEBUG
-    fprintf(stderr, "ab cand %u ref %u k %d nc %.0f r %.3f xc/top %.3f xr/top %.3f\n", w, g->ab_ref, g->ab_k, g->ab_nc, r, xc * 1e9 / g->x_top, xr * 1e9 / g->x_top);
-#endif
     tab_add_n(g, w, r * g->x_top, g->ab_nc);
-    if (r >= line)
+    if (good_r)
         g->hi = w;
     else
         g->lo = w;
@@ -1118,10 +1118,6 @@ static void sub_close(struct ctl_group *g)
         g->slow2 += CTL_DISP_EWMA * (v - g->slow2);
     }
     g->disp_epochs++;
-#ifdef CTL_DEBUG
-    if (noisy(g))
-        fprintf(stderr, "noisy disp %.2f ratio %.2f\n", g->disp, ratio);
-#endif
 }
 
 static bool noisy(const struct ctl_group *g)
