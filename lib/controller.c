@@ -798,8 +798,15 @@ static void ab_slice(struct ctl_group *g, double x, uint64_t now)
         double s2 = (g->ab_q2 - k * m * m) / (k - 1.0) / k / (r * r);
         double fl = 1.0 / g->ab_nc + 1.0 / g->ab_nr;
         se2 = s2 > fl ? s2 : fl;
+        /* A spread from a handful of pairs is itself uncertain (it under-reads half the time):
+         * on a drifting device inflate it like a t quantile would, and ask for one pair more. */
+        int kmin = CTL_AB_KMIN;
+        if (noisy(g)) {
+            se2 *= 1.0 + 4.0 / k;
+            kmin++;
+        }
         double d = r / line - 1.0;
-        if (g->ab_k >= CTL_AB_KMIN)
+        if (g->ab_k >= kmin)
             decide = decide || d * d >= CTL_AB_SIGMAS2 * se2;
     }
     /* Undecided at the cap: "good" only one sd clear of the line. Falling short of the best
