@@ -31,8 +31,10 @@ configure() {
 }
 
 # Run meson test in a build dir; fail if anything was skipped (io_uring must work here).
+ran=()
 run_tests() {
   local dir=$1; shift
+  ran+=("$dir")
   echo "== meson test -C $dir $*"
   local rc=0
   meson test -C "$dir" --print-errorlogs "$@" > "$dir/test-summary.txt" 2>&1 || rc=$?
@@ -62,4 +64,15 @@ if [ "${AURAIO_QUICK:-0}" != 1 ]; then
   ninja -C build-tsan
   TSAN_OPTIONS=halt_on_error=1 run_tests build-tsan --no-suite consumer
 fi
+# One closing line over every build's summary: "N passed, N failed, N skipped".
+passed=0 failed=0 skipped=0
+for dir in "${ran[@]}"; do
+  f=$dir/test-summary.txt
+  ok=$(sed -n 's/^Ok: *\([0-9]*\)/\1/p' "$f"); xf=$(sed -n 's/^Expected Fail: *\([0-9]*\)/\1/p' "$f")
+  fl=$(sed -n 's/^Fail: *\([0-9]*\)/\1/p' "$f"); up=$(sed -n 's/^Unexpected Pass: *\([0-9]*\)/\1/p' "$f")
+  to=$(sed -n 's/^Timeout: *\([0-9]*\)/\1/p' "$f"); sk=$(sed -n 's/^Skipped: *\([0-9]*\)/\1/p' "$f")
+  passed=$((passed + ${ok:-0} + ${xf:-0})); failed=$((failed + ${fl:-0} + ${up:-0} + ${to:-0}))
+  skipped=$((skipped + ${sk:-0}))
+done
 echo "All test suites passed."
+echo "$passed passed, $failed failed, $skipped skipped"
