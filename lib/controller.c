@@ -553,6 +553,22 @@ static void bracket(struct ctl_group *g, uint64_t now)
         g->lo = g->tab[0].w;
         g->hi = g->ab_ref;
         g->ab_down = true;
+        /* The reference is the last gallop point that still gained >= 10% over its neighbour
+         * (consecutive gallop epochs are ms apart, so the drift cancels between them), not the
+         * deepest: interleaving favours deep depths on the virtio disk (a deep slice after a
+         * shallow one starts fresh: X(64)/X(128) read 0.92 interleaved, 1.3 at fixed depth),
+         * so a reference past the peak pulled the landing to 128-139. */
+        for (int i = g->ntab - 1; i >= 1; i--) {
+            if (g->tab[i].x >= g->tab[i - 1].x * (1.0 + CTL_GAIN_UP)) {
+                if (i < g->ntab - 1) {
+                    g->ab_ref = g->hi = g->tab[i].w;
+                    g->x_top = g->tab[i].x;
+                    g->lo = g->tab[i - 1].w;
+                    g->ab_down = false;
+                }
+                break;
+            }
+        }
         bisect_next(g, now);
         return;
     }
