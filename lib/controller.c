@@ -89,6 +89,9 @@
  * variance exceeds the (conservative) counting floor CTL_NOISE_C / n on average. */
 #define CTL_SUB_NS 4000000ull
 #define CTL_SUB_N 64u
+/* The X_top re-measurement lasts >= 30 ms, so the drift test has >= 7 sub-intervals before the
+ * bracket is chosen (a 2-ring run on the virtio disk bracketed by absolute epochs at 27). */
+#define CTL_T_TOP_NS 30000000ull
 #define CTL_DISP_EWMA 0.3
 #define CTL_DISP_NOISY 5.0
 #define CTL_DISP_CLIP 12.0
@@ -1280,6 +1283,8 @@ void auraio__ctl_group_update(struct ctl_group *g, const struct ctl_ring_input *
             need = 2ull * g->w;
         need *= g->ep_mult;
         uint64_t tmin = epoch_tmin(g->phase);
+        if (g->top && tmin < CTL_T_TOP_NS)
+            tmin = CTL_T_TOP_NS; /* >= 7 sub-intervals: the drift test before the bracket */
         if (noisy(g) && (g->phase == AURAIO_CTL_PHASE_HOLD || g->phase == AURAIO_CTL_PHASE_TARGET))
             tmin = CTL_T_HOLD_NOISY_NS;
         if (g->ab && g->phase == AURAIO_CTL_PHASE_BISECT && !g->top) {
