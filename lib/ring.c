@@ -129,10 +129,16 @@ static void counter_add(_Atomic uint64_t *c, uint64_t v)
     atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v, memory_order_relaxed);
 }
 
-/* Prepare the SQE for @p q. The caller checked that the SQ has room (inflight < limit <= SQ size). */
-static void start_request(struct ring *r, struct request *q)
+/*
+ * Prepare the SQE for @p q. inflight < limit <= SQ size normally leaves room, but cancel and wake
+ * SQEs share the SQ and a stalled submit (EAGAIN/EBUSY) keeps them there: then there is no SQE and
+ * the caller keeps the request in the backlog. @return false when the SQ is full.
+ */
+static bool start_request(struct ring *r, struct request *q)
 {
     struct io_uring_sqe *sqe = auraio__uring_get_sqe(&r->uring);
+    if (auraio_unlikely(!sqe))
+        return false;
     const struct request_args *a = &q->args;
     uint64_t handle = request_handle(r->index, q);
 
@@ -146,6 +152,7 @@ static void start_request(struct ring *r, struct request *q)
         sqe->flags |= IOSQE_FIXED_FILE;
     q->state = REQ_INFLIGHT;
     r->inflight++;
+    return true;
 }
 
 /*
@@ -190,11 +197,12 @@ static void refill_locked(struct ring *r)
     int limit = atomic_load_explicit(&r->limit, memory_order_relaxed);
     while (r->backlog_head && r->inflight < (uint32_t)limit) {
         struct request *q = r->backlog_head;
+        if (!start_request(r, q))
+            break; /* SQ full: stays at the head of the backlog for the next reap */
         r->backlog_head = q->next;
         if (!r->backlog_head)
             r->backlog_tail = NULL;
         r->backlog_len--;
-        start_request(r, q);
     }
 }
 
@@ -230,10 +238,14 @@ int auraio__ring_submit(struct ring *r, const struct request_args *a, uint64_t n
     pending_add(r, 1);
 
     int limit = atomic_load_explicit(&r->limit, memory_order_relaxed);
-    if (r->backlog_head || r->inflight >= (uint32_t)limit) {
-        /* At the limit: queue in order behind earlier backlog, never ahead of it. */
-        counter_add(&r->submissions_at_limit, 1);
-        auraio__ctl_acc_at_limit(auraio__ctl_acc_active(&r->acc));
+    bool at_limit = r->backlog_head || r->inflight >= (uint32_t)limit;
+    if (at_limit || !start_request(r, q)) {
+        /* At the limit (or, rarely, no free SQE): queue in order behind earlier backlog, never
+         * ahead of it. */
+        if (at_limit) {
+            counter_add(&r->submissions_at_limit, 1);
+            auraio__ctl_acc_at_limit(auraio__ctl_acc_active(&r->acc));
+        }
         q->state = REQ_BACKLOG;
         if (r->backlog_tail)
             r->backlog_tail->next = q;
@@ -243,7 +255,6 @@ int auraio__ring_submit(struct ring *r, const struct request_args *a, uint64_t n
         r->backlog_len++;
         goto out;
     }
-    start_request(r, q);
     /* An idle ring submits at once (nothing to batch with, latency matters); a busy one waits
      * for the batch threshold or the next flush/poll/wait. */
     if (r->inflight == 1 ||
