@@ -7,9 +7,13 @@
 #ifndef AURAIO_BENCH_UTIL_H
 #define AURAIO_BENCH_UTIL_H
 
+#include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/types.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifndef AURAIO_BENCH_BUILDTYPE
 #define AURAIO_BENCH_BUILDTYPE "unknown"
@@ -39,6 +43,37 @@ static inline uint64_t bench_parse_size(const char *s)
     case 'g': case 'G': return v << 30;
     default: return v;
     }
+}
+
+/* Fills one 1 MiB chunk of a temp file that starts at file offset @p off. */
+typedef void (*bench_fill_fn)(void *chunk, size_t len, uint64_t off, void *ctx);
+
+/*
+ * Create "DIR/PREFIX-XXXXXX" of @p size bytes (whole MiB chunks) written through @p fill, fsync it
+ * and store its path. @return 0 or -errno; on failure nothing is left behind.
+ */
+static inline int bench_make_file(const char *dir, const char *prefix, uint64_t size, bench_fill_fn fill,
+                                  void *ctx, char *path, size_t path_len)
+{
+    const size_t chunk = 1u << 20;
+    snprintf(path, path_len, "%s/%s-XXXXXX", dir, prefix);
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return -errno;
+    void *block = malloc(chunk);
+    int err = block ? 0 : ENOMEM;
+    for (uint64_t off = 0; !err && off < size; off += chunk) {
+        fill(block, chunk, off, ctx);
+        if (pwrite(fd, block, chunk, (off_t)off) != (ssize_t)chunk)
+            err = errno ? errno : EIO;
+    }
+    if (!err && fsync(fd) < 0)
+        err = errno;
+    free(block);
+    close(fd);
+    if (err)
+        unlink(path);
+    return -err;
 }
 
 static inline int bench_cmp_double(const void *a, const void *b)

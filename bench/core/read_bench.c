@@ -161,36 +161,16 @@ static void on_read(auraio_request_t *req, ssize_t result, void *user_data)
     }
 }
 
-/* A file whose every block starts with its own offset, so --verify can check what came back. */
-static int make_temp_file(const char *dir, uint64_t size, size_t bs, char *path, size_t path_len)
+/* Every block starts with its own offset, so --verify can check what came back. */
+static void fill_offset_tags(void *chunk, size_t len, uint64_t off, void *ctx)
 {
-    snprintf(path, path_len, "%s/auraio-read-bench-XXXXXX", dir);
-    int fd = mkstemp(path);
-    if (fd < 0)
-        return -errno;
-    char *block = calloc(1, 1 << 20);
-    if (!block) {
-        close(fd);
-        return -ENOMEM;
+    size_t bs = *(const size_t *)ctx;
+    char *block = chunk;
+    for (size_t i = 0; i < len; i += bs) {
+        uint64_t tag = off + i;
+        memcpy(block + i, &tag, sizeof(tag));
+        memset(block + i + sizeof(tag), (int)(tag / bs) & 0xff, bs - sizeof(tag));
     }
-    for (uint64_t off = 0; off < size; off += 1 << 20) {
-        for (size_t i = 0; i < (1u << 20); i += bs) {
-            uint64_t tag = off + i;
-            memcpy(block + i, &tag, sizeof(tag));
-            memset(block + i + sizeof(tag), (int)(tag / bs) & 0xff, bs - sizeof(tag));
-        }
-        if (pwrite(fd, block, 1 << 20, (off_t)off) != 1 << 20) {
-            int err = errno ? errno : EIO;
-            free(block);
-            close(fd);
-            unlink(path);
-            return -err;
-        }
-    }
-    free(block);
-    fsync(fd);
-    close(fd);
-    return 0;
 }
 
 static void usage(const char *argv0)
@@ -260,8 +240,9 @@ int main(int argc, char **argv)
     char temp_path[4096];
     if (temp_size) {
         const char *dir = getenv("TMPDIR");
-        int rc = make_temp_file(dir && *dir ? dir : "/tmp", (temp_size + (1u << 20) - 1) & ~(uint64_t)((1u << 20) - 1),
-                                bs, temp_path, sizeof(temp_path));
+        int rc = bench_make_file(dir && *dir ? dir : "/tmp", "auraio-read-bench",
+                                 (temp_size + (1u << 20) - 1) & ~(uint64_t)((1u << 20) - 1), fill_offset_tags, &bs,
+                                 temp_path, sizeof(temp_path));
         if (rc < 0) {
             fprintf(stderr, "cannot create temp file: %s\n", strerror(-rc));
             return 1;

@@ -555,40 +555,12 @@ static void print_trace(const struct result *r, const struct cfg *c)
 /* Files */
 
 /* Real (pseudo-random) data, so no layer can shortcut zero pages. */
-static int make_temp_file(const char *dir, uint64_t size, char *path, size_t path_len)
+static void fill_random(void *chunk, size_t len, uint64_t off, void *ctx)
 {
-    snprintf(path, path_len, "%s/auraio-frontier-XXXXXX", dir);
-    int fd = mkstemp(path);
-    if (fd < 0)
-        return -errno;
-    size_t chunk = 1u << 20;
-    uint64_t *block = malloc(chunk);
-    if (!block) {
-        close(fd);
-        unlink(path);
-        return -ENOMEM;
-    }
-    uint64_t s = 0x5eed;
-    for (uint64_t off = 0; off < size; off += chunk) {
-        for (size_t i = 0; i < chunk / sizeof(*block); i++)
-            block[i] = splitmix64(&s);
-        if (pwrite(fd, block, chunk, (off_t)off) != (ssize_t)chunk) {
-            int err = errno ? errno : EIO;
-            free(block);
-            close(fd);
-            unlink(path);
-            return -err;
-        }
-    }
-    free(block);
-    if (fsync(fd) < 0) {
-        int err = errno;
-        close(fd);
-        unlink(path);
-        return -err;
-    }
-    close(fd);
-    return 0;
+    (void)off;
+    uint64_t *words = chunk;
+    for (size_t i = 0; i < len / sizeof(*words); i++)
+        words[i] = splitmix64(ctx);
 }
 
 /* One full sequential O_DIRECT read (what `dd iflag=direct bs=1M` does): the disk is a host file,
@@ -724,7 +696,9 @@ int main(int argc, char **argv)
         if (!temp_dir || !*temp_dir)
             temp_dir = "/var/tmp";
         temp_size &= ~(uint64_t)((1u << 20) - 1);
-        int rc = make_temp_file(temp_dir, temp_size, temp_path, sizeof(temp_path));
+        uint64_t data_seed = 0x5eed;
+        int rc = bench_make_file(temp_dir, "auraio-frontier", temp_size, fill_random, &data_seed, temp_path,
+                                 sizeof(temp_path));
         if (rc < 0) {
             fprintf(stderr, "cannot create a temp file in %s: %s\n", temp_dir, strerror(-rc));
             return 1;

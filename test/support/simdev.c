@@ -491,7 +491,9 @@ static int sim_cmp_double(const void *a, const void *b)
 }
 
 /* ---- oracle ---- */
-void sim_oracle(const struct sim_scenario *base, int phase, struct sim_oracle *o)
+/* @p base reduced to the device of @p phase alone at fixed depth @p w: one ring, no neighbour,
+ * spike, fsyncs, clock step or target. The oracle and the noise probe both measure this. */
+static struct sim_scenario fixed_depth_device(const struct sim_scenario *base, int phase, uint32_t w)
 {
     struct sim_scenario sc = *base;
     sc.rings = 1;
@@ -502,6 +504,14 @@ void sim_oracle(const struct sim_scenario *base, int phase, struct sim_oracle *o
     sc.fsync_frac = 0;
     sc.clock_step_t = 0;
     sc.target_ns = 0;
+    sc.fixed_w = w;
+    sc.world[0].demand[0] = w;
+    return sc;
+}
+
+void sim_oracle(const struct sim_scenario *base, int phase, struct sim_oracle *o)
+{
+    struct sim_scenario sc = fixed_depth_device(base, phase, 1);
     sc.duration_s = 1e6;
     o->n = 0;
     struct sim_result res;
@@ -581,18 +591,8 @@ struct sim_point sim_oracle_point(const struct sim_oracle *o, uint64_t target_ns
 
 void sim_point_noise(const struct sim_scenario *base, int phase, struct sim_point *pt)
 {
-    struct sim_scenario sc = *base;
-    sc.rings = 1;
-    sc.nphases = 1;
-    sc.world[0] = base->world[phase];
-    sc.world[0].neighbour_q = 0;
-    sc.spike_len = 0;
-    sc.fsync_frac = 0;
-    sc.clock_step_t = 0;
-    sc.target_ns = 0;
+    struct sim_scenario sc = fixed_depth_device(base, phase, pt->w_lo ? pt->w_lo : 1);
     sc.max_completions = 0;
-    sc.fixed_w = pt->w_lo ? pt->w_lo : 1;
-    sc.world[0].demand[0] = sc.fixed_w;
     sc.duration_s = 3.2;
     struct sim_result res;
     memset(&res, 0, sizeof(res));
