@@ -112,7 +112,6 @@
  * what the search measured there (a >= 4000-sample epoch: sd <= ~4% on the simulated devices)
  * was judged by short epochs that the device's memory biased. */
 #define CTL_HYST 0.12
-#define CTL_HYST_MAX 0.40
 #define CTL_N_HYST 4000.0
 #define CTL_T_HYST_NS 100000000ull
 #define CTL_WALK_FROM_GAIN 0.25
@@ -921,8 +920,8 @@ static void walk_step(struct ctl_group *g, double x, uint64_t now)
  * Once the hold has 100 ms of data past that settling time, compare it with the search's own
  * long epoch at this depth: a difference of >= 12% means short epochs mislead on this device.
  * Latch drifting (every later step settles first) and walk from here, up first. Returns true
- * when it started the walk. More than 40% is a change of regime (a latency spike in the
- * simulator read -54%), left to detect_change(); the simulated devices never land in between. */
+ * when it started the walk. A change of regime in the first 250 ms of a hold (the simulator's
+ * latency spike once read -54%) takes the same path: the walk re-finds the knee either way. */
 static bool hold_check(struct ctl_group *g, double x, uint64_t now)
 {
     if (!(g->hold_expect > 0))
@@ -935,8 +934,8 @@ static bool hold_check(struct ctl_group *g, double x, uint64_t now)
         return false;
     double dev = g->hold_b / g->hold_t / g->hold_expect - 1.0;
     g->hold_expect = 0;
-    if (dev * dev < CTL_HYST * CTL_HYST || dev * dev > CTL_HYST_MAX * CTL_HYST_MAX)
-        return false; /* within noise, or a change of regime: detect_change() handles that */
+    if (dev * dev < CTL_HYST * CTL_HYST)
+        return false;
     g->drifting = true;
     uint32_t from = walk_origin(g, g->w);
     g->ntab = 0;
@@ -1353,7 +1352,12 @@ void auraio__ctl_group_update(struct ctl_group *g, const struct ctl_ring_input *
             close_stats(r, now);
     }
 
-    if (g->drain && inflight <= g->w)
+    /* The rings' limits are the group depth split and rounded per ring (each at least 1), so
+     * their sum can exceed w by up to one per ring; that many may stay in flight for good. */
+    uint64_t lsum = 0;
+    for (uint32_t i = 0; i < g->nrings; i++)
+        lsum += g->rings[i].limit;
+    if (g->drain && inflight <= (lsum > g->w ? lsum : g->w))
         g->drain = false;
     if (now < g->settle_until || g->drain) {
         epoch_reset(g, now); /* the ramp after a change is not the new depth's behaviour */
