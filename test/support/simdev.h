@@ -2,7 +2,8 @@
 /*
  * Deterministic simulated block device for the controller tests: k FIFO channels (random or
  * least-loaded placement), lognormal service times with a rare heavy tail, an uncontrolled
- * neighbour, latency spikes, phase changes, closed-loop applications per ring, and fsyncs. The
+ * neighbour, latency spikes, phase changes, closed-loop applications per ring, fsyncs, and a
+ * drifting device with memory and a curve that falls past its peak (SIM_DRIFT). The
  * controller is driven exactly as the engine drives it (accumulators per completion, a group update
  * per tick with a simulated clock). Scores come from the raw completion log, never from
  * controller stats; the oracle reruns the same model at every fixed depth of a dense grid.
@@ -27,7 +28,16 @@ struct sim_world {
     uint32_t demand[SIM_MAX_RINGS];  /* app's outstanding requests per ring (closed loop) */
     bool capacity_app;               /* the app keeps exactly the limit outstanding (it submits
                                         auraio_capacity()): no backlog ever, demand ignored */
+    /* A curve that falls past its peak, with memory (the virtio disk, doc/frontier.md): every
+     * request in flight beyond `peak` costs service time x (1 + peak_beta (q - peak) / peak),
+     * q being the device's in-flight count smoothed with time constant mem_tau_s, so a depth
+     * just entered reads partly like the one before it (a deeper one better than it settles
+     * to, a shallower one worse). peak 0 = off. */
+    uint32_t peak;
+    double peak_beta, mem_tau_s;
 };
+
+struct ctl_group;
 
 struct sim_scenario {
     uint64_t seed;
@@ -46,6 +56,17 @@ struct sim_scenario {
     double clock_step_s;
     uint32_t fixed_w;        /* > 0: no controller, group limit fixed (oracle runs) */
     uint64_t max_completions;/* > 0: stop after this many logged completions (oracle runs) */
+    /* Slow drift: service x exp(s(t)), s an AR(1) path on a 1 ms grid with stationary sd
+     * drift_sd and time constant drift_tau_s, drawn from its own stream of `seed` alone, so
+     * the controller run and every fixed-depth run of the oracle see the same path. 0 = none. */
+    double drift_sd, drift_tau_s;
+    /* > 0: the oracle measures every fixed depth over [oracle_t0, oracle_t1) of the scenario's
+     * own clock (the drift path is a function of time: paired with the scored window). */
+    double oracle_t0, oracle_t1;
+    double start_s;          /* fixed_w runs only: the clock starts here (oracle warm-up) */
+    /* Called after every controller update (test introspection of the group's state). */
+    void (*observe)(const struct ctl_group *g, double t_s, void *arg);
+    void *observe_arg;
 };
 
 struct sim_completion {
@@ -95,7 +116,7 @@ struct sim_scores {
 enum sim_kind {
     SIM_KNEE_LOW, SIM_KNEE_HIGH, SIM_NO_PARALLEL, SIM_NO_KNEE, SIM_SHARP,
     SIM_PHASE_UP, SIM_PHASE_DOWN, SIM_SLOWDOWN, SIM_NEIGHBOUR, SIM_SPIKE, SIM_LOW_IOPS,
-    SIM_FEW_OUTSTANDING, SIM_MIXED, SIM_MULTI_EQUAL, SIM_MULTI_UNEQUAL, SIM_KIND_COUNT
+    SIM_FEW_OUTSTANDING, SIM_MIXED, SIM_MULTI_EQUAL, SIM_MULTI_UNEQUAL, SIM_DRIFT, SIM_KIND_COUNT
 };
 
 /** Randomized instance of a scenario kind; same kind and seed give the same instance. */
@@ -103,7 +124,8 @@ void sim_draw(enum sim_kind kind, uint64_t seed, struct sim_scenario *sc);
 /** Run; @p res must be zeroed before the first use, sim_result_free releases it. */
 void sim_run(const struct sim_scenario *sc, struct sim_result *res);
 void sim_result_free(struct sim_result *res);
-/** Same model at every fixed depth of a grid for phase @p phase (no spike, no neighbour). */
+/** Same model at every fixed depth of a grid for phase @p phase (no spike, no neighbour); over
+ * [oracle_t0, oracle_t1) of the scenario's clock when those are set. */
 void sim_oracle(const struct sim_scenario *sc, int phase, struct sim_oracle *o);
 /** Knee point: smallest depth within 5% of the best throughput, capped by @p target_ns if set. */
 struct sim_point sim_oracle_point(const struct sim_oracle *o, uint64_t target_ns);
