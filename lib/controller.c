@@ -99,13 +99,14 @@
  * depth was just entered, so the earlier interleaved bisection (15 ms slices) landed anywhere from
  * 27 to 256. Every change of depth on a device latched drifting therefore waits this long. */
 #define CTL_SETTLE_DRIFT_NS 150000000ull
-/* A walk step measures >= 50 ms after its settle (10 K samples at 200 K IOPS; the device's own
- * 100 ms windows vary ~3% within a second). */
-#define CTL_T_WALK_NS 50000000ull
+/* A walk step measures >= 80 ms after its settle (16 K samples at 200 K IOPS; the device's own
+ * 100 ms windows vary ~3% within a second, and the decisions near the knee are about 3-5%). */
+#define CTL_T_WALK_NS 80000000ull
 #define CTL_WALK_STEP 1.41421356
-/* Up: a step must gain 3% to count as growth. Down: a point within 3% of the best is good (not
+/* Up: a step must gain 3% to count as growth. Down: a point within 2% of the best is good (not
  * 5%: a measurement keeps a few % of error and a short landing is the costly side; the P99 score
- * has 25% of room). A point within 3% of a decision line is confirmed against a fresh
+ * has 25% of room. On the virtio disk the knee band moved between ~50-58 (X(48) = 0.966 X(64))
+ * and ~58-64 (X(48) = 0.90) from one minute to the next; a 2% line lands inside both). A point within 3% of a decision line is confirmed against a fresh
  * measurement of the best (before, point, after: linear drift cancels). */
 #define CTL_WALK_GAIN 0.03
 /* Hysteresis check (hold_check): a held depth whose settled throughput differs by >= 12% from
@@ -115,7 +116,8 @@
 #define CTL_N_HYST 4000.0
 #define CTL_T_HYST_NS 100000000ull
 #define CTL_WALK_FROM_GAIN 0.25
-#define CTL_EPS_NOISY 0.03
+#define CTL_WALK_REFINE 1.2
+#define CTL_EPS_NOISY 0.02
 #define CTL_WALK_CLEAR 0.03
 /* Counting floor of an epoch's relative throughput variance: CTL_NOISE_C / n (measured sd
  * ~1-3/sqrt(n) on heavy-tailed devices; see noise2()). */
@@ -185,6 +187,7 @@ struct ctl_group {
     int walk_dir;
     bool walk_confirm;       /* re-measuring the best point after an ambiguous candidate */
     bool walk_fine;          /* up in steps of sqrt(2) (after the first failed doubling) */
+    bool walk_refine;        /* the last point: between the landing and the first bad point */
     uint32_t walk_best_w, walk_land, walk_cand, walk_cap;
     double walk_best_x, walk_cand_x;
     /* Measured slow noise: every epoch is cut into sub-intervals of >= CTL_SUB_NS; the spread
@@ -825,6 +828,15 @@ static uint32_t walk_origin(const struct ctl_group *g, uint32_t fallback)
     }
     if (from == 0)
         from = lowest ? lowest : fallback;
+    /* Never more than two doublings below the deepest point: on the virtio disk every gallop
+     * doubling "gained" 25% once (4 -> 256), and a walk from 256 went down through a flat,
+     * fallen tail (181-256 all ~160 K) and held 215. Up from a quarter costs two steps. */
+    uint32_t deepest = 0;
+    for (int i = 0; i < g->ntab; i++)
+        if (g->tab[i].w > deepest)
+            deepest = g->tab[i].w;
+    if (deepest / 4 >= lowest && deepest / 4 >= g->w_min && from > deepest / 4)
+        from = deepest / 4;
     return from;
 }
 
@@ -837,6 +849,7 @@ static void walk_start(struct ctl_group *g, uint32_t w0, double x0, int dir, uin
     g->walk_dir = dir;
     g->walk_confirm = false;
     g->walk_fine = false;
+    g->walk_refine = false;
     g->walk_cap = cap < g->w_max ? cap : g->w_max;
     if (g->walk_cap < w0)
         g->walk_cap = w0;
@@ -860,6 +873,10 @@ static void walk_judge(struct ctl_group *g, uint32_t c, double xc, double ref, u
         /* Going up: growth. Going down: past the peak, the shallower point is the better one. */
         g->walk_best_w = g->walk_land = c;
         g->walk_best_x = xc;
+        if (g->walk_refine) {
+            enter_hold(g, c, now);
+            return;
+        }
     } else if (g->walk_dir > 0) {
         /* Up goes by doublings; before turning down, try the point halfway (in log depth) to
          * the doubling that failed. */
@@ -873,7 +890,21 @@ static void walk_judge(struct ctl_group *g, uint32_t c, double xc, double ref, u
         return;
     } else if (xc >= (1.0 - CTL_EPS_NOISY) * ref) {
         g->walk_land = c;
+        if (g->walk_refine) {
+            enter_hold(g, c, now);
+            return;
+        }
     } else {
+        /* The line lies between this point and the landing, a sqrt(2) apart: one more point at
+         * their geometric middle. On the virtio disk the knee band (>= 0.95 of the best IOPS,
+         * P99 <= 1.25x the knee's) was ~50-58 while the walk's grid had 45 and 64. */
+        uint32_t mid = isqrt64((uint64_t)g->walk_land * c);
+        if (!g->walk_refine && (double)g->walk_land > CTL_WALK_REFINE * (double)c && mid > c
+            && mid < g->walk_land) {
+            g->walk_refine = true;
+            set_w(g, mid, now);
+            return;
+        }
         enter_hold(g, g->walk_land, now);
         return;
     }

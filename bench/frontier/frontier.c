@@ -782,6 +782,12 @@ int main(int argc, char **argv)
     struct result *res = NULL;
     struct bench b = {.fd = -1};
     b.fd = open(c.file, O_RDONLY | O_DIRECT | O_CLOEXEC);
+    if (temp_path[0] && b.fd >= 0) {
+        /* Gone from the directory now, so a run stopped by a signal leaves no 1 GiB file behind;
+         * the open descriptor keeps the data until exit. */
+        unlink(temp_path);
+        temp_path[0] = '\0';
+    }
     if (b.fd < 0) {
         int err = errno;
         fprintf(stderr, "open %s with O_DIRECT: %s\n", c.file, strerror(err));
