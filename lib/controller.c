@@ -80,10 +80,14 @@
 /* Demand EWMA per tick, for the per-ring split. */
 #define CTL_DEMAND_EWMA 0.3
 #define CTL_TAB 24
-/* Sub-intervals for the noise estimate: >= 8 ms and >= 64 completions; "noisy" when their
- * variance exceeds the (conservative) counting floor CTL_NOISE_C / n on average. */
-#define CTL_SUB_NS 4000000ull
+/* Sub-intervals for the noise estimate: >= 10 ms and >= 64 completions; "noisy" when their
+ * variance exceeds the (conservative) counting floor CTL_NOISE_C / n on average. Not 4 ms: the
+ * second VM disk's excess variance grows with the interval (block sd 17% at 10 ms against a
+ * counting 3.4%, 9.6% at 80 ms against 1.2%; bench/frontier/noise), and at 4 ms its ratio sat
+ * under the threshold, so searches ran on short epochs and held 12-32 (best 96-128). */
+#define CTL_SUB_NS 10000000ull
 #define CTL_SUB_N 64u
+#define CTL_SUB_K_HOLD 8u
 /* The X_top re-measurement lasts >= 30 ms, so the drift test has >= 7 sub-intervals before the
  * bracket is chosen (a 2-ring run on the virtio disk bracketed by absolute epochs at 27). */
 #define CTL_T_TOP_NS 30000000ull
@@ -99,9 +103,11 @@
  * depth was just entered, so the earlier interleaved bisection (15 ms slices) landed anywhere from
  * 27 to 256. Every change of depth on a device latched drifting therefore waits this long. */
 #define CTL_SETTLE_DRIFT_NS 150000000ull
-/* A walk step measures >= 80 ms after its settle (16 K samples at 200 K IOPS; the device's own
- * 100 ms windows vary ~3% within a second, and the decisions near the knee are about 3-5%). */
-#define CTL_T_WALK_NS 80000000ull
+/* A walk step measures >= 150 ms after its settle. The first VM disk's 100 ms windows varied ~3%
+ * within a second (80 ms was enough); the second's paired comparisons have sd 8.9% at 80 ms and
+ * 4.9% at 250 ms (bench/frontier/noise), while 250 ms made a walk of 8-10 points outlast a 5 s
+ * run. */
+#define CTL_T_WALK_NS 150000000ull
 #define CTL_WALK_STEP 1.41421356
 /* Up: a step must gain 3% to count as growth. Down: a point within 2% of the best is good (not
  * 5%: a measurement keeps a few % of error and a short landing is the costly side; the P99 score
@@ -109,6 +115,14 @@
  * and ~58-64 (X(48) = 0.90) from one minute to the next; a 2% line lands inside both). A point within 3% of a decision line is confirmed against a fresh
  * measurement of the best (before, point, after: linear drift cancels). */
 #define CTL_WALK_GAIN 0.03
+/* A doubling needs 2%, not 3%. Below the knee a doubling gains 9-13% on the second VM disk
+ * (doc/frontier.md, noise profile: one paired 150/250 ms comparison has sd ~5%, sequential points
+ * more), and its flat top (X(64..128) within ~5%) kept walking to 256 at 0%; past a peak a
+ * doubling loses 20-30%, which no bar near 0 mistakes. The sqrt(2) steps keep the 3% bar. */
+#define CTL_WALK_GAIN_DOUBLE 0.02
+/* An up-step reading below this fraction of the best is past a peak beyond doubt (the first VM
+ * disk: X(128) ~ 0.72 X(64)); anything between this and a clear gain is confirmed. */
+#define CTL_WALK_FALL 0.85
 /* Hysteresis check (hold_check): a held depth whose settled throughput differs by >= 12% from
  * what the search measured there (a >= 4000-sample epoch: sd <= ~4% on the simulated devices)
  * was judged by short epochs that the device's memory biased. */
@@ -200,12 +214,14 @@ struct ctl_group {
     double sub_s, sub_s2, sub_cnt;
     double disp, slow2;
     int disp_epochs;
+    bool sub_keep;           /* HOLD: sub-intervals carry over to the next epoch at this depth */
     bool drifting;           /* latched: disp once exceeded CTL_DISP_NOISY */
     uint32_t top_ref;        /* the search's reference depth (bracket(): where a walk starts) */
     /* Hysteresis check of a fresh hold: the search's X at the held depth, and the hold's own
      * throughput once the device has settled (see hold_check()). */
     double hold_expect, hold_b, hold_t;
     uint64_t hold_t0;
+    bool hold_settled;       /* this hold was chosen by a settled walk */
 
     /* hold */
     double x_ref, var;
@@ -282,10 +298,18 @@ static uint64_t rng_next(struct ctl_group *g)
  * time above the held one (P99 x1.3-1.5 on a k = 1 device) for a test that cannot win on 64
  * samples anyway. */
 #define CTL_PROBE_EPOCHS 24
+#define CTL_PROBE_DRIFT_MULT 4u
+
+static bool noisy(const struct ctl_group *g);
 
 static uint64_t probe_delay(struct ctl_group *g)
 {
     uint64_t d = CTL_PROBE_MIN_NS + rng_next(g) % CTL_PROBE_SPAN_NS;
+    /* A drifting device's probe costs a 150 ms settle past the held depth (often past the peak:
+     * the memory-device model lost 5% of a second to one) and one epoch there rarely clears its
+     * 3-sigma bar against the drift; a change of level re-searches through the detector. */
+    if (noisy(g))
+        d *= CTL_PROBE_DRIFT_MULT;
     uint64_t e = (uint64_t)CTL_PROBE_EPOCHS * g->last_ep_ns;
     return d > e ? d : e;
 }
@@ -307,7 +331,6 @@ static uint32_t isqrt64(uint64_t v)
     return (uint32_t)r;
 }
 
-static bool noisy(const struct ctl_group *g);
 
 static void epoch_reset(struct ctl_group *g, uint64_t now)
 {
@@ -315,11 +338,13 @@ static void epoch_reset(struct ctl_group *g, uint64_t now)
     g->ep_n = g->ep_bytes = g->ep_at_limit = 0;
     g->ep_ticks = g->ep_backlog_ticks = 0;
     g->ep_mult = 1;
+    auraio__histogram_reset(&g->ep_hist);
+    if (g->sub_keep)
+        return;
     g->sub_start = now;
     g->sub_n = g->sub_b = 0;
     g->sub_k = 0;
     g->sub_s = g->sub_s2 = g->sub_cnt = 0;
-    auraio__histogram_reset(&g->ep_hist);
 }
 
 static void tw_reset(struct ctl_group *g, uint64_t now)
@@ -338,6 +363,7 @@ static void set_w(struct ctl_group *g, uint32_t w, uint64_t now)
         w = g->w_max;
     if (w < g->w)
         g->drain = true;
+    g->sub_keep = false;
     if (w != g->w) {
         /* Latency scales with depth past the knee, so the new depth's ramp lasts ~ p50 * w'/w. */
         uint64_t settle = 2 * g->last_p50;
@@ -411,6 +437,7 @@ static double sqrt_approx(double v)
 
 static void enter_hold(struct ctl_group *g, uint32_t w, uint64_t now)
 {
+    g->hold_settled = g->walk;
     g->walk = false;
     shape_capture(g, w);
     g->knee_w = w;
@@ -837,6 +864,10 @@ static uint32_t walk_origin(const struct ctl_group *g, uint32_t fallback)
             deepest = g->tab[i].w;
     if (deepest / 4 >= lowest && deepest / 4 >= g->w_min && from > deepest / 4)
         from = deepest / 4;
+    /* Nor more than three below it: each settled point costs ~300 ms, and a walk from 8 after a
+     * gallop to 256 was still walking at 5 s. A knee below the origin is found going down. */
+    if (deepest / 8 > from && deepest / 8 >= g->w_min)
+        from = deepest / 8;
     return from;
 }
 
@@ -867,9 +898,14 @@ static void walk_start(struct ctl_group *g, uint32_t w0, double x0, int dir, uin
 }
 
 /* The walk's verdict on candidate @p c (throughput @p xc) against the best point's @p ref. */
+static double walk_gain(const struct ctl_group *g)
+{
+    return g->walk_dir > 0 && !g->walk_fine ? CTL_WALK_GAIN_DOUBLE : CTL_WALK_GAIN;
+}
+
 static void walk_judge(struct ctl_group *g, uint32_t c, double xc, double ref, uint64_t now)
 {
-    if (xc >= ref * (1.0 + CTL_WALK_GAIN)) {
+    if (xc >= ref * (1.0 + walk_gain(g))) {
         /* Going up: growth. Going down: past the peak, the shallower point is the better one. */
         g->walk_best_w = g->walk_land = c;
         g->walk_best_x = xc;
@@ -934,8 +970,12 @@ static void walk_step(struct ctl_group *g, double x, uint64_t now)
     /* Clear calls are made at once; a candidate near a decision line (the gain line, and going
      * down also the knee line) is confirmed by re-measuring the best point. */
     double r = x / g->walk_best_x;
-    double lo = g->walk_dir > 0 ? 1.0 - CTL_WALK_CLEAR : (1.0 - CTL_EPS_NOISY) * (1.0 - CTL_WALK_CLEAR);
-    if (r >= lo && r < 1.0 + CTL_WALK_GAIN + CTL_WALK_CLEAR) {
+    /* Going up, every miss short of a clear fall is confirmed: the best point was measured
+     * earlier, often right after the gallop's deep epochs, and on the second VM disk a shallow
+     * depth entered after a deep one read ~10% high for hundreds of ms (X(32) = X(64) = 85 K
+     * against 77 K and 91 K at fixed depth), which stopped walks at 32. */
+    double lo = g->walk_dir > 0 ? CTL_WALK_FALL : (1.0 - CTL_EPS_NOISY) * (1.0 - CTL_WALK_CLEAR);
+    if (r >= lo && r < 1.0 + walk_gain(g) + CTL_WALK_CLEAR) {
         g->walk_cand = w;
         g->walk_cand_x = x;
         g->walk_confirm = true;
@@ -1182,6 +1222,13 @@ static void end_epoch(struct ctl_group *g, uint64_t now)
         }
         if (hold_check(g, x, now) || detect_change(g, x, now, true))
             return;
+        if (noisy(g) && !g->hold_settled) {
+            /* Drift latched during a hold that short epochs chose: they mislead on this
+             * device, so walk from here (up first; the held depth is the first point). */
+            g->ntab = 0;
+            walk_start(g, g->w, 0, 1, g->w_max, now);
+            return;
+        }
         if (now >= g->next_probe && g->cap >= g->w_max && g->w < g->w_max && g->chg_cnt == 0
             && g->x_ref > 0) {
             g->probe_from = g->w;
@@ -1264,7 +1311,11 @@ static void sub_tick(struct ctl_group *g, uint64_t now)
 /* At an epoch's end: fold its sub-interval spread into the device's noise estimate. */
 static void sub_close(struct ctl_group *g)
 {
-    if (g->sub_k < 3)
+    /* HOLD epochs are ~25 ms: too few 10 ms sub-intervals each, so they are pooled over
+     * consecutive epochs at the held depth (a hold that never latched would otherwise never
+     * update the estimate: seen holding 22 on the second VM disk, best at 96-128). */
+    g->sub_keep = g->phase == AURAIO_CTL_PHASE_HOLD && g->sub_k < CTL_SUB_K_HOLD;
+    if (g->sub_k < 3 || g->sub_keep)
         return;
     double k = (double)g->sub_k;
     double m = g->sub_s / k;
