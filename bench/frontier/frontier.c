@@ -129,6 +129,7 @@ struct cfg {
     double p99_ms;       /* controller target, 0 = none */
     int single_issuer;
     int slack;           /* requests the app keeps queued beyond the limit (0: exactly capacity) */
+    int stand_in;        /* > 0: the "controller" runs are this fixed depth (the check's own noise) */
 };
 
 struct sample {
@@ -267,9 +268,11 @@ static int run_one(const struct cfg *c, struct bench *b, int depth, uint64_t see
     auraio_options_t o;
     auraio_options_init(&o);
     o.single_issuer = c->single_issuer != 0;
-    if (depth > 0) {
+    /* A stand-in is scored as the controller (r->depth stays 0) but pinned like a fixed run. */
+    int pinned = depth > 0 ? depth : c->stand_in;
+    if (pinned > 0) {
         int rings = c->fixed_rings;
-        int per = (depth + rings - 1) / rings;
+        int per = (pinned + rings - 1) / rings;
         o.ring_count = rings;
         o.disable_adaptive = true;
         o.initial_in_flight = per;
@@ -703,7 +706,9 @@ static void usage(const char *argv0)
             "  --slack N          keep up to N requests queued beyond the limit (default 0: submit only\n"
             "                     while auraio_capacity() > 0); a diagnostic, see doc/frontier.md\n"
             "  --quiet            no per-run traces\n"
-            "  --strict           exit 4 when the verdict is FAIL\n",
+            "  --strict           exit 4 when the verdict is FAIL\n"
+            "  --stand-in D       run fixed depth D wherever the controller would run: how often\n"
+            "                     the check passes a depth chosen in advance (its own noise)\n",
             argv0);
 }
 
@@ -726,6 +731,7 @@ int main(int argc, char **argv)
         {"fixed-rings", required_argument, NULL, 'F'}, {"p99-ms", required_argument, NULL, 'p'},
         {"window-ms", required_argument, NULL, 'm'}, {"single-issuer", no_argument, NULL, 'S'},
         {"slack", required_argument, NULL, 'k'},     {"quiet", no_argument, NULL, 'q'},           {"strict", no_argument, NULL, 'X'},
+        {"stand-in", required_argument, NULL, 'I'},
         {"pairs", required_argument, NULL, 'P'},     {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0},
     };
     int opt;
@@ -740,6 +746,13 @@ int main(int argc, char **argv)
         case 'w': c.warmup_s = atof(optarg); break;
         case 'r': repeats = atoi(optarg); break;
         case 'P': pairs = atoi(optarg); break;
+        case 'I':
+            c.stand_in = atoi(optarg);
+            if (c.stand_in < 1 || c.stand_in > 4096) {
+                fprintf(stderr, "--stand-in: expected a depth of 1-4096, got '%s'\n", optarg);
+                return 2;
+            }
+            break;
         case 'x': seed = strtoull(optarg, NULL, 0); break;
         case 'R': c.ctl_rings = atoi(optarg); break;
         case 'F': c.fixed_rings = atoi(optarg); break;
@@ -827,6 +840,8 @@ int main(int argc, char **argv)
            c.ctl_rings ? "" : " (one per CPU)", c.p99_ms > 0 ? "set" : "none (knee)");
     if (c.p99_ms > 0)
         printf("target: %.3f ms\n", c.p99_ms);
+    if (c.stand_in)
+        printf("STAND-IN: every CONTROLLER run below is fixed depth %d (no controller runs at all)\n", c.stand_in);
     if (c.slack)
         printf("app: one thread, submits while auraio_capacity() > 0 or fewer than limit + %d are outstanding; "
                "latency = submit to callback, measured here\n", c.slack);
