@@ -109,11 +109,12 @@
  * run. */
 #define CTL_T_WALK_NS 150000000ull
 #define CTL_WALK_STEP 1.41421356
-/* Up: a step must gain 3% to count as growth. Down: a point within 2% of the best is good (not
- * 5%: a measurement keeps a few % of error and a short landing is the costly side; the P99 score
- * has 25% of room. On the virtio disk the knee band moved between ~50-58 (X(48) = 0.966 X(64))
- * and ~58-64 (X(48) = 0.90) from one minute to the next; a 2% line lands inside both). A point within 3% of a decision line is confirmed against a fresh
- * measurement of the best (before, point, after: linear drift cancels). */
+/* Up: a sqrt(2) step must gain 3% to count as growth. Down: a point within 2% of the best is
+ * good (not 5%: a measurement keeps a few % of error and a short landing is the costly side; the
+ * P99 score has 25% of room. On the first VM disk the knee band moved between ~50-58
+ * (X(48) = 0.966 X(64)) and ~58-64 (X(48) = 0.90) from one minute to the next; a 2% line lands
+ * inside both). A point within 3% of a decision line is confirmed against a fresh measurement of
+ * the best (before, point, after: linear drift cancels). */
 #define CTL_WALK_GAIN 0.03
 /* A doubling needs 2%, not 3%. Below the knee a doubling gains 9-13% on the second VM disk
  * (doc/frontier.md, noise profile: one paired 150/250 ms comparison has sd ~5%, sequential points
