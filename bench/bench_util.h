@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
@@ -74,6 +75,44 @@ static inline int bench_make_file(const char *dir, const char *prefix, uint64_t 
     if (err)
         unlink(path);
     return -err;
+}
+
+/* splitmix64: seeded, tiny, enough for offsets, shuffles and file data. */
+static inline uint64_t bench_splitmix64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Real (pseudo-random) data, so no layer can shortcut zero pages; @p ctx is the uint64_t seed. */
+static inline void bench_fill_random(void *chunk, size_t len, uint64_t off, void *ctx)
+{
+    (void)off;
+    uint64_t *words = chunk;
+    for (size_t i = 0; i < len / sizeof(*words); i++)
+        words[i] = bench_splitmix64(ctx);
+}
+
+/*
+ * A temp file of @p size bytes (rounded down to whole MiB) of random data in @p dir, or $TMPDIR,
+ * or /var/tmp (a disk file system, where O_DIRECT works; a tmpfs /tmp may refuse it). On failure
+ * it prints which directory refused and why. @return 0 or -errno.
+ */
+static inline int bench_make_random_temp(const char *dir, const char *prefix, uint64_t size, char *path,
+                                         size_t path_len)
+{
+    if (!dir)
+        dir = getenv("TMPDIR");
+    if (!dir || !*dir)
+        dir = "/var/tmp";
+    uint64_t data_seed = 0x5eed;
+    int rc = bench_make_file(dir, prefix, size & ~(uint64_t)((1u << 20) - 1), bench_fill_random, &data_seed, path,
+                             path_len);
+    if (rc < 0)
+        fprintf(stderr, "cannot create a temp file in %s: %s\n", dir, strerror(-rc));
+    return rc;
 }
 
 static inline int bench_cmp_double(const void *a, const void *b)

@@ -42,14 +42,6 @@
 #define NEVER (-1.0)
 
 
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -191,7 +183,7 @@ static void fill(struct bench *b)
     while (!b->stopping && b->nfree > 0 &&
            (auraio_capacity(b->e) > 0 || (b->slack > 0 && b->outstanding < b->last_limit + b->slack))) {
         struct slot *s = &b->slots[b->free_stack[--b->nfree]];
-        int64_t off = (int64_t)(splitmix64(&b->rng) % b->blocks * BS);
+        int64_t off = (int64_t)(bench_splitmix64(&b->rng) % b->blocks * BS);
         s->submit_ns = bench_now_ns();
         if (!auraio_read(b->e, b->fd, auraio_buf(s->buf), BS, off, on_read, s)) {
             b->free_stack[b->nfree++] = (int)(s - b->slots);
@@ -557,15 +549,6 @@ static void print_trace(const struct result *r, const struct cfg *c)
 /* ------------------------------------------------------------------------------------------- */
 /* Files */
 
-/* Real (pseudo-random) data, so no layer can shortcut zero pages. */
-static void fill_random(void *chunk, size_t len, uint64_t off, void *ctx)
-{
-    (void)off;
-    uint64_t *words = chunk;
-    for (size_t i = 0; i < len / sizeof(*words); i++)
-        words[i] = splitmix64(ctx);
-}
-
 /* One full sequential O_DIRECT read (what `dd iflag=direct bs=1M` does): the disk is a host file,
  * and without this the first runs would read from the host's disk and the later ones from its
  * page cache, which is an order-of-magnitude difference that has nothing to do with depth. */
@@ -612,7 +595,7 @@ static int paired_rounds(const struct cfg *c, struct bench *b, const struct fron
            f->pt[f->best].depth, n == 3 ? " and knee depth " : "", n == 3 ? f->pt[f->knee].depth : 0);
     for (int k = 0; k < pairs; k++) {
         for (int i = n - 1; i > 0; i--) {
-            int j = (int)(splitmix64(&rng) % (uint64_t)(i + 1));
+            int j = (int)(bench_splitmix64(&rng) % (uint64_t)(i + 1));
             int t = who[i];
             who[i] = who[j];
             who[j] = t;
@@ -775,18 +758,8 @@ int main(int argc, char **argv)
 
     char temp_path[4096] = "";
     if (temp_size) {
-        if (!temp_dir)
-            temp_dir = getenv("TMPDIR");
-        if (!temp_dir || !*temp_dir)
-            temp_dir = "/var/tmp";
-        temp_size &= ~(uint64_t)((1u << 20) - 1);
-        uint64_t data_seed = 0x5eed;
-        int rc = bench_make_file(temp_dir, "auraio-frontier", temp_size, fill_random, &data_seed, temp_path,
-                                 sizeof(temp_path));
-        if (rc < 0) {
-            fprintf(stderr, "cannot create a temp file in %s: %s\n", temp_dir, strerror(-rc));
+        if (bench_make_random_temp(temp_dir, "auraio-frontier", temp_size, temp_path, sizeof(temp_path)) < 0)
             return 1;
-        }
         c.file = temp_path;
     }
 
@@ -860,7 +833,7 @@ int main(int argc, char **argv)
         for (int i = 0; i < npoints; i++)
             order[i] = i;
         for (int i = npoints - 1; i > 0; i--) { /* Fisher-Yates */
-            int j = (int)(splitmix64(&order_rng) % (uint64_t)(i + 1));
+            int j = (int)(bench_splitmix64(&order_rng) % (uint64_t)(i + 1));
             int t = order[i];
             order[i] = order[j];
             order[j] = t;

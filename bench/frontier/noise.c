@@ -47,21 +47,13 @@ struct noise {
     uint64_t done; /* completions so far */
 };
 
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 static void on_read(auraio_request_t *req, ssize_t result, void *user_data);
 
 static void fill(struct noise *n)
 {
     while (n->outstanding < n->depth && n->nfree > 0 && !n->error) {
         int slot = n->free_stack[--n->nfree];
-        int64_t off = (int64_t)(splitmix64(&n->rng) % n->blocks * BS);
+        int64_t off = (int64_t)(bench_splitmix64(&n->rng) % n->blocks * BS);
         void *buf = (char *)n->pool + (size_t)slot * BS;
         if (!auraio_read(n->e, n->fd, auraio_buf(buf), BS, off, on_read, (void *)(intptr_t)slot)) {
             n->free_stack[n->nfree++] = slot;
@@ -206,14 +198,6 @@ static void usage(const char *argv0)
             argv0);
 }
 
-static void fill_random(void *chunk, size_t len, uint64_t off, void *ctx)
-{
-    (void)off;
-    uint64_t *words = chunk;
-    for (size_t i = 0; i < len / sizeof(*words); i++)
-        words[i] = splitmix64(ctx);
-}
-
 int main(int argc, char **argv)
 {
     const char *file = NULL, *temp_dir = NULL;
@@ -251,17 +235,8 @@ int main(int argc, char **argv)
     }
     char temp_path[4096] = "";
     if (temp_size) {
-        if (!temp_dir)
-            temp_dir = getenv("TMPDIR");
-        if (!temp_dir || !*temp_dir)
-            temp_dir = "/var/tmp";
-        uint64_t data_seed = 0x5eed;
-        int rc = bench_make_file(temp_dir, "auraio-noise", temp_size & ~(uint64_t)((1u << 20) - 1), fill_random,
-                                 &data_seed, temp_path, sizeof(temp_path));
-        if (rc < 0) {
-            fprintf(stderr, "cannot create a temp file in %s: %s\n", temp_dir, strerror(-rc));
+        if (bench_make_random_temp(temp_dir, "auraio-noise", temp_size, temp_path, sizeof(temp_path)) < 0)
             return 1;
-        }
         file = temp_path;
     }
     struct noise n = {.fd = -1, .rng = 1};
