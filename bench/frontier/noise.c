@@ -242,11 +242,12 @@ int main(int argc, char **argv)
     struct noise n = {.fd = -1, .rng = 1};
     int status = 1;
     n.fd = open(file, O_RDONLY | O_DIRECT | O_CLOEXEC);
+    int open_err = errno; /* before unlink and fprintf can change it */
     if (temp_path[0])
         unlink(temp_path); /* the descriptor keeps the data; nothing is left behind on a kill */
     if (n.fd < 0) {
-        fprintf(stderr, "open %s with O_DIRECT: %s\n", file, strerror(errno));
-        return errno == EINVAL ? 77 : 1;
+        fprintf(stderr, "open %s with O_DIRECT: %s\n", file, strerror(open_err));
+        return open_err == EINVAL ? 77 : 1;
     }
     struct stat st;
     if (fstat(n.fd, &st) < 0 || (uint64_t)st.st_size < BS) {
