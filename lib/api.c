@@ -75,7 +75,9 @@ AURAIO_API auraio_buf_t auraio_buf_fixed(int index, size_t offset)
 static auraio_request_t *submit_or_errno(struct auraio_engine *e, const struct request_args *a)
 {
     uint64_t handle;
+    auraio__engine_call_begin(e);
     int rc = auraio__engine_submit(e, a, &handle);
+    auraio__engine_call_end(e);
     if (rc < 0) {
         errno = -rc;
         return NULL;
@@ -237,46 +239,67 @@ AURAIO_API auraio_request_t *auraio_fsync(auraio_engine_t *engine, int fd, unsig
 AURAIO_API int auraio_cancel(auraio_engine_t *engine, auraio_request_t *req)
 {
     validate_or_return(engine != NULL && req != NULL, -EINVAL);
-    return auraio__engine_cancel(engine, (uint64_t)(uintptr_t)req);
+    auraio__engine_call_begin((struct auraio_engine *)engine);
+    int rc = auraio__engine_cancel(engine, (uint64_t)(uintptr_t)req);
+    auraio__engine_call_end((struct auraio_engine *)engine);
+    return rc;
 }
 
 AURAIO_API int auraio_request_pending(auraio_engine_t *engine, const auraio_request_t *req)
 {
     validate_or_return(engine != NULL && req != NULL, -EINVAL);
-    return auraio__engine_request_pending(engine, (uint64_t)(uintptr_t)req);
+    auraio__engine_call_begin((struct auraio_engine *)engine);
+    int rc = auraio__engine_request_pending(engine, (uint64_t)(uintptr_t)req);
+    auraio__engine_call_end((struct auraio_engine *)engine);
+    return rc;
 }
 
 AURAIO_API int auraio_poll(auraio_engine_t *engine)
 {
     validate_or_return(engine != NULL, -EINVAL);
     validate_or_return(!auraio__engine_in_callback(engine), -EDEADLK);
-    return auraio__engine_poll(engine);
+    auraio__engine_call_begin((struct auraio_engine *)engine);
+    int rc = auraio__engine_poll(engine);
+    auraio__engine_call_end((struct auraio_engine *)engine);
+    return rc;
 }
 
 AURAIO_API int auraio_wait(auraio_engine_t *engine, int timeout_ms)
 {
     validate_or_return(engine != NULL && timeout_ms >= -1, -EINVAL);
     validate_or_return(!auraio__engine_in_callback(engine), -EDEADLK);
-    return auraio__engine_wait(engine, timeout_ms);
+    auraio__engine_call_begin((struct auraio_engine *)engine);
+    int rc = auraio__engine_wait(engine, timeout_ms);
+    auraio__engine_call_end((struct auraio_engine *)engine);
+    return rc;
 }
 
 AURAIO_API int auraio_run(auraio_engine_t *engine)
 {
     validate_or_return(engine != NULL, -EINVAL);
     validate_or_return(!auraio__engine_in_callback(engine), -EDEADLK);
-    return auraio__engine_run(engine);
+    auraio__engine_call_begin((struct auraio_engine *)engine);
+    int rc = auraio__engine_run(engine);
+    auraio__engine_call_end((struct auraio_engine *)engine);
+    return rc;
 }
 
 AURAIO_API int auraio_stop(auraio_engine_t *engine)
 {
     validate_or_return(engine != NULL, -EINVAL);
-    return auraio__engine_stop(engine);
+    auraio__engine_call_begin((struct auraio_engine *)engine);
+    int rc = auraio__engine_stop(engine);
+    auraio__engine_call_end((struct auraio_engine *)engine);
+    return rc;
 }
 
 AURAIO_API int auraio_flush(auraio_engine_t *engine)
 {
     validate_or_return(engine != NULL, -EINVAL);
-    return auraio__engine_flush(engine);
+    auraio__engine_call_begin((struct auraio_engine *)engine);
+    int rc = auraio__engine_flush(engine);
+    auraio__engine_call_end((struct auraio_engine *)engine);
+    return rc;
 }
 
 AURAIO_API int auraio_get_poll_fd(const auraio_engine_t *engine)
@@ -288,13 +311,19 @@ AURAIO_API int auraio_get_poll_fd(const auraio_engine_t *engine)
 AURAIO_API int auraio_pending_count(const auraio_engine_t *engine)
 {
     validate_or_return(engine != NULL, -EINVAL);
-    return auraio__engine_pending(engine);
+    auraio__engine_call_begin((struct auraio_engine *)engine);
+    int rc = auraio__engine_pending(engine);
+    auraio__engine_call_end((struct auraio_engine *)engine);
+    return rc;
 }
 
 AURAIO_API int auraio_capacity(const auraio_engine_t *engine)
 {
     validate_or_return(engine != NULL, -EINVAL);
-    return auraio__engine_capacity(engine);
+    auraio__engine_call_begin((struct auraio_engine *)engine);
+    int rc = auraio__engine_capacity(engine);
+    auraio__engine_call_end((struct auraio_engine *)engine);
+    return rc;
 }
 
 AURAIO_API int auraio_get_ring_count(const auraio_engine_t *engine)
@@ -307,7 +336,9 @@ AURAIO_API int auraio_get_stats(const auraio_engine_t *engine, auraio_stats_t *s
 {
     validate_or_return(engine != NULL && stats != NULL, -EINVAL);
     /* const in the API: the snapshot changes nothing observable, it only takes locks. */
+    auraio__engine_call_begin((struct auraio_engine *)engine);
     auraio__engine_stats((struct auraio_engine *)engine, stats);
+    auraio__engine_call_end((struct auraio_engine *)engine);
     return 0;
 }
 
@@ -315,7 +346,9 @@ AURAIO_API int auraio_get_ring_stats(const auraio_engine_t *engine, int ring_ind
 {
     validate_or_return(engine != NULL && stats != NULL, -EINVAL);
     validate_or_return(ring_index >= 0 && (uint32_t)ring_index < engine->ring_count, -ERANGE);
+    auraio__engine_call_begin((struct auraio_engine *)engine);
     auraio__engine_ring_stats((struct auraio_engine *)engine, (uint32_t)ring_index, stats);
+    auraio__engine_call_end((struct auraio_engine *)engine);
     return 0;
 }
 
@@ -323,14 +356,20 @@ AURAIO_API int auraio_set_max_p99_latency(auraio_engine_t *engine, double max_p9
 {
     validate_or_return(engine != NULL, -EINVAL);
     validate_or_return(max_p99_latency_ms >= 0.0 && isfinite(max_p99_latency_ms), -EINVAL);
-    return auraio__engine_set_p99_target(engine, max_p99_latency_ms);
+    auraio__engine_call_begin((struct auraio_engine *)engine);
+    int rc = auraio__engine_set_p99_target(engine, max_p99_latency_ms);
+    auraio__engine_call_end((struct auraio_engine *)engine);
+    return rc;
 }
 
 AURAIO_API int auraio_get_histogram(const auraio_engine_t *engine, int ring_index, auraio_histogram_t *hist)
 {
     validate_or_return(engine != NULL && hist != NULL, -EINVAL);
     validate_or_return(ring_index >= 0 && (uint32_t)ring_index < engine->ring_count, -ERANGE);
-    return auraio__engine_histogram((struct auraio_engine *)engine, (uint32_t)ring_index, hist);
+    auraio__engine_call_begin((struct auraio_engine *)engine);
+    int rc = auraio__engine_histogram((struct auraio_engine *)engine, (uint32_t)ring_index, hist);
+    auraio__engine_call_end((struct auraio_engine *)engine);
+    return rc;
 }
 
 AURAIO_API uint64_t auraio_histogram_bucket_lower_ns(int bucket)
@@ -346,23 +385,35 @@ AURAIO_API const char *auraio_phase_name(int phase)
 AURAIO_API int auraio_register_buffers(auraio_engine_t *engine, const struct iovec *iovs, int count)
 {
     validate_or_return(engine != NULL, -EINVAL);
-    return auraio__engine_register_buffers(engine, iovs, count);
+    auraio__engine_call_begin((struct auraio_engine *)engine);
+    int rc = auraio__engine_register_buffers(engine, iovs, count);
+    auraio__engine_call_end((struct auraio_engine *)engine);
+    return rc;
 }
 
 AURAIO_API int auraio_register_files(auraio_engine_t *engine, const int *fds, int count)
 {
     validate_or_return(engine != NULL, -EINVAL);
-    return auraio__engine_register_files(engine, fds, count);
+    auraio__engine_call_begin((struct auraio_engine *)engine);
+    int rc = auraio__engine_register_files(engine, fds, count);
+    auraio__engine_call_end((struct auraio_engine *)engine);
+    return rc;
 }
 
 AURAIO_API int auraio_update_file(auraio_engine_t *engine, int index, int fd)
 {
     validate_or_return(engine != NULL, -EINVAL);
-    return auraio__engine_update_file(engine, index, fd);
+    auraio__engine_call_begin((struct auraio_engine *)engine);
+    int rc = auraio__engine_update_file(engine, index, fd);
+    auraio__engine_call_end((struct auraio_engine *)engine);
+    return rc;
 }
 
 AURAIO_API int auraio_unregister(auraio_engine_t *engine, auraio_reg_type_t type)
 {
     validate_or_return(engine != NULL, -EINVAL);
-    return auraio__engine_unregister(engine, type);
+    auraio__engine_call_begin((struct auraio_engine *)engine);
+    int rc = auraio__engine_unregister(engine, type);
+    auraio__engine_call_end((struct auraio_engine *)engine);
+    return rc;
 }

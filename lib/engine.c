@@ -4,10 +4,17 @@
  * tears everything down with every callback delivered exactly once. Ring selection is select.c,
  * the controller tick and the stats are tick.c.
  *
- * Waiting: all rings signal one eventfd, so a waiter blocks on that fd and never on one ring while
- * another has completions. Before blocking, every ring is reaped; the eventfd is drained only after
- * it reported readable and before the rings are reaped again, so a completion posted in between
- * leaves it readable and cannot be missed.
+ * Waiting. Several threads may wait at once, so one of them, the leader, sleeps in the kernel: in
+ * poll() on the eventfd all rings signal plus its private wake_fd, or inside the ring's
+ * io_uring_enter when there is one ring (direct_wait). The others sleep on wait_cond until the
+ * leader wakes. The leader publishes leader_asleep, then checks once more for anything to do (CQEs,
+ * local completions, unentered SQEs, a stop, nothing pending for a wait), then sleeps; each party
+ * that changes one of those without a CQE of its own (auraio_stop, a reaper that took the last
+ * pending request) stores its change first and then reads leader_asleep (seq_cst on both sides:
+ * at least one of them sees the other) and wakes the leader through wake_fd or a wake NOP. Neither
+ * can be taken by another thread: wake_fd is drained only by the leader, and io_uring_enter wakes
+ * when the CQ tail passes the mark it took at entry, even if another thread reaped the CQE.
+ * Submissions never wait for the leader: see auraio__engine_submit.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -18,21 +25,31 @@
 #include "clock.h"
 #include "uring_sys.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <unistd.h>
 
 #define DEFAULT_QUEUE_DEPTH 256
 #define DEFAULT_BATCH_THRESHOLD 8
 #define REAP_BATCH 64
-/* Destroy gives the kernel this long to return cancelled requests before it stops waiting. */
-#define DESTROY_DRAIN_LIMIT_NS (10ull * 1000000000ull)
+/* Destroy asks the kernel again, this often, to cancel what it has not returned yet. */
+#define DESTROY_RECANCEL_NS 1000000000ull
 
 static _Atomic uint64_t next_engine_id = 1;
 
 /* The engine whose callback this thread is running (NULL outside callbacks). */
 static _Thread_local const struct auraio_engine *tls_callback_engine;
+
+/* Rings this thread's callbacks submitted to without entering the kernel (deferred), flushed when
+ * the batch of callbacks ends. One ring index, or DEFERRED_MANY, or DEFERRED_NONE. */
+enum { LEADER_AWAKE, LEADER_WAITS, LEADER_RUNS };
+
+#define DEFERRED_NONE UINT32_MAX
+#define DEFERRED_MANY (UINT32_MAX - 1)
+static _Thread_local uint32_t tls_deferred_ring = DEFERRED_NONE;
 
 bool auraio__engine_in_callback(const struct auraio_engine *e)
 {
@@ -59,7 +76,24 @@ int auraio__engine_create(const auraio_options_t *opts, struct auraio_engine **o
     if (!e)
         return -ENOMEM;
     e->event_fd = -1;
+    e->wake_fd = -1;
     e->opts = *opts;
+    if (pthread_mutex_init(&e->wait_lock, NULL) != 0) {
+        free(e);
+        return -ENOMEM;
+    }
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    /* Followers wait with a deadline on the same clock as auraio__now_ns. */
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    rc = pthread_cond_init(&e->wait_cond, &ca);
+    pthread_condattr_destroy(&ca);
+    if (rc != 0) {
+        pthread_mutex_destroy(&e->wait_lock);
+        free(e);
+        return -rc;
+    }
+    e->wait_lock_ready = true;
     e->id = atomic_fetch_add_explicit(&next_engine_id, 1, memory_order_relaxed);
 
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -71,6 +105,10 @@ int auraio__engine_create(const auraio_options_t *opts, struct auraio_engine **o
     if (rc < 0)
         goto fail;
     e->event_fd = rc;
+    rc = auraio__sys_eventfd();
+    if (rc < 0)
+        goto fail;
+    e->wake_fd = rc;
     rc = auraio__pool_create(&e->pool, 0);
     if (rc < 0)
         goto fail;
@@ -118,11 +156,47 @@ fail:
     return rc;
 }
 
+#ifndef NDEBUG
+void auraio__engine_call_begin(struct auraio_engine *e)
+{
+    atomic_fetch_add_explicit(&e->calls_in_progress, 1, memory_order_seq_cst);
+    /* Destroy's own callbacks may call in (and get -ESHUTDOWN); any other caller is racing it. */
+    assert(!atomic_load_explicit(&e->shutting_down, memory_order_seq_cst) || auraio__engine_in_callback(e) ||
+           !"auraio: a call on an engine overlapped auraio_destroy");
+}
+
+void auraio__engine_call_end(struct auraio_engine *e)
+{
+    atomic_fetch_sub_explicit(&e->calls_in_progress, 1, memory_order_relaxed);
+}
+#endif
+
+static void note_deferred(uint32_t ring)
+{
+    if (tls_deferred_ring == DEFERRED_NONE)
+        tls_deferred_ring = ring;
+    else if (tls_deferred_ring != ring)
+        tls_deferred_ring = DEFERRED_MANY;
+}
+
+/*
+ * A submission may stay in the SQ (batched) only when a flush is certain to follow without any
+ * other thread's help: from a callback, the thread running it flushes when its batch of callbacks
+ * ends (flush_deferred); on a single-issuer engine, the one thread flushes at its next poll/wait.
+ * Anything else enters the kernel before the submit returns, so it never waits for a thread that
+ * is asleep in wait(-1) or running a slow callback.
+ */
 int auraio__engine_submit(struct auraio_engine *e, const struct request_args *a, uint64_t *handle)
 {
     if (atomic_load_explicit(&e->shutting_down, memory_order_acquire))
         return -ESHUTDOWN;
-    return auraio__ring_submit(&e->rings[auraio__select_ring(e)], a, auraio__now_ns(), handle);
+    bool in_callback = tls_callback_engine == e;
+    uint32_t ring = auraio__select_ring(e);
+    int rc = auraio__ring_submit(&e->rings[ring], a, auraio__now_ns(), in_callback || e->opts.single_issuer,
+                                 handle);
+    if (rc == 0 && in_callback)
+        note_deferred(ring);
+    return rc;
 }
 
 int auraio__engine_cancel(struct auraio_engine *e, uint64_t handle)
@@ -155,7 +229,23 @@ static void run_callbacks(struct auraio_engine *e, const struct completion *c, i
     tls_callback_engine = saved;
 }
 
-/* Reap one ring until it is empty or has given a CQ's worth, running callbacks unlocked. */
+/* Enter the kernel with what this thread's callbacks left in the SQs (see auraio__engine_submit). */
+static void flush_deferred(struct auraio_engine *e)
+{
+    uint32_t ring = tls_deferred_ring;
+    tls_deferred_ring = DEFERRED_NONE;
+    if (ring == DEFERRED_NONE)
+        return;
+    if (ring != DEFERRED_MANY) {
+        (void)auraio__ring_flush(&e->rings[ring]); /* errors reach the callbacks (flush_locked) */
+        return;
+    }
+    for (uint32_t i = 0; i < e->ring_count; i++)
+        (void)auraio__ring_flush(&e->rings[i]);
+}
+
+/* Reap one ring until it is empty or has given a CQ's worth, running callbacks unlocked.
+ * @return callbacks run, or a fatal -errno from the ring when it had nothing to deliver. */
 static int poll_ring(struct auraio_engine *e, struct ring *r)
 {
     struct completion batch[REAP_BATCH];
@@ -165,29 +255,62 @@ static int poll_ring(struct auraio_engine *e, struct ring *r)
         uint64_t now = auraio__now_ns();
         int n = auraio__ring_reap(r, batch, REAP_BATCH, now);
         if (n <= 0)
-            break;
+            return total > 0 ? total : n;
         auraio__tick_maybe(e, now);
         run_callbacks(e, batch, n);
+        flush_deferred(e);
         total += n;
         /* Bounded: callbacks that resubmit cached reads would otherwise keep us here forever. */
         if (n < REAP_BATCH || total >= budget)
-            break;
+            return total;
     }
-    return total;
 }
 
+static bool stop_outstanding(const struct auraio_engine *e)
+{
+    return atomic_load_explicit(&((struct auraio_engine *)e)->stops_requested, memory_order_seq_cst) >
+           atomic_load_explicit(&((struct auraio_engine *)e)->stops_consumed, memory_order_seq_cst);
+}
+
+/* After changing something a sleeping leader waits for: wake it if it must return. */
+static void wake_leader_if_it_must_return(struct auraio_engine *e)
+{
+    atomic_thread_fence(memory_order_seq_cst); /* pairs with the leader's fence in sleep_once */
+    int asleep = atomic_load_explicit(&e->leader_asleep, memory_order_relaxed);
+    if (asleep == LEADER_AWAKE)
+        return;
+    if (!stop_outstanding(e) && !(asleep == LEADER_WAITS && auraio__engine_pending(e) == 0))
+        return;
+    if (e->direct_wait)
+        auraio__ring_wake(&e->rings[0]);
+    else
+        auraio__sys_eventfd_signal(e->wake_fd);
+}
+
+/* @return callbacks run, or a fatal -errno when no ring had anything and one reported it. */
 static int poll_rings(struct auraio_engine *e)
 {
     int total = 0;
-    for (uint32_t i = 0; i < e->ring_count; i++)
-        total += poll_ring(e, &e->rings[i]);
-    return total;
+    int err = 0;
+    for (uint32_t i = 0; i < e->ring_count; i++) {
+        int n = poll_ring(e, &e->rings[i]);
+        if (n > 0)
+            total += n;
+        else if (n < 0)
+            err = n;
+    }
+    /* A waiter asleep since before these completions may have been waiting for the last one. */
+    if (total > 0)
+        wake_leader_if_it_must_return(e);
+    return total > 0 ? total : err;
 }
 
 int auraio__engine_poll(struct auraio_engine *e)
 {
     /* Drain first: an embedding epoll loop must not see the fd readable for completions we are
-     * about to deliver (it would spin), and one posted after this read re-arms it. */
+     * about to deliver (it would spin), and one posted after this read re-arms it. A leader asleep
+     * on the same fd loses nothing it needs: the CQEs are delivered here, and a stop or the last
+     * completion wakes it through wake_fd. */
     auraio__sys_eventfd_drain(e->event_fd);
     return poll_rings(e);
 }
@@ -255,73 +378,135 @@ static bool consume_stop(struct auraio_engine *e)
     return false;
 }
 
-static int wait_impl(struct auraio_engine *e, int timeout_ms, bool *stopped)
+/* Anything a waiter would act on right now instead of sleeping. */
+static bool work_ready(struct auraio_engine *e, bool sleep_when_idle)
+{
+    if (stop_outstanding(e))
+        return true;
+    if (!sleep_when_idle && auraio__engine_pending(e) == 0)
+        return true;
+    for (uint32_t i = 0; i < e->ring_count; i++) {
+        if (auraio__ring_has_work(&e->rings[i]))
+            return true;
+    }
+    return false;
+}
+
+/* A follower sleeps until the leader wakes (the epoch moves) or @p wait_ms passes. */
+static void follow(struct auraio_engine *e, uint64_t epoch, int wait_ms)
+{
+    struct timespec deadline;
+    if (wait_ms >= 0) {
+        uint64_t at = auraio__now_ns() + (uint64_t)wait_ms * 1000000u;
+        deadline.tv_sec = (time_t)(at / 1000000000u);
+        deadline.tv_nsec = (long)(at % 1000000000u);
+    }
+    while (e->wait_epoch == epoch) {
+        if (wait_ms < 0)
+            pthread_cond_wait(&e->wait_cond, &e->wait_lock);
+        else if (pthread_cond_timedwait(&e->wait_cond, &e->wait_lock, &deadline) != 0)
+            break; /* ETIMEDOUT; the caller re-checks everything anyway */
+    }
+}
+
+/*
+ * Sleep once: as the leader in the kernel, or as a follower until the leader wakes. Returns after
+ * any wake-up, timeout or interruption; the caller polls and decides. @return 0 or a fatal -errno
+ * from the kernel wait.
+ */
+static int sleep_once(struct auraio_engine *e, int wait_ms, bool sleep_when_idle)
+{
+    pthread_mutex_lock(&e->wait_lock);
+    if (e->wait_leader) {
+        follow(e, e->wait_epoch, wait_ms);
+        pthread_mutex_unlock(&e->wait_lock);
+        return 0;
+    }
+    e->wait_leader = true;
+    pthread_mutex_unlock(&e->wait_lock);
+
+    int rc = 0;
+    atomic_store_explicit(&e->leader_asleep, sleep_when_idle ? LEADER_RUNS : LEADER_WAITS, memory_order_seq_cst);
+    atomic_thread_fence(memory_order_seq_cst); /* pairs with wake_leader_if_it_must_return */
+    if (!work_ready(e, sleep_when_idle)) {
+        if (e->direct_wait) {
+            rc = auraio__ring_wait(&e->rings[0], wait_ms);
+        } else {
+            rc = auraio__sys_wait_either_readable(e->event_fd, e->wake_fd, wait_ms);
+            if (rc > 0) {
+                auraio__sys_eventfd_drain(e->event_fd);
+                auraio__sys_eventfd_drain(e->wake_fd);
+            }
+            rc = rc > 0 ? 0 : rc;
+        }
+        if (rc == -ETIME || rc == -EINTR)
+            rc = 0; /* one more non-blocking pass decides */
+    }
+    atomic_store_explicit(&e->leader_asleep, LEADER_AWAKE, memory_order_relaxed);
+
+    pthread_mutex_lock(&e->wait_lock);
+    e->wait_leader = false;
+    e->wait_epoch++;
+    pthread_cond_broadcast(&e->wait_cond);
+    pthread_mutex_unlock(&e->wait_lock);
+    return rc;
+}
+
+/* wait and run: reap, then sleep, until callbacks ran, a stop was taken, the timeout passed or
+ * (unless @p sleep_when_idle) nothing is pending. */
+static int wait_impl(struct auraio_engine *e, int timeout_ms, bool sleep_when_idle, bool *stopped)
 {
     uint64_t deadline = timeout_ms > 0 ? auraio__now_ns() + (uint64_t)timeout_ms * 1000000u : 0;
 
     for (;;) {
         int n = poll_rings(e);
-        if (n > 0)
+        if (n != 0)
             return n;
         if (consume_stop(e)) {
             *stopped = true;
             return 0;
         }
-        if (auraio__engine_pending(e) == 0)
+        if (!sleep_when_idle && auraio__engine_pending(e) == 0)
             return 0;
         int wait_ms = timeout_ms < 0 ? -1 : timeout_ms == 0 ? 0 : remaining_ms(deadline);
         if (wait_ms == 0)
             return -ETIME;
         if (any_submit_stalled(e) && (wait_ms < 0 || wait_ms > 1))
             wait_ms = 1; /* nothing will signal us: retry the submission soon */
-        if (e->direct_wait) {
-            int rc = auraio__ring_wait(&e->rings[0], wait_ms);
-            if (rc < 0 && rc != -ETIME && rc != -EINTR)
-                return rc;
-            continue;
-        }
-        int rc = auraio__sys_wait_readable(e->event_fd, wait_ms);
-        if (rc > 0)
-            auraio__sys_eventfd_drain(e->event_fd);
-        else if (rc < 0 && rc != -EINTR)
+        int rc = sleep_once(e, wait_ms, sleep_when_idle);
+        if (rc < 0)
             return rc;
-        /* Timeout and EINTR fall through to one more non-blocking pass. */
     }
 }
 
 int auraio__engine_wait(struct auraio_engine *e, int timeout_ms)
 {
     bool stopped = false;
-    return wait_impl(e, timeout_ms, &stopped);
+    return wait_impl(e, timeout_ms, false, &stopped);
 }
 
 int auraio__engine_run(struct auraio_engine *e)
 {
     for (;;) {
         bool stopped = false;
-        int rc = wait_impl(e, -1, &stopped);
+        int rc = wait_impl(e, -1, true, &stopped);
         if (stopped) {
-            poll_rings(e);
-            return 0;
+            int n = poll_rings(e);
+            return n < 0 ? n : 0;
         }
-        if (rc == 0 && auraio__engine_pending(e) == 0) {
-            /* Nothing in flight: sleep until a stop or a completion of I/O another thread
-             * submits; a stop signals the eventfd. */
-            int wrc = auraio__sys_wait_readable(e->event_fd, -1);
-            if (wrc > 0)
-                auraio__sys_eventfd_drain(e->event_fd);
-        } else if (rc < 0 && rc != -ETIME) {
+        if (rc < 0)
             return rc;
-        }
     }
 }
 
 int auraio__engine_stop(struct auraio_engine *e)
 {
-    atomic_fetch_add_explicit(&e->stops_requested, 1, memory_order_acq_rel);
-    auraio__sys_eventfd_signal(e->event_fd);
-    if (e->direct_wait)
-        auraio__ring_wake(&e->rings[0]);
+    atomic_fetch_add_explicit(&e->stops_requested, 1, memory_order_seq_cst);
+    pthread_mutex_lock(&e->wait_lock);
+    e->wait_epoch++;
+    pthread_cond_broadcast(&e->wait_cond);
+    pthread_mutex_unlock(&e->wait_lock);
+    wake_leader_if_it_must_return(e);
     return 0;
 }
 
@@ -341,45 +526,41 @@ void auraio__engine_destroy(struct auraio_engine *e)
 {
     if (!e)
         return;
-    atomic_store_explicit(&e->shutting_down, true, memory_order_release);
+    atomic_store_explicit(&e->shutting_down, true, memory_order_seq_cst);
+#ifndef NDEBUG
+    assert(atomic_load_explicit(&e->calls_in_progress, memory_order_seq_cst) == 0 ||
+           !"auraio: auraio_destroy called while another call on the engine is in progress");
+#endif
 
     if (e->rings && e->ring_count > 0) {
         for (uint32_t i = 0; i < e->ring_count; i++)
             auraio__ring_cancel_all(&e->rings[i]);
-        uint64_t start = auraio__now_ns();
-        uint64_t last_cancel = start;
+        /* Wait for every request, however long the kernel takes: closing the ring instead would
+         * let the kernel finish them asynchronously, writing buffers whose callbacks had already
+         * told the application it may free them. Cancels the kernel could not act on yet (queued
+         * behind others, or running in a worker) are asked again each second. */
+        uint64_t last_cancel = auraio__now_ns();
         while (!all_idle(e)) {
             if (poll_rings(e) > 0)
                 continue;
             uint64_t now = auraio__now_ns();
-            if (now - start > DESTROY_DRAIN_LIMIT_NS)
-                break;
-            if (now - last_cancel > 1000000000ull) {
-                /* Requests the kernel could not cancel yet (queued behind others): ask again. */
+            if (now - last_cancel > DESTROY_RECANCEL_NS) {
                 for (uint32_t i = 0; i < e->ring_count; i++)
                     auraio__ring_cancel_all(&e->rings[i]);
                 last_cancel = now;
             }
-            int rc = auraio__sys_wait_readable(e->event_fd, 100);
+            int rc = auraio__sys_wait_readable(e->event_fd, any_submit_stalled(e) ? 1 : 100);
             if (rc > 0)
                 auraio__sys_eventfd_drain(e->event_fd);
         }
-        for (uint32_t i = 0; i < e->ring_count; i++) {
-            struct ring *r = &e->rings[i];
-            if (!auraio__ring_idle(r)) {
-                /* Local completions (cancelled backlog) first, then what the kernel kept. */
-                poll_ring(e, r);
-                struct completion batch[REAP_BATCH];
-                int n;
-                while ((n = auraio__ring_abandon(r, batch, REAP_BATCH)) > 0)
-                    run_callbacks(e, batch, n);
-            }
-            auraio__ring_destroy(r);
-        }
+        for (uint32_t i = 0; i < e->ring_count; i++)
+            auraio__ring_destroy(&e->rings[i]);
     }
     free(e->rings);
     if (e->event_fd >= 0)
         auraio__sys_close(e->event_fd);
+    if (e->wake_fd >= 0)
+        auraio__sys_close(e->wake_fd);
     /* The rings are closed, so the kernel has dropped its registrations: free our copies. */
     auraio__engine_free_registrations(e);
     if (e->reg_lock_ready)
@@ -390,5 +571,9 @@ void auraio__engine_destroy(struct auraio_engine *e)
     free(e->tick_in);
     if (e->tick_lock_ready)
         pthread_mutex_destroy(&e->tick_lock);
+    if (e->wait_lock_ready) {
+        pthread_cond_destroy(&e->wait_cond);
+        pthread_mutex_destroy(&e->wait_lock);
+    }
     free(e);
 }

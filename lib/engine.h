@@ -24,6 +24,9 @@ struct auraio_engine {
     struct ring *rings;
     uint32_t ring_count;
     int event_fd;
+    /* The leader's private wake-up (eventfd mode): drained only by the leader, so no auraio_poll
+     * on another thread can take a stop meant for it, as it could on event_fd. */
+    int wake_fd;
     /* One ring, several threads allowed, kernel with timed waits: waiters sleep in the ring's
      * io_uring_enter (one syscall per wake instead of poll + read on the eventfd). */
     bool direct_wait;
@@ -49,7 +52,21 @@ struct auraio_engine {
     int *fixed_files;
     uint32_t fixed_file_count;
 
+    /* Waiting (engine.c, "Waiting"): one waiter at a time sleeps in the kernel (the leader), the
+     * others on wait_cond until the leader wakes (wait_epoch changes). */
+    pthread_mutex_t wait_lock;
+    pthread_cond_t wait_cond;
+    bool wait_lock_ready;
+    bool wait_leader;    /* under wait_lock: a waiter is (about to be) asleep in the kernel */
+    uint64_t wait_epoch; /* under wait_lock: bumped when the leader wakes and on every stop */
+    /* Set by the leader, sequentially consistent, before its last check for work; whoever then
+     * changes what it waits for (a stop, the last pending request reaped) wakes it.
+     * LEADER_AWAKE, LEADER_WAITS (wait: returns when nothing is pending) or LEADER_RUNS. */
+    _Atomic int leader_asleep;
+
     _Atomic bool shutting_down;
+    /* Debug builds: calls in progress, so destroy can detect one racing it (see auraio_destroy). */
+    _Atomic int calls_in_progress;
     _Atomic uint64_t stops_requested;
     _Atomic uint64_t stops_consumed;
     _Atomic uint32_t round_robin_next;
@@ -61,6 +78,26 @@ int auraio__engine_create(const auraio_options_t *opts, struct auraio_engine **o
 void auraio__engine_destroy(struct auraio_engine *e);
 
 int auraio__engine_submit(struct auraio_engine *e, const struct request_args *a, uint64_t *handle);
+
+/*
+ * The destroy contract (auraio.h, auraio_destroy): no call may overlap destroy, except those made
+ * by the callbacks destroy itself runs. Debug builds (NDEBUG undefined) count calls in progress so
+ * that destroy, and a call arriving while destroy runs, can detect a violation and abort instead
+ * of using freed memory. Release builds compile both to nothing.
+ */
+#ifndef NDEBUG
+void auraio__engine_call_begin(struct auraio_engine *e);
+void auraio__engine_call_end(struct auraio_engine *e);
+#else
+static inline void auraio__engine_call_begin(struct auraio_engine *e)
+{
+    (void)e;
+}
+static inline void auraio__engine_call_end(struct auraio_engine *e)
+{
+    (void)e;
+}
+#endif
 int auraio__engine_cancel(struct auraio_engine *e, uint64_t handle);
 int auraio__engine_request_pending(struct auraio_engine *e, uint64_t handle);
 

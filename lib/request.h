@@ -2,8 +2,8 @@
 /*
  * Requests: the per-ring slot that carries one operation from submit to callback, and the public
  * handle that names a slot at one generation. The handle doubles as the SQE user_data, so a CQE
- * names its slot and generation directly; user_data 0 (generation 0 is never issued) marks the
- * library's own SQEs (cancels, wakeups), whose CQEs are dropped.
+ * names its slot and generation directly; the library's own SQEs (cancels, wakeups) are told apart
+ * by USER_DATA_WAKE and USER_DATA_CANCEL_BIT below.
  */
 #ifndef AURAIO_REQUEST_H
 #define AURAIO_REQUEST_H
@@ -82,14 +82,17 @@ static inline uint32_t handle_slot(uint64_t h)
     return (uint32_t)h & (REQUEST_MAX_SLOTS - 1);
 }
 
-/* user_data of the library's own SQEs (generation 0, never issued to a request). */
-#define USER_DATA_CANCEL 0u /* an ASYNC_CANCEL */
-#define USER_DATA_WAKE 1u   /* a NOP posted to wake a thread sleeping in the ring */
+/* user_data of the library's own SQEs. A wake NOP has generation 0, never issued to a request. A
+ * cancel carries its target's handle with the top bit set (generations stay below 2^31 for that),
+ * so its CQE says which request the kernel could not cancel yet and a later cancel may retry it. */
+#define USER_DATA_WAKE 1u /* a NOP posted to wake a thread sleeping in the ring */
+#define USER_DATA_CANCEL_BIT (1ull << 63)
+#define REQUEST_GENERATION_MASK 0x7fffffffu
 
 /* Advance a slot's generation when it is freed; skips 0 so no handle is ever NULL. */
 static inline void request_retire(struct request *r)
 {
-    r->generation++;
+    r->generation = (r->generation + 1) & REQUEST_GENERATION_MASK;
     if (r->generation == 0)
         r->generation = 1;
     r->state = REQ_FREE;

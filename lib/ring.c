@@ -6,8 +6,14 @@
  *  - every slot is in exactly one place: free list, backlog, local_done list (state DONE) or the
  *    kernel (state INFLIGHT); reap frees a slot when it copies its completion out;
  *  - inflight <= limit except right after the limit was lowered (the excess drains);
- *  - CQEs outstanding <= inflight + cancels_pending <= 2 * queue_depth = the CQ size, because a
- *    request gets at most one cancel SQE, so the CQ never overflows.
+ *  - CQ budget: the CQEs the kernel may still post are at most inflight + cancels_pending +
+ *    wake_pending. A request has at most one cancel in flight (cancel_issued is cleared only when
+ *    that cancel's CQE arrives), so the first two sum to at most 2 * queue_depth, and the kernel's
+ *    CQ has 2 * sq_entries >= 2 * queue_depth entries (sq_entries is queue_depth rounded up to a
+ *    power of two). Only the wake NOP could exceed it, when queue_depth is a power of two and
+ *    every slot is in flight with a cancel pending: cq_has_room() refuses that NOP (and any cancel
+ *    that would not fit), so the CQ never overflows. IORING_FEAT_NODROP kernels would keep an
+ *    overflow anyway; reap flushes it (cq_needs_enter) should one ever happen.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -15,6 +21,8 @@
 #include "ring.h"
 
 #include "uring_sys.h"
+
+#include "clock.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -107,10 +115,13 @@ fail:
 
 void auraio__ring_destroy(struct ring *r)
 {
+    /* Failing to unregister leaves the kernel signalling an fd we are about to close; nothing
+     * better can be done in teardown, and the close of the ring below stops the signals anyway. */
     if (r->eventfd_registered)
-        auraio__uring_unregister_eventfd(&r->uring);
+        (void)auraio__uring_unregister_eventfd(&r->uring);
     r->eventfd_registered = false;
-    /* Unmap and close first: no CQE can be read after this, so freeing the slots is safe. */
+    /* The engine only gets here once the kernel returned every request (engine destroy waits for
+     * it), so nothing the kernel still writes is freed; unmapping first keeps a late CQE unread. */
     auraio__uring_exit(&r->uring);
     free(r->reqs);
     r->reqs = NULL;
@@ -179,16 +190,117 @@ static int check_registered_locked(struct ring *r, struct request_args *a)
     return 0;
 }
 
+static bool cq_has_room(const struct ring *r, unsigned more)
+{
+    return r->inflight + r->cancels_pending + (r->wake_pending ? 1u : 0u) + more <= r->uring.cq_entries;
+}
+
+/*
+ * Take back every SQE the kernel has not consumed and fail its request with @p err: the request
+ * goes to local_done and its callback gets the error at the next reap. Cancel and wake SQEs are
+ * simply dropped (their request may be cancelled again). The kernel reads the SQ only inside
+ * io_uring_enter, so moving the tail back is safe; with SQPOLL its thread may be reading right now,
+ * so this is never done there. @return how many requests were failed.
+ */
+static int fail_queued_locked(struct ring *r, int err)
+{
+    struct uring *u = &r->uring;
+    uint32_t head = uring_load_acquire(u->ksq_head);
+    int failed = 0;
+    for (uint32_t i = head; i != u->sqe_tail; i++) {
+        uint64_t ud = u->sqes[i & u->sq_mask].user_data;
+        if (ud & USER_DATA_CANCEL_BIT) {
+            r->cancels_pending--;
+            struct request *target = &r->reqs[handle_slot(ud)];
+            if (target->generation == handle_generation(ud & ~USER_DATA_CANCEL_BIT))
+                target->cancel_issued = false;
+            continue;
+        }
+        if (ud == USER_DATA_WAKE) {
+            r->wake_pending = false;
+            continue;
+        }
+        struct request *q = &r->reqs[handle_slot(ud)];
+        if (q->state != REQ_INFLIGHT || q->generation != handle_generation(ud))
+            continue;
+        r->inflight--;
+        q->state = REQ_DONE;
+        q->result = err;
+        q->next = r->local_done;
+        r->local_done = q;
+        failed++;
+    }
+    u->sqe_tail = head;
+    uring_store_release(u->ksq_tail, head);
+    return failed;
+}
+
+/* Transient refusals of io_uring_enter are retried for this long before the requests they hold
+ * back fail with the error: long enough for memory pressure or a CQ overflow to clear, short
+ * enough that a broken ring does not hide its requests forever. */
+#define SUBMIT_RETRY_LIMIT_NS (1000ull * 1000000ull)
+
+/*
+ * Enter the kernel with every prepared SQE. A short count (the kernel stopped at an SQE it could
+ * not take, whose CQE carries the error) is followed by another enter for the rest. EAGAIN, EBUSY
+ * and ENOMEM mean "not now": the SQEs stay queued and the ring is marked stalled, so every poll and
+ * flush retries and a sleeping waiter retries each millisecond; after SUBMIT_RETRY_LIMIT_NS of
+ * refusals, or at once for any other error, the requests still queued fail with the error (their
+ * callbacks deliver it). @return SQEs consumed, or the -errno of the refusal.
+ */
 static int flush_locked(struct ring *r)
 {
-    if (auraio__uring_sq_pending(&r->uring) == 0 && !auraio__uring_cq_needs_enter(&r->uring))
-        return 0;
-    int rc = auraio__uring_submit(&r->uring, 0);
-    /* EAGAIN/EBUSY: the kernel is short of memory or CQ room; the SQEs stay queued for the
-     * next flush, which every poll performs and which wait retries every millisecond. */
-    bool stalled = rc == -EAGAIN || rc == -EBUSY;
-    atomic_store_explicit(&r->submit_stalled, stalled, memory_order_relaxed);
-    return stalled ? 0 : rc;
+    int total = 0;
+    for (;;) {
+        unsigned queued = auraio__uring_sq_pending(&r->uring);
+        if (queued == 0 && !auraio__uring_cq_needs_enter(&r->uring))
+            break;
+        int rc = auraio__uring_submit(&r->uring, 0);
+        if (rc >= 0) {
+            total += rc;
+            atomic_store_explicit(&r->submit_stalled, false, memory_order_relaxed);
+            r->stalled_since_ns = 0;
+            /* SQPOLL: its thread consumes the SQEs later, so nothing is short yet. */
+            if ((r->uring.flags & IORING_SETUP_SQPOLL) || rc == 0 || (unsigned)rc >= queued)
+                break;
+            continue; /* at least one SQE went in per round: bounded by the SQ size */
+        }
+        bool transient = rc == -EAGAIN || rc == -EBUSY || rc == -ENOMEM;
+        if (transient) {
+            uint64_t now = auraio__now_ns();
+            if (r->stalled_since_ns == 0)
+                r->stalled_since_ns = now;
+            if (now - r->stalled_since_ns < SUBMIT_RETRY_LIMIT_NS || (r->uring.flags & IORING_SETUP_SQPOLL)) {
+                atomic_store_explicit(&r->submit_stalled, true, memory_order_relaxed);
+                return rc;
+            }
+        }
+        if (!(r->uring.flags & IORING_SETUP_SQPOLL) && fail_queued_locked(r, rc) > 0)
+            r->failed_locally = true;
+        atomic_store_explicit(&r->submit_stalled, false, memory_order_relaxed);
+        r->stalled_since_ns = 0;
+        return rc;
+    }
+    return total;
+}
+
+/* Requests failed without a CQE (flush_locked) are delivered by the next reap; wake a sleeping
+ * waiter for them. Call after unlocking. */
+static void wake_for_local_failures(struct ring *r, bool failed)
+{
+    if (!failed)
+        return;
+    if (r->event_fd >= 0)
+        auraio__sys_eventfd_signal(r->event_fd);
+    if (r->wake_by_nop)
+        auraio__ring_wake(r);
+}
+
+static bool take_local_failures(struct ring *r)
+{
+    bool failed = r->failed_locally;
+    r->failed_locally = false;
+    return failed;
 }
 
 /* Move backlog requests into the kernel while the limit allows. */
@@ -206,9 +318,11 @@ static void refill_locked(struct ring *r)
     }
 }
 
-int auraio__ring_submit(struct ring *r, const struct request_args *a, uint64_t now_ns, uint64_t *handle)
+int auraio__ring_submit(struct ring *r, const struct request_args *a, uint64_t now_ns, bool may_defer,
+                        uint64_t *handle)
 {
     int rc = 0;
+    bool failed = false;
     pthread_mutex_lock(&r->lock);
     if (auraio_unlikely(r->shutdown)) {
         rc = -ESHUTDOWN;
@@ -255,13 +369,20 @@ int auraio__ring_submit(struct ring *r, const struct request_args *a, uint64_t n
         r->backlog_len++;
         goto out;
     }
-    /* An idle ring submits at once (nothing to batch with, latency matters); a busy one waits
-     * for the batch threshold or the next flush/poll/wait. */
-    if (r->inflight == 1 ||
-        auraio__uring_sq_pending(&r->uring) >= (unsigned)atomic_load_explicit(&r->batch_threshold, memory_order_relaxed))
-        flush_locked(r);
+    /* Batching is only allowed when the caller promises a flush that no other thread can hold up
+     * (may_defer: a callback, whose thread flushes after its batch of callbacks, or a single-issuer
+     * engine, whose one thread flushes at its next poll/wait). Everything else enters the kernel
+     * now: a thread asleep in wait would never flush it. An idle ring enters at once anyway
+     * (nothing to batch with, latency matters). A refused enter is not this request's failure:
+     * flush_locked keeps or fails the SQEs and their callbacks say what happened. */
+    if (!may_defer || r->inflight == 1 ||
+        auraio__uring_sq_pending(&r->uring) >= (unsigned)atomic_load_explicit(&r->batch_threshold, memory_order_relaxed)) {
+        (void)flush_locked(r);
+        failed = take_local_failures(r);
+    }
 out:
     pthread_mutex_unlock(&r->lock);
+    wake_for_local_failures(r, failed);
     return rc;
 }
 
@@ -269,7 +390,9 @@ int auraio__ring_flush(struct ring *r)
 {
     pthread_mutex_lock(&r->lock);
     int rc = flush_locked(r);
+    bool failed = take_local_failures(r);
     pthread_mutex_unlock(&r->lock);
+    wake_for_local_failures(r, failed);
     return rc;
 }
 
@@ -294,6 +417,21 @@ static struct completion finish_locked(struct ring *r, struct request *q, int32_
     return c;
 }
 
+static struct request *lookup_locked(struct ring *r, uint64_t handle);
+
+/* Requests a failed flush of this reap moved to local_done go out with this reap's completions. */
+static int deliver_local_failures_locked(struct ring *r, struct completion *out, int room)
+{
+    int n = 0;
+    r->failed_locally = false;
+    while (r->local_done && n < room) {
+        struct request *q = r->local_done;
+        r->local_done = q->next;
+        out[n++] = finish_locked(r, q, q->result);
+    }
+    return n;
+}
+
 int auraio__ring_reap(struct ring *r, struct completion *out, int max, uint64_t now_ns)
 {
     struct uring_cqe cqes[64];
@@ -305,8 +443,9 @@ int auraio__ring_reap(struct ring *r, struct completion *out, int max, uint64_t 
         r->local_done = q->next;
         out[n++] = finish_locked(r, q, q->result);
     }
+    int events_rc = 0;
     if (auraio__uring_cq_needs_enter(&r->uring) && auraio__uring_cq_ready(&r->uring) == 0)
-        auraio__uring_get_events(&r->uring);
+        events_rc = auraio__uring_get_events(&r->uring);
     /* Whether the limit binds, as the controller needs to know, is whether completions find the
      * ring full: an application that submits exactly auraio_capacity() never meets the limit at
      * submit time (nothing goes to the backlog) yet is held by it, while one with a few I/Os
@@ -318,11 +457,17 @@ int auraio__ring_reap(struct ring *r, struct completion *out, int max, uint64_t 
         unsigned got = auraio__uring_reap(&r->uring, cqes, want);
         for (unsigned i = 0; i < got; i++) {
             uint64_t ud = cqes[i].user_data;
-            if (handle_generation(ud) == 0) {
-                if (ud == USER_DATA_WAKE)
-                    r->wake_pending = false;
-                else
-                    r->cancels_pending--;
+            if (ud & USER_DATA_CANCEL_BIT) {
+                r->cancels_pending--;
+                /* The cancel is over, whatever it achieved: if its target is still in the kernel
+                 * (-EALREADY: running in a worker), a later cancel may ask again. */
+                struct request *target = lookup_locked(r, ud & ~USER_DATA_CANCEL_BIT);
+                if (target && target->state == REQ_INFLIGHT)
+                    target->cancel_issued = false;
+                continue;
+            }
+            if (ud == USER_DATA_WAKE) {
+                r->wake_pending = false;
                 continue;
             }
             struct request *q = &r->reqs[handle_slot(ud)];
@@ -352,8 +497,13 @@ int auraio__ring_reap(struct ring *r, struct completion *out, int max, uint64_t 
             break;
     }
     refill_locked(r);
-    flush_locked(r);
+    (void)flush_locked(r); /* a refusal keeps or fails the SQEs itself; see flush_locked */
+    n += deliver_local_failures_locked(r, out + n, max - n);
     pthread_mutex_unlock(&r->lock);
+    /* Transient results (EAGAIN/EBUSY: the overflow could not be flushed yet) are retried by the
+     * next reap; anything else means the ring is unusable and the caller must hear of it. */
+    if (n == 0 && events_rc < 0 && events_rc != -EAGAIN && events_rc != -EBUSY)
+        return events_rc;
     return n;
 }
 
@@ -393,17 +543,20 @@ static void complete_locally(struct ring *r, struct request *q, int32_t result)
     r->local_done = q;
 }
 
-/* Queue an ASYNC_CANCEL SQE; flush once to make room if the SQ is full. */
+/* Queue an ASYNC_CANCEL SQE; flush once to make room if the SQ is full. -EAGAIN when the SQ or
+ * the CQ budget has no room for it now. */
 static int queue_cancel_locked(struct ring *r, uint64_t target, unsigned flags)
 {
+    if (!cq_has_room(r, 1))
+        return -EAGAIN;
     struct io_uring_sqe *sqe = auraio__uring_get_sqe(&r->uring);
     if (!sqe) {
-        flush_locked(r);
+        (void)flush_locked(r);
         sqe = auraio__uring_get_sqe(&r->uring);
         if (!sqe)
             return -EAGAIN;
     }
-    auraio__uring_prep_cancel(sqe, target, flags, USER_DATA_CANCEL);
+    auraio__uring_prep_cancel(sqe, target, flags, USER_DATA_CANCEL_BIT | target);
     r->cancels_pending++;
     return 0;
 }
@@ -412,6 +565,7 @@ int auraio__ring_cancel(struct ring *r, uint64_t handle)
 {
     int rc;
     bool wake = false;
+    bool failed = false;
     pthread_mutex_lock(&r->lock);
     struct request *q = lookup_locked(r, handle);
     if (r->shutdown) {
@@ -430,11 +584,15 @@ int auraio__ring_cancel(struct ring *r, uint64_t handle)
         if (rc == 0) {
             q->cancel_issued = true;
             int frc = flush_locked(r);
-            if (frc < 0)
+            failed = take_local_failures(r);
+            /* A refusal that fails the queued SQEs also drops this cancel (cancel_issued is
+             * cleared again): report it; a transient one keeps it queued, which is success. */
+            if (frc < 0 && !q->cancel_issued)
                 rc = frc;
         }
     }
     pthread_mutex_unlock(&r->lock);
+    wake_for_local_failures(r, failed);
     /* The request completes without a CQE: wake a waiter so it is delivered promptly. */
     if (wake && r->event_fd >= 0)
         auraio__sys_eventfd_signal(r->event_fd);
@@ -462,7 +620,8 @@ void auraio__ring_cancel_all(struct ring *r)
         complete_locally(r, q, -ECANCELED);
     }
     /* One cancel per request still in the kernel; ASYNC_CANCEL_ANY would be one SQE, but it
-     * needs 5.19 and per-request cancels keep the one-cancel-per-request CQ budget. */
+     * needs 5.19 and per-request cancels keep the one-cancel-per-request CQ budget. Requests whose
+     * cancel came back without effect are asked again when destroy calls this again. */
     for (uint32_t i = 0; i < r->nreqs; i++) {
         struct request *q = &r->reqs[i];
         if (q->state == REQ_INFLIGHT && !q->cancel_issued) {
@@ -471,8 +630,18 @@ void auraio__ring_cancel_all(struct ring *r)
             q->cancel_issued = true;
         }
     }
-    flush_locked(r);
+    /* A refusal is retried by destroy's reaps, or fails the requests (delivered by them too). */
+    (void)flush_locked(r);
     pthread_mutex_unlock(&r->lock);
+}
+
+bool auraio__ring_has_work(struct ring *r)
+{
+    pthread_mutex_lock(&r->lock);
+    bool work = r->local_done != NULL || auraio__uring_sq_pending(&r->uring) > 0 ||
+                auraio__uring_cq_ready(&r->uring) > 0 || auraio__uring_cq_needs_enter(&r->uring);
+    pthread_mutex_unlock(&r->lock);
+    return work;
 }
 
 bool auraio__ring_idle(struct ring *r)
@@ -481,25 +650,6 @@ bool auraio__ring_idle(struct ring *r)
     bool idle = r->inflight == 0 && r->backlog_head == NULL && r->local_done == NULL;
     pthread_mutex_unlock(&r->lock);
     return idle;
-}
-
-int auraio__ring_abandon(struct ring *r, struct completion *out, int max)
-{
-    int n = 0;
-    pthread_mutex_lock(&r->lock);
-    if (r->eventfd_registered)
-        auraio__uring_unregister_eventfd(&r->uring);
-    r->eventfd_registered = false;
-    auraio__uring_exit(&r->uring);
-    for (uint32_t i = 0; i < r->nreqs && n < max; i++) {
-        struct request *q = &r->reqs[i];
-        if (q->state != REQ_INFLIGHT)
-            continue;
-        r->inflight--;
-        out[n++] = finish_locked(r, q, -ECANCELED);
-    }
-    pthread_mutex_unlock(&r->lock);
-    return n;
 }
 
 void auraio__ring_take_window(struct ring *r, struct ctl_ring_input *in)
@@ -532,18 +682,25 @@ int auraio__ring_wait(struct ring *r, int timeout_ms)
 void auraio__ring_wake(struct ring *r)
 {
     pthread_mutex_lock(&r->lock);
-    if (!r->wake_pending) {
+    bool failed = false;
+    /* No room in the CQ budget means every slot is in flight with a cancel pending: those CQEs
+     * will wake the waiter anyway. */
+    if (!r->wake_pending && cq_has_room(r, 1)) {
         struct io_uring_sqe *sqe = auraio__uring_get_sqe(&r->uring);
         if (!sqe) {
-            flush_locked(r);
+            (void)flush_locked(r);
             sqe = auraio__uring_get_sqe(&r->uring);
         }
         /* A full SQ means SQEs are queued; their CQEs will wake the waiter anyway. */
         if (sqe) {
             auraio__uring_prep_nop(sqe, USER_DATA_WAKE);
             r->wake_pending = true;
-            flush_locked(r);
+            (void)flush_locked(r);
+            failed = take_local_failures(r);
         }
     }
     pthread_mutex_unlock(&r->lock);
+    /* Signal only: a NOP here could recurse into this function without end. */
+    if (failed && r->event_fd >= 0)
+        auraio__sys_eventfd_signal(r->event_fd);
 }

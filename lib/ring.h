@@ -49,6 +49,8 @@ struct ring {
      * ring): then anything that must wake them without a CQE of its own posts a NOP. */
     bool wake_by_nop;
     bool wake_pending; /* a wake NOP is in flight; one is enough */
+    bool failed_locally; /* flush_locked failed requests onto local_done: wake a waiter */
+    uint64_t stalled_since_ns; /* first of the current run of transient submit refusals; 0: none */
 
     struct request *reqs;
     uint32_t nreqs;
@@ -90,14 +92,18 @@ int auraio__ring_init(struct ring *r, uint32_t index, const struct ring_config *
 void auraio__ring_destroy(struct ring *r);
 
 /*
- * Accept one request. @return 0 and the handle, -EAGAIN (no free slot), -ESHUTDOWN,
- * -EOPNOTSUPP (opcode missing in this kernel).
+ * Accept one request. Its SQE enters the kernel before this returns unless @p may_defer (the
+ * caller guarantees a flush soon: see auraio__engine_submit) and the ring is busy and below its
+ * batch threshold. @return 0 and the handle, -EAGAIN (no free slot), -ESHUTDOWN, -EOPNOTSUPP
+ * (opcode missing in this kernel).
  */
-int auraio__ring_submit(struct ring *r, const struct request_args *a, uint64_t now_ns, uint64_t *handle);
-/* Enter the kernel with every prepared SQE. @return SQEs submitted or -errno. */
+int auraio__ring_submit(struct ring *r, const struct request_args *a, uint64_t now_ns, bool may_defer,
+                        uint64_t *handle);
+/* Enter the kernel with every prepared SQE. @return SQEs submitted or -errno (see flush_locked:
+ * transient refusals keep the SQEs queued, others fail their requests). */
 int auraio__ring_flush(struct ring *r);
 /* Move up to @p max completions out (freeing their slots), refill from the backlog and submit.
- * @return the count. */
+ * @return the count, or a fatal -errno from the kernel when there was nothing to deliver. */
 int auraio__ring_reap(struct ring *r, struct completion *out, int max, uint64_t now_ns);
 /* See auraio_cancel. */
 int auraio__ring_cancel(struct ring *r, uint64_t handle);
@@ -108,12 +114,9 @@ int auraio__ring_request_pending(struct ring *r, uint64_t handle);
  * kernel to cancel everything in flight. May be called again to re-issue the cancels.
  */
 void auraio__ring_cancel_all(struct ring *r);
-/*
- * Last resort of destroy when the kernel did not return requests in time: unregister the eventfd
- * and close the kernel ring (the kernel then cancels and waits for them itself), and hand out the
- * requests it still held as -ECANCELED completions, up to @p max. @return the count.
- */
-int auraio__ring_abandon(struct ring *r, struct completion *out, int max);
+/* True when a reap or flush has something to do right now: CQEs ready (or held in the kernel),
+ * local completions, or SQEs not yet entered. A waiter checks this before it sleeps. */
+bool auraio__ring_has_work(struct ring *r);
 /* Under the lock: hand the filled accumulator to the tick and report the ring's occupancy. */
 void auraio__ring_take_window(struct ring *r, struct ctl_ring_input *in);
 /* Apply the controller's decision; a raised limit lets backlog in at the next reap. */

@@ -82,3 +82,12 @@ int auraio__sys_wait_readable(int fd, int timeout_ms)
         return -errno;
     return rc > 0 ? 1 : 0;
 }
+
+int auraio__sys_wait_either_readable(int fd1, int fd2, int timeout_ms)
+{
+    struct pollfd pfd[2] = {{.fd = fd1, .events = POLLIN}, {.fd = fd2, .events = POLLIN}};
+    int rc = poll(pfd, 2, timeout_ms);
+    if (rc < 0)
+        return -errno;
+    return rc > 0 ? 1 : 0;
+}

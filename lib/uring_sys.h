@@ -28,5 +28,7 @@ int auraio__sys_eventfd_drain(int fd);
 int auraio__sys_eventfd_signal(int fd);
 /* Wait until fd is readable or timeout_ms passes (-1: forever). 1 readable, 0 timeout, -errno. */
 int auraio__sys_wait_readable(int fd, int timeout_ms);
+/* The same for two fds: 1 when either is readable, 0 timeout, -errno. */
+int auraio__sys_wait_either_readable(int fd1, int fd2, int timeout_ms);
 
 #endif

@@ -21,6 +21,12 @@ static _Atomic int fail_err[FAULT_CALL_COUNT];
 static _Atomic unsigned refused_flags;
 static _Atomic unsigned last_flags;
 static _Atomic int hidden_op = -1;
+static _Atomic int short_submits;
+
+void fault_short_submits(int count)
+{
+    atomic_store(&short_submits, count);
+}
 
 void fault_hide_opcode(int op)
 {
@@ -38,6 +44,7 @@ void fault_reset(void)
     }
     atomic_store(&refused_flags, 0);
     atomic_store(&hidden_op, -1);
+    atomic_store(&short_submits, 0);
 }
 
 void fault_arm(enum fault_call call, int skip, int count, int err)
@@ -91,6 +98,7 @@ int real_sys_eventfd(void);
 int real_sys_eventfd_drain(int fd);
 int real_sys_eventfd_signal(int fd);
 int real_sys_wait_readable(int fd, int timeout_ms);
+int real_sys_wait_either_readable(int fd1, int fd2, int timeout_ms);
 
 int auraio__sys_setup(unsigned entries, struct io_uring_params *p)
 {
@@ -109,7 +117,15 @@ int auraio__sys_enter(int fd, unsigned to_submit, unsigned min_complete, unsigne
                       size_t argsz)
 {
     int rc = injected(FAULT_ENTER);
-    return rc ? rc : real_sys_enter(fd, to_submit, min_complete, flags, arg, argsz);
+    if (rc)
+        return rc;
+    /* A short submit: the kernel takes fewer SQEs than offered, as when it stops at one it cannot
+     * take; the rest stay in the SQ for the caller to offer again. */
+    if (to_submit > 1 && atomic_load(&short_submits) > 0) {
+        atomic_fetch_sub(&short_submits, 1);
+        to_submit = 1;
+    }
+    return real_sys_enter(fd, to_submit, min_complete, flags, arg, argsz);
 }
 
 int auraio__sys_register(int fd, unsigned opcode, const void *arg, unsigned nr_args)
@@ -164,5 +180,12 @@ int auraio__sys_eventfd_signal(int fd)
 
 int auraio__sys_wait_readable(int fd, int timeout_ms)
 {
-    return real_sys_wait_readable(fd, timeout_ms);
+    int rc = injected(FAULT_POLL);
+    return rc ? rc : real_sys_wait_readable(fd, timeout_ms);
+}
+
+int auraio__sys_wait_either_readable(int fd1, int fd2, int timeout_ms)
+{
+    int rc = injected(FAULT_POLL);
+    return rc ? rc : real_sys_wait_either_readable(fd1, fd2, timeout_ms);
 }

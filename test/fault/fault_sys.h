@@ -9,6 +9,7 @@ enum fault_call {
     FAULT_REGISTER,
     FAULT_MMAP,
     FAULT_EVENTFD,
+    FAULT_POLL, /* the wait for the engine's fds (poll) */
     FAULT_CALL_COUNT,
 };
 
@@ -19,6 +20,8 @@ void fault_refuse_setup_flags(unsigned flags);
 /* Make the opcode probe report @p op as unsupported (-1: none). */
 void fault_hide_opcode(int op);
 void fault_reset(void);
+/* The next @p count submitting enters that offer more than one SQE consume exactly one. */
+void fault_short_submits(int count);
 /* How many calls of @p call were made / failed since the last reset. */
 int fault_calls(enum fault_call call);
 int fault_failures(enum fault_call call);

@@ -1,0 +1,358 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Several threads in the event loop at once: waiters that must all return, a run that a stop must
+ * end while another thread polls in a tight loop, and a submission from one thread that must reach
+ * the kernel while another sleeps in wait(-1) behind a request that never completes on its own.
+ *
+ * Every wait for another thread is bounded by a watchdog (WATCHDOG_MS): a hang is reported as a
+ * failure naming the iteration, never as a test timeout. Nothing here sleeps to synchronise.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#define WATCHDOG_MS 1000
+#define MAX_WAITERS 4
+
+static int iterations(void)
+{
+    /* AURAIO_WAITER_ITERATIONS lets a developer run longer; CI runs the 10,000. */
+    const char *s = getenv("AURAIO_WAITER_ITERATIONS");
+    int n = s ? atoi(s) : 0;
+    return n > 0 ? n : 10000;
+}
+
+static auraio_engine_t *engine_with(int rings, int limit)
+{
+    auraio_options_t o;
+    auraio_options_init(&o);
+    o.ring_count = rings;
+    o.queue_depth = 128;
+    o.ring_select = AURAIO_SELECT_ROUND_ROBIN;
+    if (limit) {
+        o.disable_adaptive = true;
+        o.initial_in_flight = limit;
+    }
+    return auraio_create_with_options(&o);
+}
+
+/* sem_timedwait with a relative bound in ms; false on timeout. */
+static bool sem_wait_ms(sem_t *s, int ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    while (sem_timedwait(s, &ts) != 0) {
+        if (errno != EINTR)
+            return false;
+    }
+    return true;
+}
+
+/* A hung thread cannot be joined: report and leave the process at once. */
+static void watchdog_fired(const char *what, int iteration)
+{
+    fprintf(stderr, "FAIL: %s did not return within %d ms (iteration %d)\n", what, WATCHDOG_MS, iteration);
+    fflush(stderr);
+    _exit(1);
+}
+
+static void count_cb(auraio_request_t *req, ssize_t result, void *user_data)
+{
+    (void)req;
+    _Atomic long *sum = user_data;
+    atomic_fetch_add(sum, result == 1 ? 1 : 1000000); /* a wrong result shows up in the sum */
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* Several threads looping auraio_wait(-1) while pipe reads complete one at a time */
+
+struct waiters {
+    auraio_engine_t *e;
+    int nwaiters;
+    pthread_barrier_t start;
+    sem_t returned;
+    _Atomic bool quit;
+    _Atomic long callbacks_by_wait; /* the sum of what wait returned */
+    _Atomic int bad_returns;
+};
+
+static void *waiter_main(void *arg)
+{
+    struct waiters *w = arg;
+    for (;;) {
+        pthread_barrier_wait(&w->start);
+        if (atomic_load(&w->quit))
+            return NULL;
+        int rc = auraio_wait(w->e, -1);
+        if (rc > 0)
+            atomic_fetch_add(&w->callbacks_by_wait, rc);
+        else if (rc < 0)
+            atomic_fetch_add(&w->bad_returns, 1);
+        sem_post(&w->returned);
+    }
+}
+
+static void run_waiters(int rings, int nwaiters)
+{
+    struct waiters w = {.e = engine_with(rings, 0), .nwaiters = nwaiters};
+    assert_non_null(w.e);
+    assert_int_equal(pthread_barrier_init(&w.start, NULL, (unsigned)nwaiters + 1), 0);
+    assert_int_equal(sem_init(&w.returned, 0, 0), 0);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pthread_t t[MAX_WAITERS];
+    for (int i = 0; i < nwaiters; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, waiter_main, &w), 0);
+
+    _Atomic long sum = 0;
+    char buf[1];
+    int n = iterations();
+    for (int it = 0; it < n; it++) {
+        /* One read in flight; the waiters start together and the byte arrives while they run: one
+         * of them delivers it, every other one must see nothing pending and return too. */
+        assert_non_null(auraio_read(w.e, p[0], auraio_buf(buf), 1, 0, count_cb, &sum));
+        pthread_barrier_wait(&w.start);
+        assert_int_equal(write(p[1], "x", 1), 1);
+        for (int i = 0; i < nwaiters; i++) {
+            if (!sem_wait_ms(&w.returned, WATCHDOG_MS))
+                watchdog_fired("auraio_wait(-1) with nothing left pending", it);
+        }
+        assert_int_equal(atomic_load(&sum), it + 1);
+        assert_int_equal(atomic_load(&w.callbacks_by_wait), it + 1);
+    }
+    atomic_store(&w.quit, true);
+    pthread_barrier_wait(&w.start);
+    for (int i = 0; i < nwaiters; i++)
+        pthread_join(t[i], NULL);
+    assert_int_equal(atomic_load(&w.bad_returns), 0);
+    assert_int_equal(auraio_pending_count(w.e), 0);
+    auraio_destroy(w.e);
+    assert_int_equal(atomic_load(&sum), n);
+    close(p[0]);
+    close(p[1]);
+    pthread_barrier_destroy(&w.start);
+    sem_destroy(&w.returned);
+}
+
+static void test_two_waiters_one_ring(void **state)
+{
+    (void)state;
+    run_waiters(1, 2);
+}
+
+static void test_two_waiters_two_rings(void **state)
+{
+    (void)state;
+    run_waiters(2, 2);
+}
+
+static void test_four_waiters_one_ring(void **state)
+{
+    (void)state;
+    run_waiters(1, 4);
+}
+
+static void test_four_waiters_two_rings(void **state)
+{
+    (void)state;
+    run_waiters(2, 4);
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* auraio_run on one thread, a tight auraio_poll loop on another, then auraio_stop */
+
+struct runner {
+    auraio_engine_t *e;
+    pthread_barrier_t start;
+    sem_t run_returned;
+    _Atomic bool quit;
+    _Atomic bool polling;
+    _Atomic int run_rc;
+};
+
+static void *run_main(void *arg)
+{
+    struct runner *r = arg;
+    for (;;) {
+        pthread_barrier_wait(&r->start);
+        if (atomic_load(&r->quit))
+            return NULL;
+        int rc = auraio_run(r->e);
+        if (rc != 0)
+            atomic_store(&r->run_rc, rc);
+        sem_post(&r->run_returned);
+    }
+}
+
+static void *poll_main(void *arg)
+{
+    struct runner *r = arg;
+    while (atomic_load(&r->polling)) {
+        if (auraio_poll(r->e) < 0)
+            atomic_store(&r->run_rc, -9999);
+    }
+    return NULL;
+}
+
+static void run_stop_while_polling(int rings)
+{
+    struct runner r = {.e = engine_with(rings, 0)};
+    assert_non_null(r.e);
+    atomic_store(&r.polling, true);
+    assert_int_equal(pthread_barrier_init(&r.start, NULL, 2), 0);
+    assert_int_equal(sem_init(&r.run_returned, 0, 0), 0);
+    pthread_t runner, poller;
+    assert_int_equal(pthread_create(&runner, NULL, run_main, &r), 0);
+    assert_int_equal(pthread_create(&poller, NULL, poll_main, &r), 0);
+    int n = iterations() / 10;
+    for (int it = 0; it < n; it++) {
+        pthread_barrier_wait(&r.start);
+        /* Give run a chance to go idle first on some iterations, none on others. */
+        for (int spin = 0; spin < (it % 8) * 200; spin++)
+            auraio_pending_count(r.e);
+        assert_int_equal(auraio_stop(r.e), 0);
+        if (!sem_wait_ms(&r.run_returned, WATCHDOG_MS))
+            watchdog_fired("auraio_run after auraio_stop, with another thread polling", it);
+    }
+    atomic_store(&r.quit, true);
+    pthread_barrier_wait(&r.start);
+    pthread_join(runner, NULL);
+    atomic_store(&r.polling, false);
+    pthread_join(poller, NULL);
+    assert_int_equal(atomic_load(&r.run_rc), 0);
+    auraio_destroy(r.e);
+    pthread_barrier_destroy(&r.start);
+    sem_destroy(&r.run_returned);
+}
+
+static void test_stop_ends_run_while_another_thread_polls_one_ring(void **state)
+{
+    (void)state;
+    run_stop_while_polling(1);
+}
+
+static void test_stop_ends_run_while_another_thread_polls_two_rings(void **state)
+{
+    (void)state;
+    run_stop_while_polling(2);
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* A read submitted by one thread while another sleeps in wait(-1) behind a blocked pipe read */
+
+struct sleeper {
+    auraio_engine_t *e;
+    sem_t file_read_done;
+    _Atomic bool quit;
+};
+
+static void file_read_cb(auraio_request_t *req, ssize_t result, void *user_data)
+{
+    (void)req;
+    struct sleeper *s = user_data;
+    if (result == 4096)
+        sem_post(&s->file_read_done);
+}
+
+static void *sleeper_main(void *arg)
+{
+    struct sleeper *s = arg;
+    while (!atomic_load(&s->quit))
+        auraio_wait(s->e, -1);
+    return NULL;
+}
+
+static void run_submit_behind_sleeper(int rings)
+{
+    /* The limit of 64 makes the batch threshold larger than 1, the case that stranded reads. */
+    struct sleeper s = {.e = engine_with(rings, 64)};
+    assert_non_null(s.e);
+    assert_int_equal(sem_init(&s.file_read_done, 0, 0), 0);
+    int fd = harness_pattern_file(64 * 4096, 9);
+    assert_true(fd >= 0);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    /* A pipe read on every ring keeps each one busy with a request that never completes alone. */
+    _Atomic long pipe_sum = 0;
+    char pbuf[8];
+    for (int i = 0; i < rings; i++)
+        assert_non_null(auraio_read(s.e, p[0], auraio_buf(&pbuf[i]), 1, 0, count_cb, &pipe_sum));
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, sleeper_main, &s), 0);
+    static char buf[64][4096];
+    int n = iterations() / 100;
+    for (int it = 0; it < n; it++) {
+        /* The sleeper may or may not be asleep yet: both orders must deliver within the bound. */
+        assert_non_null(auraio_read(s.e, fd, auraio_buf(buf[it % 64]), 4096, (int64_t)(it % 64) * 4096,
+                                    file_read_cb, &s));
+        if (!sem_wait_ms(&s.file_read_done, WATCHDOG_MS))
+            watchdog_fired("a file read submitted while another thread sleeps in wait(-1)", it);
+        assert_int_equal(harness_check_pattern(buf[it % 64], 4096, (uint64_t)(it % 64) * 4096, 9), -1);
+    }
+    /* Release the sleeper: the pipe reads complete, then it sees the quit flag. */
+    atomic_store(&s.quit, true);
+    char feed[8] = "xxxxxxx";
+    assert_int_equal(write(p[1], feed, (size_t)rings), rings);
+    if (pthread_join(t, NULL) != 0)
+        fail_msg("join");
+    /* The sleeper may have left after the first pipe read; the rest are delivered here. */
+    for (int tries = 0; atomic_load(&pipe_sum) < rings && tries < 10; tries++)
+        auraio_wait(s.e, WATCHDOG_MS / 10);
+    assert_int_equal(atomic_load(&pipe_sum), rings);
+    auraio_destroy(s.e);
+    close(fd);
+    close(p[0]);
+    close(p[1]);
+    sem_destroy(&s.file_read_done);
+}
+
+static void test_submit_reaches_kernel_behind_sleeper_one_ring(void **state)
+{
+    (void)state;
+    run_submit_behind_sleeper(1);
+}
+
+static void test_submit_reaches_kernel_behind_sleeper_two_rings(void **state)
+{
+    (void)state;
+    run_submit_behind_sleeper(2);
+}
+
+int main(void)
+{
+    harness_require_io_uring();
+    if (getenv("AURAIO_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("AURAIO_TEST_FILTER"));
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_two_waiters_one_ring),
+        cmocka_unit_test(test_two_waiters_two_rings),
+        cmocka_unit_test(test_four_waiters_one_ring),
+        cmocka_unit_test(test_four_waiters_two_rings),
+        cmocka_unit_test(test_stop_ends_run_while_another_thread_polls_one_ring),
+        cmocka_unit_test(test_stop_ends_run_while_another_thread_polls_two_rings),
+        cmocka_unit_test(test_submit_reaches_kernel_behind_sleeper_one_ring),
+        cmocka_unit_test(test_submit_reaches_kernel_behind_sleeper_two_rings),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
