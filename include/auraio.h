@@ -10,7 +10,10 @@
  *  - Functions returning a pointer return NULL on failure and set errno.
  *  - If a submit call (auraio_read, auraio_write, ...) fails, its callback never runs. If it
  *    succeeds, the callback runs exactly once: with the byte count or the kernel's -errno, with
- *    -ECANCELED when the request was cancelled, including by auraio_destroy.
+ *    -ECANCELED when the request was cancelled, including by auraio_destroy. The byte count is the
+ *    kernel's, passed through: a read or write may transfer fewer bytes than asked (end of file, a
+ *    pipe, a signal, the kernel's per-call maximum of 2 GiB - 4 KiB) and is not resubmitted for
+ *    the rest; that is the caller's to do, as with pread/pwrite.
  *  - Callbacks run only on a thread inside auraio_poll, auraio_wait, auraio_run or auraio_destroy,
  *    never with a library lock held and never inside a submit call. A callback may submit new I/O;
  *    it must not call auraio_poll/wait/run (they return -EDEADLK) or auraio_destroy.
@@ -201,8 +204,17 @@ AURAIO_API auraio_engine_t *auraio_create_with_options(const auraio_options_t *o
 /**
  * Destroy an engine. I/O still in flight is cancelled; every outstanding callback runs exactly once
  * on the calling thread (with -ECANCELED where the cancel took effect) before the memory is freed.
- * Blocks until the kernel has returned every request. Accepts NULL. Must not be called from a
- * callback or while another thread uses the engine; submissions racing with it get -ESHUTDOWN.
+ * Blocks until the kernel has returned every request, however long that takes: a request the
+ * kernel cannot cancel (one blocked in a driver) keeps destroy waiting, with the cancel asked again
+ * each second, because freeing earlier would let the kernel write buffers the application was told
+ * it may free. Accepts NULL.
+ *
+ * Exclusive: every other call on this engine, on any thread, must have returned before destroy is
+ * called, and none may be made after it (the engine's memory is freed). It must not be called from
+ * a callback. The only calls allowed during destroy are those made by the callbacks it runs:
+ * submissions there fail with ESHUTDOWN, auraio_cancel returns -ESHUTDOWN. Debug builds (NDEBUG
+ * not defined) check the rule and abort on a call that overlaps destroy, rather than let it use
+ * freed memory; release builds do not check.
  */
 AURAIO_API void auraio_destroy(auraio_engine_t *engine);
 
@@ -216,8 +228,15 @@ AURAIO_API void auraio_destroy(auraio_engine_t *engine);
  * are all taken the submit call fails with EAGAIN and nothing is queued. Call auraio_poll/wait to
  * free slots. auraio_capacity() tells how many submissions would go to the kernel right away, so a
  * latency-sensitive caller can keep its own queue instead of building one inside the library.
- * Submissions are batched: they enter the kernel when the ring's batch threshold is reached, when
- * the ring had nothing in flight, or at the next auraio_flush/poll/wait/run.
+ *
+ * When a request reaches the kernel (unless it waits in the backlog): before the submit call
+ * returns, with one exception that batches without a system call per I/O. A submission made from
+ * a callback, or on a single_issuer engine, may stay queued until the ring's batch threshold is
+ * reached, and then enters the kernel at the latest when that thread's current batch of callbacks
+ * ends (at most 64 callbacks later) or, single_issuer, at that thread's next poll/wait/run/flush.
+ * So no request ever waits for another thread: not for one asleep in auraio_wait, nor for one
+ * running a slow callback. A refusal of the kernel to take the request is not a submit error: it
+ * is retried (EAGAIN, EBUSY, ENOMEM: for up to one second) or delivered to the callback as -errno.
  *
  * Errors (NULL returned, errno set): EINVAL (NULL engine or callback, len 0 or > INT_MAX,
  * negative offset, bad buffer descriptor, iovcnt 0 or > IOV_MAX, unknown flags), EBADF (negative
@@ -285,9 +304,12 @@ AURAIO_API auraio_buf_t auraio_buf_fixed(int index, size_t offset);
  * completes normally).
  * @return 0 when the cancel was issued (or the request was removed from the backlog),
  *         -EALREADY when the request already completed, its callback is running, or the handle is
- *         stale (its slot was reused), -EINPROGRESS when a cancel was already issued for it,
+ *         stale (its slot was reused), -EINPROGRESS when a cancel was already issued for it and
+ *         has not come back yet, -EAGAIN when there is no room for a cancel right now (the SQ is
+ *         full even after a flush, or every slot already has a cancel in flight): poll and retry,
+ *         a -errno of the kernel refusing the cancel (it was not issued; see auraio_flush),
  *         -EINVAL for a NULL engine or a handle that was never issued by this engine,
- *         -ESHUTDOWN while the engine is being destroyed.
+ *         -ESHUTDOWN from a callback run by auraio_destroy.
  */
 AURAIO_API int auraio_cancel(auraio_engine_t *engine, auraio_request_t *req);
 
@@ -298,14 +320,18 @@ AURAIO_API int auraio_cancel(auraio_engine_t *engine, auraio_request_t *req);
 AURAIO_API int auraio_request_pending(auraio_engine_t *engine, const auraio_request_t *req);
 
 /* ---------------------------------------------------------------------------------------------
- * Event loop. poll/wait/run may be called from any thread (several at once is safe: each
- * completion is delivered once). They run callbacks on the calling thread and are not reentrant:
- * from inside a callback they return -EDEADLK.
+ * Event loop. poll/wait/run may be called from any thread, several at once: each completion is
+ * delivered once, by the thread that reaped it. A wait returns as soon as nothing is pending, even
+ * when another thread reaped the last completion; a run returns on a stop, whatever the other
+ * threads poll. Of several waiters one sleeps in the kernel and the others wait for it to wake, so
+ * a completion wakes one of them and any of them may deliver it. They run callbacks on the calling
+ * thread and are not reentrant: from inside a callback they return -EDEADLK.
  */
 
 /**
  * Submit queued work and run the callbacks of completed requests, without blocking.
- * @return the number of callbacks run, -EINVAL (NULL engine), -EDEADLK (called from a callback).
+ * @return the number of callbacks run, -EINVAL (NULL engine), -EDEADLK (called from a callback),
+ *         or a fatal -errno from the kernel when nothing could be delivered.
  */
 AURAIO_API int auraio_poll(auraio_engine_t *engine);
 
@@ -315,7 +341,8 @@ AURAIO_API int auraio_poll(auraio_engine_t *engine);
  * during the call) that no other wait or run has taken ends the call and is used up by it.
  * @return the number of callbacks run (> 0); 0 if nothing was pending or a stop was taken;
  *         -ETIME if the timeout expired with I/O still pending; -EINVAL (NULL engine or
- *         timeout_ms < -1); -EDEADLK (called from a callback).
+ *         timeout_ms < -1); -EDEADLK (called from a callback); a fatal -errno of the sleep itself
+ *         (poll() or io_uring_enter failing with other than EINTR, which is retried).
  */
 AURAIO_API int auraio_wait(auraio_engine_t *engine, int timeout_ms);
 
@@ -323,7 +350,8 @@ AURAIO_API int auraio_wait(auraio_engine_t *engine, int timeout_ms);
  * Run the event loop until auraio_stop is called (also when nothing is pending). Stops are
  * counted, never lost: a stop issued before run starts makes it return after one non-blocking
  * pass. Each stop ends exactly one wait or run. Pending I/O stays pending after run returns.
- * @return 0 after a stop; -EINVAL, -EDEADLK, or a fatal -errno from the kernel.
+ * @return 0 after a stop; -EINVAL, -EDEADLK, or a fatal -errno of the sleep (as auraio_wait).
+ *         Errors of submissions go to the callbacks of the requests they affect, never here.
  */
 AURAIO_API int auraio_run(auraio_engine_t *engine);
 
@@ -332,7 +360,11 @@ AURAIO_API int auraio_stop(auraio_engine_t *engine);
 
 /**
  * Hand every queued submission to the kernel now. Thread-safe, never runs callbacks.
- * @return the number of SQEs submitted, or -EINVAL; a kernel submit error is returned as -errno.
+ * @return the number of SQEs submitted, or -EINVAL, or the kernel's refusal as -errno: -EAGAIN,
+ *         -EBUSY, -ENOMEM leave the submissions queued and they are retried (by every poll and
+ *         flush, and each millisecond by a waiter) for up to one second, after which their
+ *         requests complete with that error; any other refusal completes them with it at once.
+ *         Either way their callbacks run and say so.
  */
 AURAIO_API int auraio_flush(auraio_engine_t *engine);
 
@@ -407,21 +439,24 @@ AURAIO_API int auraio_get_buffer_stats(const auraio_engine_t *engine, auraio_buf
  * Register @p count buffers (the array is copied; the memory it points to must stay valid until
  * unregistered or the engine is destroyed).
  * @return 0; -EINVAL (NULL engine or iovs, count <= 0 or > 16384, a NULL base, a length of 0 or
- *         over 1 GiB); -EBUSY (buffers already registered); -ENOMEM (e.g. RLIMIT_MEMLOCK on old
- *         kernels) or another kernel -errno.
+ *         over 1 GiB, the kernel's limit per buffer); -EBUSY (buffers already registered);
+ *         -ENOMEM (e.g. RLIMIT_MEMLOCK on old kernels) or another kernel -errno; -EIO when a ring
+ *         refused and a ring already registered could not be rolled back (the rings disagree).
  */
 AURAIO_API int auraio_register_buffers(auraio_engine_t *engine, const struct iovec *iovs, int count);
 /**
  * Register @p count file descriptors (-1 = an empty slot) for use with AURAIO_FIXED_FILE.
  * @return 0; -EINVAL (NULL, count <= 0 or > 1048576); -EBADF (an fd below -1 or not open);
- *         -EBUSY (files already registered); -EMFILE or another kernel -errno.
+ *         -EBUSY (files already registered); -EMFILE or another kernel -errno; -EIO as for
+ *         auraio_register_buffers.
  */
 AURAIO_API int auraio_register_files(auraio_engine_t *engine, const int *fds, int count);
 /**
  * Replace registered file @p index with @p fd (-1 empties the slot), on every ring (rolled back on
  * failure). Requests already in flight keep the file they started with.
  * @return 0, -EINVAL (NULL engine), -ENOENT (no files registered), -ERANGE (bad index),
- *         -EBADF (fd below -1 or not open), or the kernel's -errno.
+ *         -EBADF (fd below -1 or not open), or the kernel's -errno; -EIO when a ring could not be
+ *         put back on the old file (the rings disagree).
  */
 AURAIO_API int auraio_update_file(auraio_engine_t *engine, int index, int fd);
 
@@ -436,7 +471,8 @@ typedef enum {
  * flight: a request stops counting as in flight before its callback runs, so a callback may
  * unregister. auraio_destroy drains all I/O before the registrations go away.
  * @return 0, -EINVAL (NULL engine, unknown type), -ENOENT (nothing registered), -EBUSY (I/O using
- *         the registration is in flight; nothing changed).
+ *         the registration is in flight; nothing changed), or the kernel's -errno when a ring
+ *         refused: the library no longer uses the registration, but that ring keeps its kernel side.
  */
 AURAIO_API int auraio_unregister(auraio_engine_t *engine, auraio_reg_type_t type);
 

@@ -246,14 +246,14 @@ static void flush_deferred(struct auraio_engine *e)
 
 /* Reap one ring until it is empty or has given a CQ's worth, running callbacks unlocked.
  * @return callbacks run, or a fatal -errno from the ring when it had nothing to deliver. */
-static int poll_ring(struct auraio_engine *e, struct ring *r)
+static int poll_ring(struct auraio_engine *e, struct ring *r, bool *took_wake)
 {
     struct completion batch[REAP_BATCH];
     int total = 0;
     int budget = (int)r->uring.cq_entries;
     for (;;) {
         uint64_t now = auraio__now_ns();
-        int n = auraio__ring_reap(r, batch, REAP_BATCH, now);
+        int n = auraio__ring_reap(r, batch, REAP_BATCH, now, took_wake);
         if (n <= 0)
             return total > 0 ? total : n;
         auraio__tick_maybe(e, now);
@@ -292,15 +292,18 @@ static int poll_rings(struct auraio_engine *e)
 {
     int total = 0;
     int err = 0;
+    bool took_wake = false;
     for (uint32_t i = 0; i < e->ring_count; i++) {
-        int n = poll_ring(e, &e->rings[i]);
+        int n = poll_ring(e, &e->rings[i], &took_wake);
         if (n > 0)
             total += n;
         else if (n < 0)
             err = n;
     }
-    /* A waiter asleep since before these completions may have been waiting for the last one. */
-    if (total > 0)
+    /* A waiter asleep since before these completions may have been waiting for the last one. A
+     * wake NOP reaped here may have been meant for a leader that had checked for work but not yet
+     * entered the kernel (it then waits for a CQE after that one): wake it again. */
+    if (total > 0 || took_wake)
         wake_leader_if_it_must_return(e);
     return total > 0 ? total : err;
 }

@@ -16,6 +16,7 @@
 #include "uring_sys.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,15 +47,18 @@ static void publish_files(struct auraio_engine *e, uint32_t rings, uint32_t coun
     }
 }
 
-/* Register with every ring's kernel side; on failure undo the rings already done. */
+/* Register with every ring's kernel side; on failure undo the rings already done. @return 0, the
+ * kernel's -errno, or -EIO when a ring could not be undone (it keeps the registration, so the
+ * rings disagree and that ring will refuse the next registration with EBUSY). */
 static int register_all(struct auraio_engine *e, unsigned op, unsigned undo_op, const void *arg, unsigned n)
 {
     for (uint32_t i = 0; i < e->ring_count; i++) {
         int rc = auraio__sys_register(e->rings[i].uring.fd, op, arg, n);
         if (rc < 0) {
+            bool undone = true;
             while (i-- > 0)
-                auraio__sys_register(e->rings[i].uring.fd, undo_op, NULL, 0);
-            return rc;
+                undone &= auraio__sys_register(e->rings[i].uring.fd, undo_op, NULL, 0) >= 0;
+            return undone ? rc : -EIO;
         }
     }
     return 0;
@@ -142,9 +146,13 @@ int auraio__engine_update_file(struct auraio_engine *e, int index, int fd)
         for (uint32_t i = 0; i < e->ring_count; i++) {
             rc = update_slot(&e->rings[i], index, fd);
             if (rc < 0) {
-                /* Put the rings already updated back on the old file: all rings agree. */
+                /* Put the rings already updated back on the old file: all rings agree, or the
+                 * caller hears -EIO that they do not. */
+                bool undone = true;
                 while (i-- > 0)
-                    update_slot(&e->rings[i], index, old);
+                    undone &= update_slot(&e->rings[i], index, old) == 0;
+                if (!undone)
+                    rc = -EIO;
                 break;
             }
         }
@@ -194,9 +202,15 @@ int auraio__engine_unregister(struct auraio_engine *e, auraio_reg_type_t type)
     } else if (!hide_if_idle(e, type)) {
         rc = -EBUSY;
     } else {
+        /* Every ring is asked even after a refusal, and the library stops using the registration
+         * either way (it is hidden from all rings already); a ring that refused keeps its kernel
+         * side and the first refusal is returned. */
         unsigned op = type == AURAIO_REG_BUFFERS ? IORING_UNREGISTER_BUFFERS : IORING_UNREGISTER_FILES;
-        for (uint32_t i = 0; i < e->ring_count; i++)
-            auraio__sys_register(e->rings[i].uring.fd, op, NULL, 0);
+        for (uint32_t i = 0; i < e->ring_count; i++) {
+            int urc = auraio__sys_register(e->rings[i].uring.fd, op, NULL, 0);
+            if (urc < 0 && rc == 0)
+                rc = urc;
+        }
         if (type == AURAIO_REG_BUFFERS) {
             free(e->fixed_bufs);
             e->fixed_bufs = NULL;

@@ -432,7 +432,7 @@ static int deliver_local_failures_locked(struct ring *r, struct completion *out,
     return n;
 }
 
-int auraio__ring_reap(struct ring *r, struct completion *out, int max, uint64_t now_ns)
+int auraio__ring_reap(struct ring *r, struct completion *out, int max, uint64_t now_ns, bool *took_wake)
 {
     struct uring_cqe cqes[64];
     int n = 0;
@@ -468,6 +468,7 @@ int auraio__ring_reap(struct ring *r, struct completion *out, int max, uint64_t 
             }
             if (ud == USER_DATA_WAKE) {
                 r->wake_pending = false;
+                *took_wake = true;
                 continue;
             }
             struct request *q = &r->reqs[handle_slot(ud)];

@@ -103,8 +103,9 @@ int auraio__ring_submit(struct ring *r, const struct request_args *a, uint64_t n
  * transient refusals keep the SQEs queued, others fail their requests). */
 int auraio__ring_flush(struct ring *r);
 /* Move up to @p max completions out (freeing their slots), refill from the backlog and submit.
- * @return the count, or a fatal -errno from the kernel when there was nothing to deliver. */
-int auraio__ring_reap(struct ring *r, struct completion *out, int max, uint64_t now_ns);
+ * Sets *took_wake when it consumed a wake NOP (which may have been meant for a thread sleeping in
+ * the ring). @return the count, or a fatal -errno from the kernel when there was nothing to deliver. */
+int auraio__ring_reap(struct ring *r, struct completion *out, int max, uint64_t now_ns, bool *took_wake);
 /* See auraio_cancel. */
 int auraio__ring_cancel(struct ring *r, uint64_t handle);
 /* 1 pending, 0 done or stale. */
