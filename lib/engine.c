@@ -442,8 +442,10 @@ static int sleep_once(struct auraio_engine *e, int wait_ms, bool sleep_when_idle
             }
             rc = rc > 0 ? 0 : rc;
         }
-        if (rc == -ETIME || rc == -EINTR)
-            rc = 0; /* one more non-blocking pass decides */
+        /* One more non-blocking pass decides. EAGAIN/EBUSY: the kernel could not flush an
+         * overflow or task work into the CQ yet, which that pass retries too. */
+        if (rc == -ETIME || rc == -EINTR || rc == -EAGAIN || rc == -EBUSY)
+            rc = 0;
     }
     atomic_store_explicit(&e->leader_asleep, LEADER_AWAKE, memory_order_relaxed);
 

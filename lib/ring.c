@@ -639,8 +639,11 @@ void auraio__ring_cancel_all(struct ring *r)
 bool auraio__ring_has_work(struct ring *r)
 {
     pthread_mutex_lock(&r->lock);
-    bool work = r->local_done != NULL || auraio__uring_sq_pending(&r->uring) > 0 ||
-                auraio__uring_cq_ready(&r->uring) > 0 || auraio__uring_cq_needs_enter(&r->uring);
+    /* SQEs of a stalled ring wait for the waiter's millisecond retry, not for a spin. */
+    bool unentered = auraio__uring_sq_pending(&r->uring) > 0 &&
+                     !atomic_load_explicit(&r->submit_stalled, memory_order_relaxed);
+    bool work = r->local_done != NULL || unentered || auraio__uring_cq_ready(&r->uring) > 0 ||
+                auraio__uring_cq_needs_enter(&r->uring);
     pthread_mutex_unlock(&r->lock);
     return work;
 }

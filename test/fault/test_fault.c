@@ -346,7 +346,9 @@ static void test_transient_refusal_is_bounded(void **state)
 {
     (void)state;
     fault_reset();
-    auraio_engine_t *e = make(1, false);
+    /* Two rings: the waiter sleeps in poll(), which the armed fault leaves alone (a one-ring waiter
+     * sleeps in io_uring_enter, and an ENOMEM from the wait itself is returned by auraio_wait). */
+    auraio_engine_t *e = make(2, false);
     assert_non_null(e);
     int fd = harness_pattern_file(4096, 5);
     char buf[4096];
