@@ -194,9 +194,15 @@ int auraio__engine_submit(struct auraio_engine *e, const struct request_args *a,
     uint32_t ring = auraio__select_ring(e);
     int rc = auraio__ring_submit(&e->rings[ring], a, auraio__now_ns(), in_callback || e->opts.single_issuer,
                                  handle);
-    if (rc == 0 && in_callback)
-        note_deferred(ring);
-    return rc;
+    if (rc < 0)
+        return rc;
+    if (in_callback) {
+        if (rc == 1)
+            note_deferred(ring);
+        else if (tls_deferred_ring == ring)
+            tls_deferred_ring = DEFERRED_NONE; /* this submit entered everything queued there */
+    }
+    return 0;
 }
 
 int auraio__engine_cancel(struct auraio_engine *e, uint64_t handle)

@@ -379,6 +379,8 @@ int auraio__ring_submit(struct ring *r, const struct request_args *a, uint64_t n
         auraio__uring_sq_pending(&r->uring) >= (unsigned)atomic_load_explicit(&r->batch_threshold, memory_order_relaxed)) {
         (void)flush_locked(r);
         failed = take_local_failures(r);
+    } else {
+        rc = 1; /* queued, not entered: the caller owes a flush */
     }
 out:
     pthread_mutex_unlock(&r->lock);

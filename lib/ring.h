@@ -94,8 +94,9 @@ void auraio__ring_destroy(struct ring *r);
 /*
  * Accept one request. Its SQE enters the kernel before this returns unless @p may_defer (the
  * caller guarantees a flush soon: see auraio__engine_submit) and the ring is busy and below its
- * batch threshold. @return 0 and the handle, -EAGAIN (no free slot), -ESHUTDOWN, -EOPNOTSUPP
- * (opcode missing in this kernel).
+ * batch threshold. @return 0 and the handle (1 and the handle when the SQE was left queued for
+ * the caller's flush), -EAGAIN (no free slot), -ESHUTDOWN, -EOPNOTSUPP (opcode missing in this
+ * kernel).
  */
 int auraio__ring_submit(struct ring *r, const struct request_args *a, uint64_t now_ns, bool may_defer,
                         uint64_t *handle);
