@@ -91,14 +91,19 @@ int auraio__ring_init(struct ring *r, uint32_t index, const struct ring_config *
  * eventfd before closing the ring, so the kernel never signals a recycled fd. */
 void auraio__ring_destroy(struct ring *r);
 
+/* When a submitted SQE enters the kernel (see auraio__engine_submit for who may batch). */
+enum submit_flush {
+    SUBMIT_ENTER_NOW,     /* before ring_submit returns */
+    SUBMIT_BATCH_IF_BUSY, /* an idle ring enters at once, a busy one at the batch threshold */
+    SUBMIT_BATCH,         /* at the batch threshold; the caller flushes the rest soon */
+};
+
 /*
- * Accept one request. Its SQE enters the kernel before this returns unless @p may_defer (the
- * caller guarantees a flush soon: see auraio__engine_submit) and the ring is busy and below its
- * batch threshold. @return 0 and the handle (1 and the handle when the SQE was left queued for
- * the caller's flush), -EAGAIN (no free slot), -ESHUTDOWN, -EOPNOTSUPP (opcode missing in this
- * kernel).
+ * Accept one request; its SQE enters the kernel as @p flush says, or later from the backlog.
+ * @return 0 and the handle (1 and the handle when the SQE was left queued for the caller's flush),
+ * -EAGAIN (no free slot), -ESHUTDOWN, -EOPNOTSUPP (opcode missing in this kernel).
  */
-int auraio__ring_submit(struct ring *r, const struct request_args *a, uint64_t now_ns, bool may_defer,
+int auraio__ring_submit(struct ring *r, const struct request_args *a, uint64_t now_ns, enum submit_flush flush,
                         uint64_t *handle);
 /* Enter the kernel with every prepared SQE. @return SQEs submitted or -errno (see flush_locked:
  * transient refusals keep the SQEs queued, others fail their requests). */
