@@ -230,12 +230,12 @@ AURAIO_API void auraio_destroy(auraio_engine_t *engine);
  * latency-sensitive caller can keep its own queue instead of building one inside the library.
  *
  * When a request reaches the kernel (unless it waits in the backlog): before the submit call
- * returns, with one exception that batches without a system call per I/O. A submission made from
- * a callback, or on a single_issuer engine, may stay queued until the ring's batch threshold is
- * reached, and then enters the kernel at the latest when that thread's current batch of callbacks
- * ends (at most 64 callbacks later) or, single_issuer, at that thread's next poll/wait/run/flush.
- * So no request ever waits for another thread: not for one asleep in auraio_wait, nor for one
- * running a slow callback. A refusal of the kernel to take the request is not a submit error: it
+ * returns, except in two cases that batch to save a system call per I/O. A submission made from a
+ * callback is entered when the ring's batch threshold fills, or else when the thread running that
+ * callback finishes its current batch of callbacks (at most 64). On a single_issuer engine, a
+ * submission to a busy ring is entered when the threshold fills or at that thread's next
+ * poll/wait/run/flush. So no request ever waits for another thread: not for one asleep in
+ * auraio_wait, nor for one running a slow callback. A refusal of the kernel to take the request is not a submit error: it
  * is retried (EAGAIN, EBUSY, ENOMEM: for up to one second) or delivered to the callback as -errno.
  *
  * Errors (NULL returned, errno set): EINVAL (NULL engine or callback, len 0 or > INT_MAX,
