@@ -4,7 +4,7 @@
  * each ring's in-flight limit and submit batch threshold from completion records alone. It is
  * pure: no clock (now_ns is passed in), no threads, no locks, no allocation after init, and its
  * only randomness is a seeded PRNG, so tests drive it with a simulated device exactly as the engine
- * drives it with a real one. doc/controller.md explains the algorithm (Probe-Bracket-Hold).
+ * drives it with a real one. doc/controller.md explains the algorithm (a latency-curve model).
  *
  * Engine integration contract
  * ---------------------------
@@ -46,11 +46,11 @@
 
 /* Phases reported through auraio_ring_stats_t.phase and auraio_phase_name(). */
 enum {
-    AURAIO_CTL_PHASE_GALLOP_UP = 0, /* doubling the depth until throughput stops growing */
-    AURAIO_CTL_PHASE_GALLOP_DOWN,   /* halving: even the first point was past the knee */
-    AURAIO_CTL_PHASE_BISECT,        /* narrowing the bracket around the knee */
+    AURAIO_CTL_PHASE_GALLOP_UP = 0, /* doubling the depth while a doubling still pays */
+    AURAIO_CTL_PHASE_GALLOP_DOWN,   /* halving: even the shallowest point was on the plateau */
+    AURAIO_CTL_PHASE_VERIFY,        /* one long epoch at the depth the model points to */
     AURAIO_CTL_PHASE_HOLD,          /* at the knee, watching for a change */
-    AURAIO_CTL_PHASE_PROBE,         /* one epoch above the held depth to look for more capacity */
+    AURAIO_CTL_PHASE_PROBE,         /* one epoch a step above or below the held depth */
     AURAIO_CTL_PHASE_TARGET,        /* holding a P99 target with a proportional set-point */
     AURAIO_CTL_PHASE_COAST,         /* the application, not the limit, is the bottleneck */
     AURAIO_CTL_PHASE_FIXED,         /* adaptation disabled by the user (engine-reported) */

@@ -17,41 +17,6 @@
 #include "controller.h"
 #include "simdev.h"
 
-/* The drifting latch is private to the controller (struct ctl_group is defined in controller.c)
- * and lib/ has no accessor for it. A copy of controller.c with its external names renamed gives
- * this file the struct's layout; the simulator still runs the library's own functions. (A new
- * external function in controller.c shows up here as a duplicate symbol at link time: add it.) */
-#define auraio__ctl_phase_name simcopy_ctl_phase_name
-#define auraio__ctl_acc_reset simcopy_ctl_acc_reset
-#define auraio__ctl_scale simcopy_ctl_scale
-#define auraio__ctl_group_update simcopy_ctl_group_update
-#define auraio__ctl_group_init simcopy_ctl_group_init
-#define auraio__ctl_group_destroy simcopy_ctl_group_destroy
-#define auraio__ctl_set_p99_target simcopy_ctl_set_p99_target
-#define auraio__ctl_ring_limit simcopy_ctl_ring_limit
-#define auraio__ctl_ring_batch simcopy_ctl_ring_batch
-#define auraio__ctl_group_depth simcopy_ctl_group_depth
-#define auraio__ctl_group_phase simcopy_ctl_group_phase
-#define auraio__ctl_ring_stats simcopy_ctl_ring_stats
-#define auraio__ctl_ring_histogram simcopy_ctl_ring_histogram
-/* The renamed copies have no prototypes; nothing calls them. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmissing-prototypes"
-#include "controller.c"
-#pragma GCC diagnostic pop
-#undef auraio__ctl_phase_name
-#undef auraio__ctl_acc_reset
-#undef auraio__ctl_scale
-#undef auraio__ctl_group_update
-#undef auraio__ctl_group_init
-#undef auraio__ctl_group_destroy
-#undef auraio__ctl_set_p99_target
-#undef auraio__ctl_ring_limit
-#undef auraio__ctl_ring_batch
-#undef auraio__ctl_group_depth
-#undef auraio__ctl_group_phase
-#undef auraio__ctl_ring_stats
-#undef auraio__ctl_ring_histogram
 
 /* Randomized draws per scenario (fixed seeds 1..n). AURAIO_SIM_DRAWS scales it down for slow
  * sanitizer runs in CI; the default is the full count. */
@@ -94,6 +59,30 @@ static double phase_end(const struct sim_scenario *sc, int p)
     return p + 1 < sc->nphases ? sc->phase_t[p + 1] : sc->duration_s;
 }
 
+/* Depth and phase at every change, so a reader sees how a draw searched. */
+static void print_trace(const struct sim_result *r)
+{
+    printf("#   trace:");
+    for (size_t i = 0; i < r->nticks; i++) {
+        if (i && r->w_tick[i] == r->w_tick[i - 1] && r->phase_tick[i] == r->phase_tick[i - 1])
+            continue;
+        printf(" %.3f %s %u;", (double)(i + 1) * (double)r->tick_ns * 1e-9,
+               auraio__ctl_phase_name(r->phase_tick[i]), r->w_tick[i]);
+    }
+    printf("\n");
+}
+
+/* AURAIO_SIM_TRACE=1: a draw's scores against its oracle band and its depth/phase trace. */
+static void maybe_trace(const char *name, int d, const struct sim_point *pt, const struct sim_scores *s,
+                        const struct sim_result *r)
+{
+    if (!getenv("AURAIO_SIM_TRACE"))
+        return;
+    printf("# %s draw %d: knee %u band [%u, %u] TR %.3f LR %.3f TTC %.2f\n", name, d, pt->w, pt->w_lo,
+           pt->w_hi, s->tr, s->lr, s->ttc_s);
+    print_trace(r);
+}
+
 /* Run kind over the draws and score phase @p phase against its oracle. */
 static struct med run_kind(enum sim_kind kind, int phase, const char *name)
 {
@@ -111,6 +100,7 @@ static struct med run_kind(enum sim_kind kind, int phase, const char *name)
         struct sim_scores s;
         sim_score(&r, sc.phase_t[phase], phase_end(&sc, phase), pt, 0, -1, &s);
         agg_add(&a, &s);
+        maybe_trace(name, d, &pt, &s, &r);
         sim_result_free(&r);
     }
     return agg_median(&a, name);
@@ -194,6 +184,7 @@ static void test_spike_recovers(void **state)
         /* scored from the end of the spike: re-convergence within 1.5 s */
         sim_score(&r, sc.spike_t + sc.spike_len, sc.duration_s, pt, 0, -1, &s);
         agg_add(&a, &s);
+        maybe_trace("spike", d, &pt, &s, &r);
         sim_result_free(&r);
     }
     struct med m = agg_median(&a, "spike");
@@ -223,6 +214,7 @@ static void test_neighbour_no_escalation(void **state)
         struct sim_scores s;
         sim_score(&r, sc.phase_t[2], sc.duration_s, pt, 0, -1, &s);
         agg_add(&a, &s);
+        maybe_trace("neighbour", d, &pt, &s, &r);
         sim_result_free(&r);
     }
     printf("# neighbour: median max depth during / depth before = %.2f\n", sim_median(esc, DRAWS));
@@ -256,6 +248,8 @@ static void test_low_iops(void **state)
         printf("# low-iops draw %d: %.0f IOPS, oracle knee depth %u, mean depth last half %.2f (max %u), "
                "TR %.3f LR %.3f\n", d, sim_rate(&r, 0, sc.duration_s, -1), pt.w, wend[d - 1],
                sim_max_w(&r, sc.duration_s / 2, sc.duration_s), s.tr, s.lr);
+        if (getenv("AURAIO_SIM_TRACE"))
+            print_trace(&r);
         sim_result_free(&r);
     }
     double mtr = sim_median(tr, 3), mlr = sim_median(lr, 3), mw = sim_median(wend, 3);
@@ -330,6 +324,9 @@ static void run_target(enum sim_kind kind, double frac_lo, double frac_hi, const
         sim_score(&r, 0, sc.duration_s, pt, sc.target_ns, -1, &s);
         assert_false(r.infeasible);
         agg_add(&a, &s);
+        if (getenv("AURAIO_SIM_TRACE"))
+            printf("# %s draw %d: target %.0f us, TC %.3f\n", name, d, sc.target_ns / 1e3, s.tc);
+        maybe_trace(name, d, &pt, &s, &r);
         sim_result_free(&r);
     }
     struct med m = agg_median(&a, name);
@@ -467,39 +464,10 @@ static void test_backwards_clock(void **state)
     }
 }
 
-/* Per-tick view of the controller's private state during a drifting-device run. */
-struct drift_watch {
-    double latch_t; /* first time the group was latched drifting, < 0 never */
-    double disp_max;
-};
-
-static void watch_drift(const struct ctl_group *g, double t_s, void *arg)
-{
-    struct drift_watch *dw = arg;
-    if (g->drifting && dw->latch_t < 0)
-        dw->latch_t = t_s;
-    if (g->disp > dw->disp_max)
-        dw->disp_max = g->disp;
-}
-
-/* Depth and phase at every change, so a reader sees how a draw searched. */
-static void print_trace(const struct sim_result *r)
-{
-    printf("#   drift trace:");
-    for (size_t i = 0; i < r->nticks; i++) {
-        if (i && r->w_tick[i] == r->w_tick[i - 1] && r->phase_tick[i] == r->phase_tick[i - 1])
-            continue;
-        printf(" %.3f %s %u;", (double)(i + 1) * (double)r->tick_ns * 1e-9,
-               auraio__ctl_phase_name(r->phase_tick[i]), r->w_tick[i]);
-    }
-    printf("\n");
-}
-
 /* The virtio disk of doc/frontier.md in the simulator: slow drift (AR(1), 50-200 ms, sd 6-12%),
  * a curve falling past its peak, and a memory that makes the depth just entered read as the
  * previous one did. The oracle measures every fixed depth on the same drift path over the same
- * scored span, so TR and LR are paired. Per draw: whether the controller latched drifting, where
- * it held against the oracle's band, and the scores. AURAIO_SIM_TRACE=1 prints every draw's
+ * scored span, so TR and LR are paired. Per draw: where it held against the oracle's band, and the scores. AURAIO_SIM_TRACE=1 prints every draw's
  * depth/phase trace (a draw that misses prints it anyway). */
 static void test_drifting_device(void **state)
 {
@@ -509,9 +477,6 @@ static void test_drifting_device(void **state)
     for (int d = 1; d <= DRAWS; d++) {
         struct sim_scenario sc;
         sim_draw(SIM_DRIFT, (uint64_t)d, &sc);
-        struct drift_watch dw = { -1.0, 0.0 };
-        sc.observe = watch_drift;
-        sc.observe_arg = &dw;
         struct sim_result r;
         memset(&r, 0, sizeof(r));
         sim_run(&sc, &r);
@@ -523,16 +488,11 @@ static void test_drifting_device(void **state)
         sim_score(&r, 0, sc.duration_s, pt, 0, -1, &s);
         agg_add(&a, &s);
         double held = sim_mean_w(&r, sc.duration_s / 2, sc.duration_s);
-        char latch[32];
-        if (dw.latch_t >= 0)
-            snprintf(latch, sizeof(latch), "at %.2f s", dw.latch_t);
-        else
-            snprintf(latch, sizeof(latch), "never");
         printf("# drift draw %d: peak %u, drift sd %.3f tau %.0f ms, memory %.0f ms | oracle knee %u "
-               "band [%u, %u] | drifting latched %s (disp max %.1f) | held %.1f (final %u, %s) | "
+               "band [%u, %u] | held %.1f (final %u, %s) | "
                "TR %.3f LR %.3f TTC %.2f s\n",
                d, sc.world[0].peak, sc.drift_sd, sc.drift_tau_s * 1e3, sc.world[0].mem_tau_s * 1e3,
-               pt.w, pt.w_lo, pt.w_hi, latch, dw.disp_max, held, r.final_w,
+               pt.w, pt.w_lo, pt.w_hi, held, r.final_w,
                auraio__ctl_phase_name(r.final_phase), s.tr, s.lr, s.ttc_s);
         if (trace || s.tr < 0.95 || s.lr > 1.25 || s.ttc_s > 1.0)
             print_trace(&r);
