@@ -129,11 +129,13 @@ struct ctl_group {
 
     /* Hold. */
     double x_ref, var;
-    double top_ratio;         /* held throughput / plateau when the hold began (<= 1) */
-    bool below;               /* searching below a held depth after a loss */
-    bool slow_settle;         /* latched: a settled point contradicted the climb's reading of
-                                 the same depth, so every epoch is a long, settled one */
-    struct ctl_point shallow; /* shallowest point of the search that chose the held depth */
+    struct ctl_point searched; /* the search's measurement of the held depth (n = 0: none) */
+    double top_ratio;          /* held throughput / plateau when the hold began (<= 1) */
+    bool below;                /* searching below a held depth after a loss */
+    bool slow_settle;          /* latched: a settled or held measurement contradicted a short
+                                  epoch's reading of the same depth, so every epoch is a long,
+                                  settled one of at least CTL_EPOCH_MAX_NS */
+    struct ctl_point shallow;  /* shallowest point of the search that chose the held depth */
     int chg_cnt, chg_dir;
     uint32_t probe_in, probe_from;
     bool probe_up;
@@ -302,6 +304,8 @@ static bool epoch_done(struct ctl_group *g, uint64_t now)
         need *= CTL_LONG;
     if (long_epoch(g))
         tmin *= CTL_LONG;
+    if (g->slow_settle)
+        tmin = CTL_EPOCH_MAX_NS;
     uint64_t slots = 4ull * g->w;
     if (need < slots)
         need = slots;
@@ -665,6 +669,7 @@ static void enter_hold(struct ctl_group *g, uint32_t w, uint64_t now)
         g->shallow = g->tab[0];
     double top = plateau(g);
     g->x_ref = p ? p->x : 0.0;
+    g->searched = p ? *p : (struct ctl_point){0};
     g->top_ratio = p && top > 0 && p->x < top ? p->x / top : 1.0;
     g->var = 0;
     g->chg_cnt = 0;
@@ -732,10 +737,13 @@ static void start_probe(struct ctl_group *g, uint64_t now)
     set_w(g, pw, now);
 }
 
-static double noise_threshold2(const struct ctl_group *g)
+/* Squared threshold of a change for an epoch whose own squared relative error is @p se2: the
+ * held noise (between epochs) and the epoch's own (within it, e.g. a throttle's slices), at
+ * CTL_CHANGE_SIGMAS, and never below 2 eps. */
+static double noise_threshold2(const struct ctl_group *g, double se2)
 {
     double floor = 2.0 * CTL_EPS;
-    double s2 = CTL_CHANGE_SIGMAS * CTL_CHANGE_SIGMAS * g->var;
+    double s2 = CTL_CHANGE_SIGMAS * CTL_CHANGE_SIGMAS * (g->var + se2);
     return s2 > floor * floor ? s2 : floor * floor;
 }
 
@@ -745,7 +753,7 @@ static void probe_done(struct ctl_group *g, const struct ctl_point *p, uint64_t 
     bool hit;
     if (g->probe_up) {
         double need = (CTL_PROBE_GAIN - 1.0) / 2;
-        hit = gain > need && gain * gain > noise_threshold2(g);
+        hit = gain > need && gain * gain > noise_threshold2(g, p->se2);
     } else {
         /* Still within eps of the plateau one step down: the knee moved below the held depth. */
         hit = p->x >= (1.0 - CTL_EPS) * g->x_ref / g->top_ratio;
@@ -806,13 +814,26 @@ static void hold(struct ctl_group *g, const struct ctl_point *p, uint64_t now)
                 return;
         }
     }
+    if (g->searched.n > 0) {
+        /* The first held epoch checks the search's reading of this depth. Far apart (a memory
+         * that outlasts short epochs, a throttle dispatching in slices longer than them): from
+         * now on every epoch is a settled one spanning CTL_EPOCH_MAX_NS, and the search runs
+         * again from its shallow end with those. */
+        bool off = !g->slow_settle && disagree(&g->searched, p);
+        g->searched.n = 0;
+        if (off) {
+            g->slow_settle = true;
+            start_search(g, g->shallow.w && g->shallow.w < g->w ? g->shallow.w : g->w, g->w_max, now);
+            return;
+        }
+    }
     if (g->x_ref <= 0) {
         g->x_ref = p->x;
         epoch_reset(g, now);
         return;
     }
     double dev = p->x / g->x_ref - 1.0;
-    if (dev * dev > noise_threshold2(g)) {
+    if (dev * dev > noise_threshold2(g, p->se2)) {
         int dir = dev < 0 ? -1 : 1;
         g->chg_cnt = dir == g->chg_dir ? g->chg_cnt + 1 : 1;
         g->chg_dir = dir;

@@ -83,8 +83,9 @@ static void maybe_trace(const char *name, int d, const struct sim_point *pt, con
     print_trace(r);
 }
 
-/* Run kind over the draws and score phase @p phase against its oracle. */
-static struct med run_kind(enum sim_kind kind, int phase, const char *name)
+/* Run kind over the draws and score phase @p phase against its oracle, whose band admits P99 up
+ * to @p lr_max x the knee's. */
+static struct med run_kind_band(enum sim_kind kind, int phase, const char *name, double lr_max)
 {
     struct agg a = { .n = 0 };
     for (int d = 1; d <= DRAWS; d++) {
@@ -95,7 +96,7 @@ static struct med run_kind(enum sim_kind kind, int phase, const char *name)
         sim_run(&sc, &r);
         struct sim_oracle o;
         sim_oracle(&sc, phase, &o);
-        struct sim_point pt = sim_oracle_point(&o, 0);
+        struct sim_point pt = sim_oracle_point_band(&o, 0, lr_max);
         sim_point_noise(&sc, phase, &pt);
         struct sim_scores s;
         sim_score(&r, sc.phase_t[phase], phase_end(&sc, phase), pt, 0, -1, &s);
@@ -104,6 +105,11 @@ static struct med run_kind(enum sim_kind kind, int phase, const char *name)
         sim_result_free(&r);
     }
     return agg_median(&a, name);
+}
+
+static struct med run_kind(enum sim_kind kind, int phase, const char *name)
+{
+    return run_kind_band(kind, phase, name, 1.25);
 }
 
 static void check_knee(struct med m, double ttc_max)
@@ -501,6 +507,33 @@ static void test_drifting_device(void **state)
     check_knee(agg_median(&a, "drifting"), 1.0);
 }
 
+/* A device behind a provisioned-IOPS cap (10-50% of it) that the kernel's throttle dispatches
+ * in 20 or 100 ms slices: throughput is flat from a few requests up and P99 jumps to a slice once
+ * the depth passes the slice's budget / 100. Scored as the disk check is: throughput >= 0.95x the
+ * knee's, P99 <= 2x the knee's (a cliff that steep has no 1.25x band), converged within 1 s. */
+static void test_capped_device(void **state)
+{
+    (void)state;
+    struct med m = run_kind_band(SIM_CAPPED, 0, "capped", 2.0);
+    assert_true(m.tr >= 0.95);
+    assert_true(m.lr <= 2.0);
+    assert_true(m.ttc <= 1.0);
+}
+
+/* The cap changes under the controller: uncapped, 20%, 5%, uncapped (3 s each). Every phase is
+ * back in its band within 1.5 s of the change and stays there. */
+static void test_cap_changes(void **state)
+{
+    (void)state;
+    static const char *const names[4] = { "uncapped", "cap 20%", "cap 5%", "uncapped again" };
+    for (int phase = 1; phase < 4; phase++) {
+        struct med m = run_kind_band(SIM_CAP_CHANGE, phase, names[phase], 2.0);
+        assert_true(m.tr >= 0.95);
+        assert_true(m.lr <= 2.0);
+        assert_true(m.ttc <= 1.5);
+    }
+}
+
 int main(void)
 {
     const char *env = getenv("AURAIO_SIM_DRAWS");
@@ -537,5 +570,14 @@ int main(void)
     };
     if (getenv("AURAIO_SIM_DRIFT"))
         rc += cmocka_run_group_tests_name("controller-sim-drift", drift_tests, NULL, NULL);
+    /* The capped device in slices is not met yet either (doc/controller.md, known gaps: on a
+     * cliff as sharp as a throttle's the knee lands a step deep in about half the draws): on
+     * request (AURAIO_SIM_CAPPED=1) until it passes. */
+    const struct CMUnitTest capped_tests[] = {
+        cmocka_unit_test(test_capped_device),
+        cmocka_unit_test(test_cap_changes),
+    };
+    if (getenv("AURAIO_SIM_CAPPED"))
+        rc += cmocka_run_group_tests_name("controller-sim-capped", capped_tests, NULL, NULL);
     return rc;
 }

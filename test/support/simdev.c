@@ -111,6 +111,8 @@ struct sim {
     uint64_t *free_at;
     uint32_t k_alloc;
     struct heap heap;
+    uint64_t thr_slice;    /* index of the throttle slice granting now, and its grants so far */
+    double thr_used;
     uint32_t in_flight[SIM_MAX_RINGS];
     uint32_t limit[SIM_MAX_RINGS];
     uint32_t nb_in_flight;
@@ -151,6 +153,29 @@ static double drift_at(const struct sim *s, uint64_t t_ns)
     return s->drift[i < s->ndrift ? i : s->ndrift - 1];
 }
 
+/* When the cap lets a request submitted now reach the channels: in this slice while its budget
+ * lasts, else at the start of the first slice with budget left (requests keep arrival order). */
+static uint64_t throttle_dispatch(struct sim *s)
+{
+    const struct sim_world *w = &s->world;
+    if (w->cap_iops <= 0 || w->cap_slice_s <= 0)
+        return s->t;
+    uint64_t slice_ns = (uint64_t)(w->cap_slice_s * 1e9);
+    double budget = w->cap_iops * w->cap_slice_s;
+    uint64_t now_slice = s->t / slice_ns;
+    if (now_slice > s->thr_slice) {
+        s->thr_slice = now_slice;
+        s->thr_used = 0;
+    }
+    if (s->thr_used + 1 > budget) {
+        s->thr_slice++;
+        s->thr_used = 0;
+    }
+    s->thr_used += 1;
+    uint64_t at = s->thr_slice * slice_ns;
+    return at > s->t ? at : s->t;
+}
+
 static void submit(struct sim *s, int ring)
 {
     const struct sim_world *w = &s->world;
@@ -178,7 +203,9 @@ static void submit(struct sim *s, int ring)
     double svc = w->mean_us * 1e3 * exp(sqrt(sig2) * rng_normal(&s->service) - sig2 / 2);
     if (w->p_slow > 0 && rng_unit(&s->service) < w->p_slow)
         svc *= w->m_slow;
-    uint64_t start = s->free_at[c] > s->t ? s->free_at[c] : s->t;
+    uint64_t start = throttle_dispatch(s);
+    if (s->free_at[c] > start)
+        start = s->free_at[c];
     double ts = (double)start * 1e-9;
     if (sc->spike_len > 0 && ts >= sc->spike_t && ts < sc->spike_t + sc->spike_len)
         svc *= sc->spike_factor;
@@ -543,6 +570,33 @@ void sim_draw(enum sim_kind kind, uint64_t seed, struct sim_scenario *sc)
         sc->oracle_t1 = sc->duration_s;
         break;
     }
+    case SIM_CAPPED:
+    case SIM_CAP_CHANGE: {
+        /* A device of 100-300 K IOPS behind a provisioned-IOPS cap, dispatched in slices as the
+         * kernel's throttle does (20 ms on an SSD, 100 ms on a rotational queue such as this
+         * machine's virtio disk): knee and P99 cliff from a few to a few tens of requests. */
+        *w = base_world(&r, 16, 32, 80, 160);
+        w->p_slow = 0;
+        double x_max = (double)w->k / (w->mean_us * 1e-6);
+        double slice = (rng_u64(&r) & 1) ? 0.1 : 0.02;
+        if (kind == SIM_CAPPED) {
+            w->cap_iops = x_max * rng_range(&r, 0.1, 0.5);
+            w->cap_slice_s = slice;
+            sc->duration_s = 3.0;
+            break;
+        }
+        /* Uncapped, 20% of the device, 5%, uncapped: 3 s each. */
+        static const double share[4] = { 0, 0.2, 0.05, 0 };
+        sc->nphases = 4;
+        for (int p = 0; p < 4; p++) {
+            sc->phase_t[p] = 3.0 * p;
+            sc->world[p] = *w;
+            sc->world[p].cap_iops = share[p] * x_max;
+            sc->world[p].cap_slice_s = share[p] > 0 ? slice : 0;
+        }
+        sc->duration_s = 12.0;
+        break;
+    }
     default:
         break;
     }
@@ -657,7 +711,7 @@ void sim_oracle(const struct sim_scenario *base, int phase, struct sim_oracle *o
 }
 
 
-struct sim_point sim_oracle_point(const struct sim_oracle *o, uint64_t target_ns)
+struct sim_point sim_oracle_point_band(const struct sim_oracle *o, uint64_t target_ns, double lr_max)
 {
     double best = 0;
     for (int i = 0; i < o->n; i++)
@@ -682,7 +736,7 @@ struct sim_point sim_oracle_point(const struct sim_oracle *o, uint64_t target_ns
             k = kt;
     }
     struct sim_point pt = { o->w[k], o->x[k], o->p99[k], o->w[o->n - 1], 0, 0 };
-    double pmax = 1.25 * o->p99[k];
+    double pmax = lr_max * o->p99[k];
     if (target_ns && (double)target_ns < pmax)
         pmax = (double)target_ns;
     for (int i = o->n - 1; i >= 0; i--)
@@ -694,6 +748,11 @@ struct sim_point sim_oracle_point(const struct sim_oracle *o, uint64_t target_ns
     if (pt.w_lo > pt.w)
         pt.w_lo = pt.w;
     return pt;
+}
+
+struct sim_point sim_oracle_point(const struct sim_oracle *o, uint64_t target_ns)
+{
+    return sim_oracle_point_band(o, target_ns, 1.25);
 }
 
 void sim_point_noise(const struct sim_scenario *base, int phase, struct sim_point *pt)

@@ -35,6 +35,10 @@ struct sim_world {
      * to, a shallower one worse). peak 0 = off. */
     uint32_t peak;
     double peak_beta, mem_tau_s;
+    /* A rate cap in front of the channels, dispatched like the kernel's block throttle: each
+     * slice of cap_slice_s grants cap_iops x cap_slice_s requests in arrival order, and a request
+     * past the slice's budget waits for the next slice (no carry-over). 0 = uncapped. */
+    double cap_iops, cap_slice_s;
 };
 
 struct ctl_group;
@@ -116,7 +120,8 @@ struct sim_scores {
 enum sim_kind {
     SIM_KNEE_LOW, SIM_KNEE_HIGH, SIM_NO_PARALLEL, SIM_NO_KNEE, SIM_SHARP,
     SIM_PHASE_UP, SIM_PHASE_DOWN, SIM_SLOWDOWN, SIM_NEIGHBOUR, SIM_SPIKE, SIM_LOW_IOPS,
-    SIM_FEW_OUTSTANDING, SIM_MIXED, SIM_MULTI_EQUAL, SIM_MULTI_UNEQUAL, SIM_DRIFT, SIM_KIND_COUNT
+    SIM_FEW_OUTSTANDING, SIM_MIXED, SIM_MULTI_EQUAL, SIM_MULTI_UNEQUAL, SIM_DRIFT, SIM_CAPPED,
+    SIM_CAP_CHANGE, SIM_KIND_COUNT
 };
 
 /** Randomized instance of a scenario kind; same kind and seed give the same instance. */
@@ -127,8 +132,11 @@ void sim_result_free(struct sim_result *res);
 /** Same model at every fixed depth of a grid for phase @p phase (no spike, no neighbour); over
  * [oracle_t0, oracle_t1) of the scenario's clock when those are set. */
 void sim_oracle(const struct sim_scenario *sc, int phase, struct sim_oracle *o);
-/** Knee point: smallest depth within 5% of the best throughput, capped by @p target_ns if set. */
+/** Knee point: smallest depth within 5% of the best throughput, capped by @p target_ns if set;
+ * its band holds the depths with throughput >= 0.95x and P99 <= 1.25x the point's. */
 struct sim_point sim_oracle_point(const struct sim_oracle *o, uint64_t target_ns);
+/** The same with P99 <= @p lr_max x the point's in the band (capped devices: 2, as on the disk). */
+struct sim_point sim_oracle_point_band(const struct sim_oracle *o, uint64_t target_ns, double lr_max);
 /** Measure @p pt->x_win_sd: run phase @p phase at the fixed depth pt->w_lo for 3 s. */
 void sim_point_noise(const struct sim_scenario *sc, int phase, struct sim_point *pt);
 /** Scores of completions in [t0, t1) s against @p ref; @p ring < 0 = all rings. */
