@@ -30,14 +30,16 @@
 /* Misses that end the climb: a single one can be noise. */
 #define CTL_MISSES 2
 /* Completions per epoch at least: eight blocks for the epoch's own noise estimate, and a
- * throughput known to ~2.5% on the simulator's heavy-tailed devices. */
+ * throughput known to ~2.5% when 1 op in 200 is 5-20x slow (heavy tails stall a channel). */
 #define CTL_EPOCH_N 1200u
 /* Shortest epoch: several submit/reap batches, so batching does not read as a rate change. */
 #define CTL_EPOCH_MIN_NS 10000000ull
-/* Longest epoch before a slow device decides on fewer completions (never fewer than
- * CTL_EPOCH_MIN_N, whose P99 is still not just the maximum; nothing at all past 16 x this: a
- * stall is not a measurement). */
+/* Longest epoch before a slow device decides on fewer completions; also the settled epoch of a
+ * device whose short epochs mislead (>= 2 of the kernel throttle's 100 ms slices). Nothing at
+ * all past 16 x this: a stall is not a measurement. */
 #define CTL_EPOCH_MAX_NS 250000000ull
+/* Fewest completions a slow device decides on: its throughput within ~10%, its P99 not just
+ * the maximum. */
 #define CTL_EPOCH_MIN_N 100u
 /* Verify and hold epochs are this many times longer: they set references, not directions. */
 #define CTL_LONG 4u
@@ -46,18 +48,16 @@
 #define CTL_CHANGE_SIGMAS 3.0
 /* Consecutive same-sign changed epochs that make a change: a spike or a slow epoch is not. */
 #define CTL_CHANGE_EPOCHS 3
-/* Gain of the held reference and noise EWMAs: about 4 epochs of memory. */
-#define CTL_REF_GAIN 0.25
 /* Held epochs between probes (jittered up to twice that): 2-4 s at fast rates, ~1% of the
  * time off the knee, and rare enough that a probe's P99 does not set the window's. */
 #define CTL_PROBE_EPOCHS 50u
 /* Probe step: up x1.25, down /1.25. An up-probe hits when it gains at least half of that
  * step (elasticity >= 0.5: the held depth is below a knee). */
 #define CTL_PROBE_GAIN 1.25
-/* Target mode: aim the P99 at 85% of the target, grow only below 70% (hysteresis); cut
- * halfway between the set-point and the target, since a window that reaches it is lost. */
+/* Target mode: aim the P99 at 85% of the target, and grow only when it sits that margin again
+ * below the set-point (hysteresis); cut halfway between the set-point and the target, since a
+ * window that reaches the target is already lost. */
 #define CTL_TARGET_SET 0.85
-#define CTL_TARGET_GROW 0.70
 /* Completions per target decision: a P99 from fewer moves by +-20% with correlated tails. */
 #define CTL_TARGET_WINDOW_N 2000u
 
@@ -797,7 +797,7 @@ static void target_step(struct ctl_group *g, uint64_t now)
     uint32_t ceiling = g->knee > g->w_min ? g->knee : g->w_min;
     if (g->miss_w && g->miss_w - 1 < ceiling)
         ceiling = g->miss_w - 1;
-    if ((double)p < CTL_TARGET_GROW * (double)g->target && g->w < ceiling) {
+    if ((double)p < (CTL_TARGET_SET * CTL_TARGET_SET) * (double)g->target && g->w < ceiling) {
         set_w(g, auraio__ctl_scale(g->w, f < CTL_PROBE_GAIN ? f : CTL_PROBE_GAIN, g->w_min, ceiling), now);
         g->x_ref = 0;
     }
@@ -845,8 +845,8 @@ static void hold(struct ctl_group *g, const struct ctl_point *p, uint64_t now)
         return;
     }
     g->chg_cnt = 0;
-    g->x_ref += CTL_REF_GAIN * (p->x - g->x_ref);
-    g->var += CTL_REF_GAIN * (dev * dev - g->var);
+    g->x_ref += (1.0 / (CTL_CHANGE_EPOCHS + 1)) * (p->x - g->x_ref);
+    g->var += (1.0 / (CTL_CHANGE_EPOCHS + 1)) * (dev * dev - g->var);
     if (--g->probe_in == 0)
         start_probe(g, now);
     else
