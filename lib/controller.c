@@ -822,8 +822,11 @@ static void hold(struct ctl_group *g, const struct ctl_point *p, uint64_t now)
         bool off = !g->slow_settle && disagree(&g->searched, p);
         g->searched.n = 0;
         if (off) {
+            /* Short epochs read high here (a burst, a fresh depth): the knee is at or below the
+             * depth they chose, so the settled search never climbs past it (a throttle's cliff
+             * lies above). */
             g->slow_settle = true;
-            start_search(g, g->shallow.w && g->shallow.w < g->w ? g->shallow.w : g->w, g->w_max, now);
+            start_search(g, g->shallow.w && g->shallow.w < g->w ? g->shallow.w : g->w, g->w, now);
             return;
         }
     }
