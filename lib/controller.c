@@ -29,6 +29,9 @@
 #define CTL_GAIN_MISS 0.10
 /* Misses that end the climb: a single one can be noise. */
 #define CTL_MISSES 2
+/* A doubling whose P99 grows by more than this x the depth ratio has met a queue (Little's law
+ * allows 1x, correlated tails about as much again): the climb stops there. */
+#define CTL_TAIL_JUMP 3.0
 /* Completions per epoch at least: eight blocks for the epoch's own noise estimate, and a
  * throughput known to ~2.5% when 1 op in 200 is 5-20x slow (heavy tails stall a channel). */
 #define CTL_EPOCH_N 1200u
@@ -123,6 +126,8 @@ struct ctl_group {
     uint32_t cap; /* the search may not go above this */
     int misses, verifies;
     double x_prev, se2_prev;
+    uint64_t p99_prev; /* the climb's previous point: P99 and depth */
+    uint32_t w_prev;
     double lmin;       /* lowest mean latency of the last search: the BDP's R0 */
     uint32_t knee;     /* unconstrained knee of the last search (target-mode ceiling) */
     uint32_t loss_cap; /* after a capacity loss nothing searches above this, 0 = none */
@@ -539,6 +544,7 @@ static void start_search(struct ctl_group *g, uint32_t from, uint32_t cap, uint6
     g->misses = 0;
     g->verifies = 0;
     g->x_prev = 0;
+    g->p99_prev = 0;
     g->phase = AURAIO_CTL_PHASE_GALLOP_UP;
     set_w(g, from > g->cap ? g->cap : from, now);
 }
@@ -645,8 +651,14 @@ static void climb(struct ctl_group *g, const struct ctl_point *p, uint64_t now)
     bool gaining = excess > 0 && excess * excess > 4 * (p->se2 + g->se2_prev);
     if (g->x_prev > 0)
         g->misses = p->x < g->x_prev * (1.0 + CTL_GAIN_MISS) ? g->misses + 1 : 0;
+    /* Little's law lets the tail grow in proportion to the depth; far more, with no clear gain,
+     * is a queue the throughput does not show (a throttle's slice wait): past the knee, stop. */
+    bool cliff = g->p99_prev && p->p99 && !gaining &&
+                 (double)p->p99 > CTL_TAIL_JUMP * (double)p->w / (double)g->w_prev * (double)g->p99_prev;
     g->x_prev = p->x;
     g->se2_prev = p->se2;
+    g->p99_prev = p->p99;
+    g->w_prev = p->w;
     uint32_t next = auraio__ctl_scale(g->w, 2.0, g->w_min, g->cap);
     if (g->target && p->p99) {
         /* Little's law: P99 grows at most in proportion to W, so do not step past the target. */
@@ -656,7 +668,7 @@ static void climb(struct ctl_group *g, const struct ctl_point *p, uint64_t now)
     }
     if (!over && gaining && next <= g->w)
         enter_hold(g, g->w, now); /* still gaining at the ceiling: the plateau lies beyond it */
-    else if (over || g->misses >= CTL_MISSES || next <= g->w)
+    else if (over || cliff || g->misses >= CTL_MISSES || next <= g->w)
         decide(g, now);
     else
         set_w(g, next, now);
