@@ -444,23 +444,6 @@ static void *destroy_main(void *arg)
     return NULL;
 }
 
-static bool sem_wait_ms(sem_t *s, int ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
-    while (sem_timedwait(s, &ts) != 0) {
-        if (errno != EINTR)
-            return false;
-    }
-    return true;
-}
-
 /*
  * A pipe read whose cancel cannot reach the kernel (every enter refused): the request never
  * completes, and destroy must keep waiting rather than close the ring under it and report it
@@ -489,11 +472,11 @@ static void test_destroy_waits_for_a_request_that_never_completes(void **state)
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, destroy_main, &d), 0);
     /* Still waiting after the hold: nothing was delivered, nothing freed. */
-    assert_false(sem_wait_ms(&d.done, hold_ms));
+    assert_false(harness_sem_wait_ms(&d.done, hold_ms));
     assert_int_equal(atomic_load(&rec.total), 0);
     fault_reset();
     pipe_feed(p[1], 1);
-    if (!sem_wait_ms(&d.done, 5000))
+    if (!harness_sem_wait_ms(&d.done, 5000))
         fail_msg("destroy did not return within 5 s of the request completing");
     pthread_join(t, NULL);
     recorder_assert_each_once(&rec, 1);

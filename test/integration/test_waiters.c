@@ -63,24 +63,6 @@ static auraio_engine_t *engine_with(int rings, int limit)
     return auraio_create_with_options(&o);
 }
 
-/* sem_timedwait with a relative bound in ms; false on timeout. */
-static bool sem_wait_ms(sem_t *s, int ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
-    while (sem_timedwait(s, &ts) != 0) {
-        if (errno != EINTR)
-            return false;
-    }
-    return true;
-}
-
 /* A hung thread cannot be joined: report and leave the process at once. */
 static void watchdog_fired(const char *what, int iteration)
 {
@@ -242,7 +224,7 @@ static void run_waiters(int rings, int nwaiters)
         pthread_barrier_wait(&w.start);
         assert_int_equal(write(p[1], "x", 1), 1);
         for (int i = 0; i < nwaiters; i++) {
-            if (!sem_wait_ms(&w.returned, WATCHDOG_MS))
+            if (!harness_sem_wait_ms(&w.returned, WATCHDOG_MS))
                 watchdog_fired("auraio_wait(-1) with nothing left pending", it);
         }
         assert_int_equal(atomic_load(&sum), it + 1);
@@ -341,7 +323,7 @@ static void run_stop_while_polling(int rings)
         for (int spin = 0; spin < (it % 8) * 200; spin++)
             auraio_pending_count(r.e);
         assert_int_equal(auraio_stop(r.e), 0);
-        if (!sem_wait_ms(&r.run_returned, WATCHDOG_MS))
+        if (!harness_sem_wait_ms(&r.run_returned, WATCHDOG_MS))
             watchdog_fired("auraio_run after auraio_stop, with another thread polling", it);
     }
     atomic_store(&r.quit, true);
@@ -416,7 +398,7 @@ static void run_submit_behind_sleeper(int rings)
         /* The sleeper may or may not be asleep yet: both orders must deliver within the bound. */
         assert_non_null(auraio_read(s.e, fd, auraio_buf(buf[it % 64]), 4096, (int64_t)(it % 64) * 4096,
                                     file_read_cb, &s));
-        if (!sem_wait_ms(&s.file_read_done, WATCHDOG_MS))
+        if (!harness_sem_wait_ms(&s.file_read_done, WATCHDOG_MS))
             watchdog_fired("a file read submitted while another thread sleeps in wait(-1)", it);
         assert_int_equal(harness_check_pattern(buf[it % 64], 4096, (uint64_t)(it % 64) * 4096, 9), -1);
     }

@@ -183,3 +183,20 @@ int harness_wait_for(auraio_engine_t *e, _Atomic int *counter, int target, int t
     }
     return 0;
 }
+
+bool harness_sem_wait_ms(sem_t *s, int ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    while (sem_timedwait(s, &ts) != 0) {
+        if (errno != EINTR)
+            return false;
+    }
+    return true;
+}

@@ -10,6 +10,7 @@
 #include "auraio.h"
 
 #include <stdatomic.h>
+#include <semaphore.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,6 +36,9 @@ int harness_pattern_file(size_t size, unsigned seed);
 int harness_temp_file(int extra_flags);
 /* True when O_DIRECT opens and reads work in the temp directory (probed, not inferred). */
 bool harness_odirect_supported(void);
+
+/** Wait on @p s for at most @p ms (a watchdog's bound); false when it timed out. */
+bool harness_sem_wait_ms(sem_t *s, int ms);
 
 /* Records completions: per-slot callback counts and results. */
 #define RECORDER_MAX 4096
