@@ -72,6 +72,17 @@ AURAIO_API auraio_buf_t auraio_buf_fixed(int index, size_t offset)
     return b;
 }
 
+/* Returns @p call's result, run inside the debug build's count of calls in progress (destroy
+ * must not overlap any; release builds count nothing). */
+#define return_guarded(engine, call)                                                                                   \
+    do {                                                                                                               \
+        struct auraio_engine *guarded_engine = (struct auraio_engine *)(engine);                                       \
+        auraio__engine_call_begin(guarded_engine);                                                                     \
+        int guarded_rc = (call);                                                                                       \
+        auraio__engine_call_end(guarded_engine);                                                                       \
+        return guarded_rc;                                                                                             \
+    } while (0)
+
 static auraio_request_t *submit_or_errno(struct auraio_engine *e, const struct request_args *a)
 {
     uint64_t handle;
@@ -124,8 +135,8 @@ static int check_rw(const auraio_engine_t *e, int fd, auraio_buf_t buf, size_t l
     return 0;
 }
 
-static auraio_request_t *submit_rw(auraio_engine_t *e, uint8_t op, int fd, auraio_buf_t buf, size_t len,
-                                   int64_t offset, unsigned flags, auraio_callback_t cb, void *ud)
+static auraio_request_t *submit_rw(auraio_engine_t *e, uint8_t op, int fd, auraio_buf_t buf, size_t len, int64_t offset,
+                                   unsigned flags, auraio_callback_t cb, void *ud)
 {
     struct request_args a;
     memset(&a, 0, sizeof(a));
@@ -140,21 +151,20 @@ static auraio_request_t *submit_rw(auraio_engine_t *e, uint8_t op, int fd, aurai
     return submit_or_errno(e, &a);
 }
 
-AURAIO_API auraio_request_t *auraio_read(auraio_engine_t *engine, int fd, auraio_buf_t buf, size_t len,
-                                         int64_t offset, auraio_callback_t callback, void *user_data)
+AURAIO_API auraio_request_t *auraio_read(auraio_engine_t *engine, int fd, auraio_buf_t buf, size_t len, int64_t offset,
+                                         auraio_callback_t callback, void *user_data)
 {
     return submit_rw(engine, REQ_READ, fd, buf, len, offset, 0, callback, user_data);
 }
 
-AURAIO_API auraio_request_t *auraio_write(auraio_engine_t *engine, int fd, auraio_buf_t buf, size_t len,
-                                          int64_t offset, auraio_callback_t callback, void *user_data)
+AURAIO_API auraio_request_t *auraio_write(auraio_engine_t *engine, int fd, auraio_buf_t buf, size_t len, int64_t offset,
+                                          auraio_callback_t callback, void *user_data)
 {
     return submit_rw(engine, REQ_WRITE, fd, buf, len, offset, 0, callback, user_data);
 }
 
 AURAIO_API auraio_request_t *auraio_read_ex(auraio_engine_t *engine, int fd, auraio_buf_t buf, size_t len,
-                                            int64_t offset, unsigned flags, auraio_callback_t callback,
-                                            void *user_data)
+                                            int64_t offset, unsigned flags, auraio_callback_t callback, void *user_data)
 {
     return submit_rw(engine, REQ_READ, fd, buf, len, offset, flags, callback, user_data);
 }
@@ -195,9 +205,9 @@ AURAIO_API auraio_request_t *auraio_readv(auraio_engine_t *engine, int fd, const
     return submit_vec(engine, REQ_READV, fd, iov, iovcnt, offset, 0, callback, user_data);
 }
 
-AURAIO_API auraio_request_t *auraio_readv_ex(auraio_engine_t *engine, int fd, const struct iovec *iov,
-                                             int iovcnt, int64_t offset, unsigned flags,
-                                             auraio_callback_t callback, void *user_data)
+AURAIO_API auraio_request_t *auraio_readv_ex(auraio_engine_t *engine, int fd, const struct iovec *iov, int iovcnt,
+                                             int64_t offset, unsigned flags, auraio_callback_t callback,
+                                             void *user_data)
 {
     return submit_vec(engine, REQ_READV, fd, iov, iovcnt, offset, flags, callback, user_data);
 }
@@ -208,15 +218,15 @@ AURAIO_API auraio_request_t *auraio_writev(auraio_engine_t *engine, int fd, cons
     return submit_vec(engine, REQ_WRITEV, fd, iov, iovcnt, offset, 0, callback, user_data);
 }
 
-AURAIO_API auraio_request_t *auraio_writev_ex(auraio_engine_t *engine, int fd, const struct iovec *iov,
-                                              int iovcnt, int64_t offset, unsigned flags,
-                                              auraio_callback_t callback, void *user_data)
+AURAIO_API auraio_request_t *auraio_writev_ex(auraio_engine_t *engine, int fd, const struct iovec *iov, int iovcnt,
+                                              int64_t offset, unsigned flags, auraio_callback_t callback,
+                                              void *user_data)
 {
     return submit_vec(engine, REQ_WRITEV, fd, iov, iovcnt, offset, flags, callback, user_data);
 }
 
-AURAIO_API auraio_request_t *auraio_fsync(auraio_engine_t *engine, int fd, unsigned flags,
-                                          auraio_callback_t callback, void *user_data)
+AURAIO_API auraio_request_t *auraio_fsync(auraio_engine_t *engine, int fd, unsigned flags, auraio_callback_t callback,
+                                          void *user_data)
 {
     int rc = check_common(engine, fd, 0, callback);
     if (rc == 0 && (flags & ~(AURAIO_FSYNC_DATASYNC | AURAIO_FIXED_FILE)))
@@ -239,67 +249,46 @@ AURAIO_API auraio_request_t *auraio_fsync(auraio_engine_t *engine, int fd, unsig
 AURAIO_API int auraio_cancel(auraio_engine_t *engine, auraio_request_t *req)
 {
     validate_or_return(engine != NULL && req != NULL, -EINVAL);
-    auraio__engine_call_begin((struct auraio_engine *)engine);
-    int rc = auraio__engine_cancel(engine, (uint64_t)(uintptr_t)req);
-    auraio__engine_call_end((struct auraio_engine *)engine);
-    return rc;
+    return_guarded(engine, auraio__engine_cancel(engine, (uint64_t)(uintptr_t)req));
 }
 
 AURAIO_API int auraio_request_pending(auraio_engine_t *engine, const auraio_request_t *req)
 {
     validate_or_return(engine != NULL && req != NULL, -EINVAL);
-    auraio__engine_call_begin((struct auraio_engine *)engine);
-    int rc = auraio__engine_request_pending(engine, (uint64_t)(uintptr_t)req);
-    auraio__engine_call_end((struct auraio_engine *)engine);
-    return rc;
+    return_guarded(engine, auraio__engine_request_pending(engine, (uint64_t)(uintptr_t)req));
 }
 
 AURAIO_API int auraio_poll(auraio_engine_t *engine)
 {
     validate_or_return(engine != NULL, -EINVAL);
     validate_or_return(!auraio__engine_in_callback(engine), -EDEADLK);
-    auraio__engine_call_begin((struct auraio_engine *)engine);
-    int rc = auraio__engine_poll(engine);
-    auraio__engine_call_end((struct auraio_engine *)engine);
-    return rc;
+    return_guarded(engine, auraio__engine_poll(engine));
 }
 
 AURAIO_API int auraio_wait(auraio_engine_t *engine, int timeout_ms)
 {
     validate_or_return(engine != NULL && timeout_ms >= -1, -EINVAL);
     validate_or_return(!auraio__engine_in_callback(engine), -EDEADLK);
-    auraio__engine_call_begin((struct auraio_engine *)engine);
-    int rc = auraio__engine_wait(engine, timeout_ms);
-    auraio__engine_call_end((struct auraio_engine *)engine);
-    return rc;
+    return_guarded(engine, auraio__engine_wait(engine, timeout_ms));
 }
 
 AURAIO_API int auraio_run(auraio_engine_t *engine)
 {
     validate_or_return(engine != NULL, -EINVAL);
     validate_or_return(!auraio__engine_in_callback(engine), -EDEADLK);
-    auraio__engine_call_begin((struct auraio_engine *)engine);
-    int rc = auraio__engine_run(engine);
-    auraio__engine_call_end((struct auraio_engine *)engine);
-    return rc;
+    return_guarded(engine, auraio__engine_run(engine));
 }
 
 AURAIO_API int auraio_stop(auraio_engine_t *engine)
 {
     validate_or_return(engine != NULL, -EINVAL);
-    auraio__engine_call_begin((struct auraio_engine *)engine);
-    int rc = auraio__engine_stop(engine);
-    auraio__engine_call_end((struct auraio_engine *)engine);
-    return rc;
+    return_guarded(engine, auraio__engine_stop(engine));
 }
 
 AURAIO_API int auraio_flush(auraio_engine_t *engine)
 {
     validate_or_return(engine != NULL, -EINVAL);
-    auraio__engine_call_begin((struct auraio_engine *)engine);
-    int rc = auraio__engine_flush(engine);
-    auraio__engine_call_end((struct auraio_engine *)engine);
-    return rc;
+    return_guarded(engine, auraio__engine_flush(engine));
 }
 
 AURAIO_API int auraio_get_poll_fd(const auraio_engine_t *engine)
@@ -311,19 +300,13 @@ AURAIO_API int auraio_get_poll_fd(const auraio_engine_t *engine)
 AURAIO_API int auraio_pending_count(const auraio_engine_t *engine)
 {
     validate_or_return(engine != NULL, -EINVAL);
-    auraio__engine_call_begin((struct auraio_engine *)engine);
-    int rc = auraio__engine_pending(engine);
-    auraio__engine_call_end((struct auraio_engine *)engine);
-    return rc;
+    return_guarded(engine, auraio__engine_pending(engine));
 }
 
 AURAIO_API int auraio_capacity(const auraio_engine_t *engine)
 {
     validate_or_return(engine != NULL, -EINVAL);
-    auraio__engine_call_begin((struct auraio_engine *)engine);
-    int rc = auraio__engine_capacity(engine);
-    auraio__engine_call_end((struct auraio_engine *)engine);
-    return rc;
+    return_guarded(engine, auraio__engine_capacity(engine));
 }
 
 AURAIO_API int auraio_get_ring_count(const auraio_engine_t *engine)
@@ -356,20 +339,14 @@ AURAIO_API int auraio_set_max_p99_latency(auraio_engine_t *engine, double max_p9
 {
     validate_or_return(engine != NULL, -EINVAL);
     validate_or_return(max_p99_latency_ms >= 0.0 && isfinite(max_p99_latency_ms), -EINVAL);
-    auraio__engine_call_begin((struct auraio_engine *)engine);
-    int rc = auraio__engine_set_p99_target(engine, max_p99_latency_ms);
-    auraio__engine_call_end((struct auraio_engine *)engine);
-    return rc;
+    return_guarded(engine, auraio__engine_set_p99_target(engine, max_p99_latency_ms));
 }
 
 AURAIO_API int auraio_get_histogram(const auraio_engine_t *engine, int ring_index, auraio_histogram_t *hist)
 {
     validate_or_return(engine != NULL && hist != NULL, -EINVAL);
     validate_or_return(ring_index >= 0 && (uint32_t)ring_index < engine->ring_count, -ERANGE);
-    auraio__engine_call_begin((struct auraio_engine *)engine);
-    int rc = auraio__engine_histogram((struct auraio_engine *)engine, (uint32_t)ring_index, hist);
-    auraio__engine_call_end((struct auraio_engine *)engine);
-    return rc;
+    return_guarded(engine, auraio__engine_histogram((struct auraio_engine *)engine, (uint32_t)ring_index, hist));
 }
 
 AURAIO_API uint64_t auraio_histogram_bucket_lower_ns(int bucket)
@@ -385,35 +362,23 @@ AURAIO_API const char *auraio_phase_name(int phase)
 AURAIO_API int auraio_register_buffers(auraio_engine_t *engine, const struct iovec *iovs, int count)
 {
     validate_or_return(engine != NULL, -EINVAL);
-    auraio__engine_call_begin((struct auraio_engine *)engine);
-    int rc = auraio__engine_register_buffers(engine, iovs, count);
-    auraio__engine_call_end((struct auraio_engine *)engine);
-    return rc;
+    return_guarded(engine, auraio__engine_register_buffers(engine, iovs, count));
 }
 
 AURAIO_API int auraio_register_files(auraio_engine_t *engine, const int *fds, int count)
 {
     validate_or_return(engine != NULL, -EINVAL);
-    auraio__engine_call_begin((struct auraio_engine *)engine);
-    int rc = auraio__engine_register_files(engine, fds, count);
-    auraio__engine_call_end((struct auraio_engine *)engine);
-    return rc;
+    return_guarded(engine, auraio__engine_register_files(engine, fds, count));
 }
 
 AURAIO_API int auraio_update_file(auraio_engine_t *engine, int index, int fd)
 {
     validate_or_return(engine != NULL, -EINVAL);
-    auraio__engine_call_begin((struct auraio_engine *)engine);
-    int rc = auraio__engine_update_file(engine, index, fd);
-    auraio__engine_call_end((struct auraio_engine *)engine);
-    return rc;
+    return_guarded(engine, auraio__engine_update_file(engine, index, fd));
 }
 
 AURAIO_API int auraio_unregister(auraio_engine_t *engine, auraio_reg_type_t type)
 {
     validate_or_return(engine != NULL, -EINVAL);
-    auraio__engine_call_begin((struct auraio_engine *)engine);
-    int rc = auraio__engine_unregister(engine, type);
-    auraio__engine_call_end((struct auraio_engine *)engine);
-    return rc;
+    return_guarded(engine, auraio__engine_unregister(engine, type));
 }
