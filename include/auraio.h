@@ -116,7 +116,7 @@ typedef struct {
 
 /** Engine-wide statistics (a snapshot; fields are independent relaxed reads). */
 typedef struct {
-    uint64_t ops_completed;       /**< completions of data and fsync ops */
+    uint64_t ops_completed;       /**< completions (callbacks), errors included; see auraio_metrics_t */
     uint64_t bytes_transferred;   /**< bytes reported by completed reads and writes */
     uint64_t submissions_at_limit; /**< submissions that found their ring at its in-flight limit */
     uint64_t adaptive_spills;     /**< ADAPTIVE submissions sent to a non-local ring */
@@ -407,6 +407,70 @@ AURAIO_API const char *auraio_phase_name(int phase);
  * @return 0, or -EINVAL (NULL engine, negative or non-finite target).
  */
 AURAIO_API int auraio_set_max_p99_latency(auraio_engine_t *engine, double max_p99_latency_ms);
+
+/* ---------------------------------------------------------------------------------------------
+ * Lifetime metrics (doc/observability.md). Monotonic for the life of the engine: unlike the
+ * windowed values above, nothing here is reset by the controller.
+ */
+
+/** Operation kinds of the lifetime counters. */
+typedef enum {
+    AURAIO_OP_KIND_READ = 0,  /**< read, readv, and their registered-buffer/fixed-file forms */
+    AURAIO_OP_KIND_WRITE = 1, /**< write, writev, and their forms */
+    AURAIO_OP_KIND_FSYNC = 2, /**< fsync and fdatasync */
+    AURAIO_OP_KIND_OTHER = 3, /**< every other operation */
+    AURAIO_OP_KIND_COUNT = 4
+} auraio_op_kind_t;
+
+/** Error classes of the lifetime error counters, by the callback's negative result. */
+typedef enum {
+    AURAIO_ERR_CLASS_CANCELED = 0, /**< -ECANCELED (auraio_cancel, destroy, a thread's exit) */
+    AURAIO_ERR_CLASS_TIMEDOUT = 1, /**< -ETIME or -ETIMEDOUT */
+    AURAIO_ERR_CLASS_OTHER = 2,    /**< any other -errno */
+    AURAIO_ERR_CLASS_COUNT = 3
+} auraio_err_class_t;
+
+/** auraio_get_metrics: the sum over all rings instead of one ring. */
+#define AURAIO_ALL_RINGS (-1)
+
+/**
+ * Lifetime metrics of one ring or of all rings. Counters count completions, i.e. callbacks run or
+ * about to run, each once, whatever the result. The latency histogram holds the reads and writes
+ * that went through the kernel (the samples the depth controller sees: submit to reap; fsync and
+ * requests failed or cancelled before reaching the kernel are counted in ops/errors, not here).
+ */
+typedef struct {
+    uint64_t ops[AURAIO_OP_KIND_COUNT];   /**< completions, errors included */
+    uint64_t bytes[AURAIO_OP_KIND_COUNT]; /**< bytes transferred (positive results of reads and writes) */
+    uint64_t errors[AURAIO_OP_KIND_COUNT][AURAIO_ERR_CLASS_COUNT]; /**< completions with result < 0 */
+    uint64_t submissions_at_limit; /**< submissions that went to the backlog (the limit was reached) */
+    uint64_t adaptive_spills;      /**< engine-wide (AURAIO_ALL_RINGS only; 0 for one ring) */
+    uint64_t latency_count;        /**< samples in the histogram */
+    uint64_t latency_sum_ns;       /**< exact sum of those samples' latencies */
+    uint64_t latency_overflow;     /**< samples at or beyond the last bucket's upper bound (2^35 ns) */
+    /** Samples per bucket (not cumulative); bounds from auraio_histogram_bucket_lower_ns(). */
+    uint64_t latency_buckets[AURAIO_HISTOGRAM_BUCKETS];
+    int backlog_length;    /**< now: requests accepted and waiting for room under the limit */
+    int in_flight;         /**< now: requests in the kernel (or prepared for it) */
+    int in_flight_limit;   /**< now: the controller's limit (summed over rings for all rings) */
+    int queue_depth;       /**< request slots (summed over rings for all rings) */
+    int phase;             /**< controller phase (auraio_phase_name) */
+    bool target_infeasible; /**< the P99 target cannot be met even at the minimum depth */
+    uint64_t p50_ns;       /**< P50 of the last controller window; 0 without samples (all: highest ring) */
+    uint64_t p99_ns;       /**< P99 of the last controller window; 0 without samples (all: highest ring) */
+    uint64_t target_p99_ns; /**< the P99 target; 0 when none */
+    unsigned char reserved[64];
+} auraio_metrics_t;
+
+/**
+ * Fill @p metrics for ring @p ring_index, or for all rings with AURAIO_ALL_RINGS. Thread-safe,
+ * callable while I/O runs, from any thread, callbacks included; never runs callbacks. Takes the
+ * controller's lock and each ring's lock in turn, briefly (a 4 KiB copy), so it costs the I/O
+ * path nothing between calls. Every completion is in exactly one snapshot delta:
+ * counters never decrease and no sample is lost or counted twice across the controller's windows.
+ * @return 0, -EINVAL (NULL argument), -ERANGE (bad ring index).
+ */
+AURAIO_API int auraio_get_metrics(const auraio_engine_t *engine, int ring_index, auraio_metrics_t *metrics);
 
 /* ---------------------------------------------------------------------------------------------
  * Buffers

@@ -11,6 +11,7 @@
 #include "controller.h"
 #include "engine.h"
 #include "histogram.h"
+#include "metrics.h"
 #include "validate.h"
 
 #include <errno.h>
@@ -333,6 +334,15 @@ AURAIO_API int auraio_get_ring_stats(const auraio_engine_t *engine, int ring_ind
     auraio__engine_ring_stats((struct auraio_engine *)engine, (uint32_t)ring_index, stats);
     auraio__engine_call_end((struct auraio_engine *)engine);
     return 0;
+}
+
+AURAIO_API int auraio_get_metrics(const auraio_engine_t *engine, int ring_index, auraio_metrics_t *metrics)
+{
+    validate_or_return(engine != NULL && metrics != NULL, -EINVAL);
+    validate_or_return(ring_index == AURAIO_ALL_RINGS || (ring_index >= 0 && (uint32_t)ring_index < engine->ring_count),
+                       -ERANGE);
+    /* const in the API: the snapshot changes nothing observable, it only takes locks. */
+    return_guarded(engine, (auraio__metrics_read((struct auraio_engine *)engine, ring_index, metrics), 0));
 }
 
 AURAIO_API int auraio_set_max_p99_latency(auraio_engine_t *engine, double max_p99_latency_ms)

@@ -424,6 +424,8 @@ static struct completion finish_locked(struct ring *r, struct request *q, int32_
         r->fixed_buf_users--;
     if (q->args.fixed_file)
         r->fixed_file_users--;
+    /* Every completion passes here once: CQEs, backlog cancels and failed submissions alike. */
+    auraio__metrics_complete(&r->life, q->args.op, result);
     struct completion c = {
         .callback = q->args.callback,
         .user_data = q->args.user_data,
@@ -497,7 +499,6 @@ int auraio__ring_reap(struct ring *r, struct completion *out, int max, uint64_t 
             if (handle_slot(ud) >= r->nreqs || q->generation != handle_generation(ud) || q->state != REQ_INFLIGHT)
                 continue;
             r->inflight--;
-            counter_add(&r->ops_completed, 1);
             /* The reap time stands for every CQE of the batch: one clock read per batch, and
              * the batch was copied out within microseconds. */
             uint64_t latency = now_ns > q->submit_ns ? now_ns - q->submit_ns : 0;
@@ -508,7 +509,6 @@ int auraio__ring_reap(struct ring *r, struct completion *out, int max, uint64_t 
                 auraio__ctl_acc_record_other(acc, latency);
             } else {
                 uint64_t bytes = cqes[i].res > 0 ? (uint64_t)cqes[i].res : 0;
-                counter_add(&r->bytes_transferred, bytes);
                 auraio__ctl_acc_record(acc, latency, bytes);
             }
             mark_read_defined(&q->args, cqes[i].res);

@@ -10,6 +10,7 @@
 
 #include "compiler.h"
 #include "controller.h"
+#include "metrics.h"
 #include "request.h"
 #include "uring.h"
 
@@ -81,9 +82,9 @@ struct ring {
     _Atomic int limit;
     _Atomic int batch_threshold;
     _Atomic bool submit_stalled; /* the last enter said EAGAIN/EBUSY: SQEs wait for a retry */
-    _Atomic uint64_t ops_completed;
-    _Atomic uint64_t bytes_transferred;
     _Atomic uint64_t submissions_at_limit;
+    /* Lifetime counters and folded latency windows (metrics.h). */
+    _Alignas(AURAIO_CACHELINE) struct ring_lifetime life;
 };
 
 int auraio__ring_init(struct ring *r, uint32_t index, const struct ring_config *cfg);

@@ -12,6 +12,7 @@
 
 #include "clock.h"
 #include "controller.h"
+#include "metrics.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -77,8 +78,11 @@ void auraio__tick_maybe(struct auraio_engine *e, uint64_t now)
     if (pthread_mutex_trylock(&e->tick_lock) != 0)
         return;
     if (now >= atomic_load_explicit(&e->next_tick_ns, memory_order_relaxed)) {
-        for (uint32_t i = 0; i < e->ring_count; i++)
+        for (uint32_t i = 0; i < e->ring_count; i++) {
             auraio__ring_take_window(&e->rings[i], &e->tick_in[i]);
+            /* Before update() resets the window: the lifetime histogram costs no work per I/O. */
+            auraio__metrics_fold(&e->rings[i].life, e->tick_in[i].acc);
+        }
         auraio__ctl_group_update(e->ctl, e->tick_in, now);
         apply_limits(e);
         atomic_store_explicit(&e->next_tick_ns, now + TICK_INTERVAL_NS, memory_order_relaxed);
@@ -90,8 +94,10 @@ void auraio__engine_ring_stats(struct auraio_engine *e, uint32_t i, auraio_ring_
 {
     struct ring *r = &e->rings[i];
     memset(out, 0, sizeof(*out));
-    out->ops_completed = atomic_load_explicit(&r->ops_completed, memory_order_relaxed);
-    out->bytes_transferred = atomic_load_explicit(&r->bytes_transferred, memory_order_relaxed);
+    for (unsigned k = 0; k < AURAIO_OP_KIND_COUNT; k++) {
+        out->ops_completed += atomic_load_explicit(&r->life.ops[k], memory_order_relaxed);
+        out->bytes_transferred += atomic_load_explicit(&r->life.bytes[k], memory_order_relaxed);
+    }
     out->submissions_at_limit = atomic_load_explicit(&r->submissions_at_limit, memory_order_relaxed);
     out->pending_count = ring_pending(r);
     out->in_flight_limit = ring_limit(r);

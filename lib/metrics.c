@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Lifetime metrics: folding the controller's windows into the lifetime histogram, and reading a
+ * consistent snapshot while I/O runs (see metrics.h for why each sample is seen exactly once).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "metrics.h"
+
+#include "controller.h"
+#include "engine.h"
+#include "ring.h"
+
+#include <string.h>
+
+void auraio__metrics_fold(struct ring_lifetime *l, const struct ctl_acc *a)
+{
+    auraio__histogram_merge(&l->folded, &a->hist);
+    l->folded_lat_sum_ns += a->lat_sum_ns;
+}
+
+static void add_histogram(auraio_metrics_t *out, const struct histogram *h)
+{
+    out->latency_count += h->total;
+    out->latency_overflow += h->overflow;
+    for (unsigned b = 0; b < AURAIO_HIST_BUCKETS; b++)
+        out->latency_buckets[b] += h->buckets[b];
+}
+
+/* Scratch for one ring's active window, copied out under the ring's lock. */
+struct window_copy {
+    struct histogram hist;
+    uint64_t lat_sum_ns;
+};
+
+/* Add ring @p i into @p out. Called with the tick lock held (when there is a controller). */
+static void add_ring(struct auraio_engine *e, uint32_t i, auraio_metrics_t *out, struct window_copy *w)
+{
+    struct ring *r = &e->rings[i];
+    uint32_t backlog, in_flight;
+
+    pthread_mutex_lock(&r->lock);
+    const struct ctl_acc *active = auraio__ctl_acc_active(&r->acc);
+    w->hist = active->hist;
+    w->lat_sum_ns = active->lat_sum_ns;
+    backlog = r->backlog_len;
+    in_flight = r->inflight;
+    for (unsigned k = 0; k < AURAIO_OP_KIND_COUNT; k++) {
+        out->ops[k] += atomic_load_explicit(&r->life.ops[k], memory_order_relaxed);
+        out->bytes[k] += atomic_load_explicit(&r->life.bytes[k], memory_order_relaxed);
+        for (unsigned c = 0; c < AURAIO_ERR_CLASS_COUNT; c++)
+            out->errors[k][c] += atomic_load_explicit(&r->life.errors[k][c], memory_order_relaxed);
+    }
+    out->submissions_at_limit += atomic_load_explicit(&r->submissions_at_limit, memory_order_relaxed);
+    pthread_mutex_unlock(&r->lock);
+
+    add_histogram(out, &w->hist);
+    add_histogram(out, &r->life.folded);
+    out->latency_sum_ns += w->lat_sum_ns + r->life.folded_lat_sum_ns;
+    out->backlog_length += (int)backlog;
+    out->in_flight += (int)in_flight;
+    out->in_flight_limit += ring_limit(r);
+    out->queue_depth += (int)r->nreqs;
+
+    if (e->ctl) {
+        struct ctl_ring_stats cs;
+        auraio__ctl_ring_stats(e->ctl, i, &cs);
+        out->phase = cs.phase;
+        out->target_infeasible = out->target_infeasible || cs.target_infeasible;
+        if (cs.p50_ns > out->p50_ns)
+            out->p50_ns = cs.p50_ns;
+        if (cs.p99_ns > out->p99_ns)
+            out->p99_ns = cs.p99_ns;
+    }
+}
+
+void auraio__metrics_read(struct auraio_engine *e, int ring, auraio_metrics_t *out)
+{
+    struct window_copy w;
+    memset(out, 0, sizeof(*out));
+    out->phase = AURAIO_CTL_PHASE_FIXED;
+    /* The tick lock keeps the swap, the fold and the controller's reset out while we read: no
+     * window can be in transit between the ring's accumulator and `folded`. */
+    pthread_mutex_lock(&e->tick_lock);
+    if (ring >= 0) {
+        add_ring(e, (uint32_t)ring, out, &w);
+    } else {
+        for (uint32_t i = 0; i < e->ring_count; i++)
+            add_ring(e, i, out, &w);
+        out->adaptive_spills = atomic_load_explicit(&e->adaptive_spills, memory_order_relaxed);
+    }
+    double target_ms = e->opts.max_p99_latency_ms;
+    pthread_mutex_unlock(&e->tick_lock);
+    out->target_p99_ns = (uint64_t)(target_ms * 1e6 + 0.5);
+}
