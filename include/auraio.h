@@ -472,6 +472,21 @@ typedef struct {
  */
 AURAIO_API int auraio_get_metrics(const auraio_engine_t *engine, int ring_index, auraio_metrics_t *metrics);
 
+/**
+ * Render the engine's metrics in the Prometheus text exposition format (version 0.0.4), the
+ * families listed in doc/observability.md. Thread-safe, callable while I/O runs; allocates one
+ * snapshot per ring for the duration of the call. Never runs callbacks.
+ *
+ * Size contract (as snprintf's): the return value is the document's length without the
+ * terminating NUL. The document was written, NUL-terminated, exactly when the return is less than
+ * @p len. Otherwise nothing but an empty string is written (never a truncated document) and the
+ * caller retries with at least return + 1 bytes; counters keep moving, so a retry may need a few
+ * bytes more than the first answer: loop, or add slack. @p buf may be NULL when @p len is 0.
+ * @return the length (>= 0), or -EINVAL (NULL engine, NULL buf with len > 0), -ENOMEM,
+ *         -EOVERFLOW (a document over INT_MAX bytes).
+ */
+AURAIO_API int auraio_metrics_prometheus(const auraio_engine_t *engine, char *buf, size_t len);
+
 /* ---------------------------------------------------------------------------------------------
  * Buffers
  */

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(gcc g++ clang libclang-rt-14-dev meson ninja-build pkg-config libcmocka-dev valgrind
-          liburing-dev fio git)
+          liburing-dev fio git prometheus)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
