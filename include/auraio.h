@@ -488,6 +488,37 @@ AURAIO_API int auraio_get_metrics(const auraio_engine_t *engine, int ring_index,
 AURAIO_API int auraio_metrics_prometheus(const auraio_engine_t *engine, char *buf, size_t len);
 
 /* ---------------------------------------------------------------------------------------------
+ * Log hook. The library never writes to stderr or anywhere else on its own; what it has to say
+ * (the fallbacks it took, the problems it worked around) goes to this handler, or nowhere.
+ */
+
+/** Log levels, in increasing severity. */
+typedef enum {
+    AURAIO_LOG_DEBUG = 0, /**< controller phase changes */
+    AURAIO_LOG_INFO = 1,  /**< setup flags the kernel refused (the ring works without them) */
+    AURAIO_LOG_WARN = 2,  /**< SQPOLL unavailable, a P99 target found infeasible, destroy waiting */
+    AURAIO_LOG_ERROR = 3, /**< an eventfd could not be created, registered or unregistered */
+} auraio_log_level_t;
+
+/**
+ * Log handler. @p message is a single line without a newline that starts with a stable event
+ * name and a colon (doc/observability.md lists them: "phase_change:", "setup_flags_refused:",
+ * "sqpoll_unavailable:", "eventfd_failed:", "destroy_waiting:", "target_infeasible:"); it is valid
+ * during the call only. Called on whichever thread hit the event (a polling thread for controller
+ * events, the creating or destroying thread for the others), never with a library lock held, so
+ * it may call into the library, but it should be quick: it delays that thread's I/O.
+ */
+typedef void (*auraio_log_fn)(int level, const char *message, void *user_data);
+
+/**
+ * Install @p handler (NULL: none) for messages at @p min_level and above, for every engine of the
+ * process. Thread-safe; a message being logged on another thread during the call may still go to
+ * the previous handler.
+ * @return 0, or -EINVAL for a @p min_level outside AURAIO_LOG_DEBUG..AURAIO_LOG_ERROR.
+ */
+AURAIO_API int auraio_set_log_handler(auraio_log_fn handler, void *user_data, int min_level);
+
+/* ---------------------------------------------------------------------------------------------
  * Buffers
  */
 

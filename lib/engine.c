@@ -23,6 +23,7 @@
 
 #include "buffer_pool.h"
 #include "clock.h"
+#include "log.h"
 #include "uring_sys.h"
 
 #include <assert.h>
@@ -112,11 +113,11 @@ int auraio__engine_create(const auraio_options_t *opts, struct auraio_engine **o
 
     rc = auraio__sys_eventfd();
     if (rc < 0)
-        goto fail;
+        goto eventfd_fail;
     e->event_fd = rc;
     rc = auraio__sys_eventfd();
     if (rc < 0)
-        goto fail;
+        goto eventfd_fail;
     e->wake_fd = rc;
     rc = auraio__pool_create(&e->pool, 0);
     if (rc < 0)
@@ -155,11 +156,14 @@ int auraio__engine_create(const auraio_options_t *opts, struct auraio_engine **o
         e->direct_wait = true;
         e->rings[0].wake_by_nop = true;
     }
+    auraio__log_setup_fallbacks(cfg.setup_flags, e->rings[0].uring.flags);
     rc = auraio__tick_start(e, opts, (uint32_t)max_limit);
     if (rc < 0)
         goto fail;
     *out = e;
     return 0;
+eventfd_fail:
+    auraio__log(AURAIO_LOG_ERROR, "eventfd_failed: cannot create the engine's eventfd (errno %d)", -rc);
 fail:
     auraio__engine_destroy(e);
     return rc;
@@ -562,11 +566,18 @@ void auraio__engine_destroy(struct auraio_engine *e)
          * told the application it may free them. Cancels the kernel could not act on yet (queued
          * behind others, or running in a worker) are asked again each second. */
         uint64_t last_cancel = auraio__now_ns();
+        bool reported = false;
         while (!all_idle(e)) {
             if (poll_rings(e) > 0)
                 continue;
             uint64_t now = auraio__now_ns();
             if (now - last_cancel > DESTROY_RECANCEL_NS) {
+                if (!reported)
+                    auraio__log(AURAIO_LOG_WARN,
+                                "destroy_waiting: %d requests not returned by the kernel after 1 s; cancelling "
+                                "again each second and waiting, however long it takes",
+                                auraio__engine_pending(e));
+                reported = true;
                 for (uint32_t i = 0; i < e->ring_count; i++)
                     auraio__ring_cancel_all(&e->rings[i]);
                 last_cancel = now;

@@ -41,6 +41,7 @@ struct auraio_engine {
     bool tick_lock_ready;
     struct ctl_ring_input *tick_in; /* ring_count entries, allocated at create */
     _Atomic uint64_t next_tick_ns;
+    bool infeasible_logged; /* under tick_lock: target_infeasible reported once per target */
 
     /* Registered buffers and files (registration.c): the engine's copies, shared read-only by
      * the rings while registered. reg_lock serialises register/update/unregister; it is taken

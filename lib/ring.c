@@ -23,6 +23,7 @@
 #include "uring_sys.h"
 
 #include "clock.h"
+#include "log.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -99,8 +100,10 @@ int auraio__ring_init(struct ring *r, uint32_t index, const struct ring_config *
     }
     if (cfg->event_fd >= 0) {
         rc = auraio__uring_register_eventfd(&r->uring, cfg->event_fd);
-        if (rc < 0)
+        if (rc < 0) {
+            auraio__log(AURAIO_LOG_ERROR, "eventfd_failed: ring %u cannot register the eventfd (errno %d)", index, -rc);
             goto fail;
+        }
         r->eventfd_registered = true;
     }
     r->event_fd = cfg->event_fd;
@@ -117,8 +120,9 @@ void auraio__ring_destroy(struct ring *r)
 {
     /* Failing to unregister leaves the kernel signalling an fd we are about to close; nothing
      * better can be done in teardown, and the close of the ring below stops the signals anyway. */
-    if (r->eventfd_registered)
-        (void)auraio__uring_unregister_eventfd(&r->uring);
+    if (r->eventfd_registered && auraio__uring_unregister_eventfd(&r->uring) < 0)
+        auraio__log(AURAIO_LOG_ERROR, "eventfd_failed: ring %u cannot unregister the eventfd; closing the ring",
+                    r->index);
     r->eventfd_registered = false;
     /* The engine only gets here once the kernel returned every request (engine destroy waits for
      * it), so nothing the kernel still writes is freed; unmapping first keeps a late CQE unread. */

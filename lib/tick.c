@@ -12,6 +12,7 @@
 
 #include "clock.h"
 #include "controller.h"
+#include "log.h"
 #include "metrics.h"
 
 #include <errno.h>
@@ -71,13 +72,48 @@ int auraio__tick_start(struct auraio_engine *e, const auraio_options_t *opts, ui
  * try-lock moves each ring's window out (one ring lock at a time), updates the controller and
  * applies the new limits. Costs one relaxed load per reap batch when not due.
  */
+/* What a tick changed that the log hook reports, collected under the tick lock and logged after
+ * it is released (the handler is user code). */
+struct tick_events {
+    int old_phase, new_phase;
+    bool infeasible; /* the target was just found infeasible (first time for this target) */
+    uint64_t p99_ns, target_ns;
+};
+
+static void tick_events_collect(struct auraio_engine *e, struct tick_events *ev)
+{
+    ev->new_phase = auraio__ctl_group_phase(e->ctl);
+    struct ctl_ring_stats cs;
+    auraio__ctl_ring_stats(e->ctl, 0, &cs);
+    ev->infeasible = cs.target_infeasible && !e->infeasible_logged;
+    if (ev->infeasible) {
+        e->infeasible_logged = true;
+        ev->p99_ns = cs.p99_ns;
+        ev->target_ns = target_ns(e->opts.max_p99_latency_ms);
+    }
+}
+
+static void tick_events_log(const struct tick_events *ev)
+{
+    if (ev->new_phase != ev->old_phase)
+        auraio__log(AURAIO_LOG_DEBUG, "phase_change: %s -> %s", auraio__ctl_phase_name(ev->old_phase),
+                    auraio__ctl_phase_name(ev->new_phase));
+    if (ev->infeasible)
+        auraio__log(AURAIO_LOG_WARN,
+                    "target_infeasible: P99 target %.3f ms cannot be met even at the smallest depth "
+                    "(last window P99 %.3f ms); holding the smallest depth",
+                    (double)ev->target_ns / 1e6, (double)ev->p99_ns / 1e6);
+}
+
 void auraio__tick_maybe(struct auraio_engine *e, uint64_t now)
 {
     if (!e->ctl || now < atomic_load_explicit(&e->next_tick_ns, memory_order_relaxed))
         return;
     if (pthread_mutex_trylock(&e->tick_lock) != 0)
         return;
+    struct tick_events ev = {.old_phase = -1, .new_phase = -1};
     if (now >= atomic_load_explicit(&e->next_tick_ns, memory_order_relaxed)) {
+        ev.old_phase = auraio__ctl_group_phase(e->ctl);
         for (uint32_t i = 0; i < e->ring_count; i++) {
             auraio__ring_take_window(&e->rings[i], &e->tick_in[i]);
             /* Before update() resets the window: the lifetime histogram costs no work per I/O. */
@@ -86,8 +122,10 @@ void auraio__tick_maybe(struct auraio_engine *e, uint64_t now)
         auraio__ctl_group_update(e->ctl, e->tick_in, now);
         apply_limits(e);
         atomic_store_explicit(&e->next_tick_ns, now + TICK_INTERVAL_NS, memory_order_relaxed);
+        tick_events_collect(e, &ev);
     }
     pthread_mutex_unlock(&e->tick_lock);
+    tick_events_log(&ev);
 }
 
 void auraio__engine_ring_stats(struct auraio_engine *e, uint32_t i, auraio_ring_stats_t *out)
@@ -153,6 +191,7 @@ int auraio__engine_set_p99_target(struct auraio_engine *e, double ms)
 {
     pthread_mutex_lock(&e->tick_lock);
     e->opts.max_p99_latency_ms = ms;
+    e->infeasible_logged = false; /* a new target may be found infeasible again */
     if (e->ctl)
         auraio__ctl_set_p99_target(e->ctl, target_ns(ms));
     pthread_mutex_unlock(&e->tick_lock);
