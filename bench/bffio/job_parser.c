@@ -867,8 +867,8 @@ static const char *const unsupported[] = {
     "verify_state_save", "write_barrier", "write_hint", "write_hist_log", "write_iolog",
     "zone_reset_frequency", "zone_reset_threshold", "zonecapacity", "zonemode", "zonerange",
     "zoneskip", "zonesize", "fadvise_hint", "readfua",
-    "writefua", "sg_write_mode", "busy_poll", 
-    "bwavgtime", "iopsavgtime", "stats", "exit_on_io_done", 
+    "writefua", "sg_write_mode", "busy_poll",
+    "bwavgtime", "iopsavgtime", "stats", "exit_on_io_done",
     "dedupe_global", "block_error_percentiles",
     "ramp_size", "rate_iops_min", "log_entries", "log_alternate_epoch", "log_alternate_epoch_clock_id",
     "zero_buffers",
@@ -1059,7 +1059,9 @@ static int eval_parens(struct pctx *c, const char *opt, char *val, size_t cap)
     if (val[0] != '(')
         return 0;
     struct expr e = {val, 0, false};
-    double v = expr_atom(&e);
+    double v = expr_sum(&e);
+    for (const char *q = e.p; *q && !e.bad; q++)
+        e.bad = !isalpha((unsigned char)*q) && *q != '%';
     if (e.bad || !isfinite(v) || v < 0 || v > 1.8e19) {
         set_err(c, opt, "'%s' is not a valid expression", val);
         return -1;
@@ -1144,14 +1146,31 @@ static int finish_job(struct pctx *c)
         set_err(c, "time_based", "job '%s': time_based needs a runtime", j->name);
         goto out;
     }
-    if (j->verify != BFFIO_VERIFY_NONE && !j->rw_write) {
-        set_err(c, "verify", "job '%s': verify needs a job that writes (rw=write, randwrite, rw, randrw)",
-                j->name);
-        goto out;
-    }
-    if (j->verify != BFFIO_VERIFY_NONE && (j->time_based || j->rw_read)) {
-        set_err(c, "verify", "job '%s': bffio verifies write-only jobs that are not time_based", j->name);
-        goto out;
+    if (j->verify != BFFIO_VERIFY_NONE) {
+        /* Write-only jobs write verify blocks and read them back; read-only jobs check the blocks
+         * an earlier write job left (fio's usual two-job pattern). */
+        int d = j->rw_write ? BFFIO_DDIR_WRITE : BFFIO_DDIR_READ;
+        if (j->rw_read && j->rw_write) {
+            set_err(c, "verify", "job '%s': bffio verifies write-only jobs, or read jobs checking an earlier "
+                    "write job's blocks, not mixed ones", j->name);
+            goto out;
+        }
+        if (j->time_based) {
+            set_err(c, "verify", "job '%s': verify needs a job that is not time_based", j->name);
+            goto out;
+        }
+        if (j->bssplit_nr[d] || j->bs_min[d] != j->bs_max[d]) {
+            set_err(c, "verify", "job '%s': verify needs one block size (no bsrange/bssplit)", j->name);
+            goto out;
+        }
+        if (j->verify != BFFIO_VERIFY_PATTERN && j->bs[d] < 64) {
+            set_err(c, "verify", "job '%s': verify blocks need bs >= 64 for their header", j->name);
+            goto out;
+        }
+        if (j->verify_backlog) {
+            set_err(c, "verify_backlog", "job '%s': verify_backlog is not supported by bffio yet", j->name);
+            goto out;
+        }
     }
     if (j->verify == BFFIO_VERIFY_PATTERN && j->verify_pattern_len == 0) {
         set_err(c, "verify_pattern", "job '%s': verify=pattern needs verify_pattern", j->name);

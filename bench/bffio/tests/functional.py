@@ -1,0 +1,280 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""bffio end to end: each rw mode moves the bytes it says (counted in the JSON and seen in the
+file's content), loops / time_based / ramp_time / rate_iops are honoured, verify catches a block
+corrupted behind its back, bad input exits 2 naming option and line and leaves no file, and the
+JSON has fio's key set - compared against a JSON the real fio writes for the same job in this
+run, when fio is installed. fio-style job files run through both tools unchanged.
+
+Usage: functional.py BFFIO_BINARY JOBS_DIR   (temp files go to $TMPDIR; exit 77 without io_uring)
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+BFFIO = sys.argv[1]
+JOBS = sys.argv[2]
+FAILS = []
+
+
+def run(args, check=True, **kw):
+    p = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    if check and p.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} exited {p.returncode}:\n{p.stdout}\n{p.stderr}")
+    return p
+
+
+def bffio_json(args, **kw):
+    p = run([BFFIO, "--output-format=json", "--eta=never"] + args, **kw)
+    return json.loads(p.stdout)
+
+
+def case(fn):
+    def wrapped(d):
+        try:
+            fn(d)
+            print(f"ok   {fn.__name__}")
+        except AssertionError as e:
+            print(f"FAIL {fn.__name__}: {e}")
+            FAILS.append(fn.__name__)
+    wrapped.__name__ = fn.__name__
+    return wrapped
+
+
+def blocks(path, bs=4096):
+    with open(path, "rb") as f:
+        data = f.read()
+    return [data[i:i + bs] for i in range(0, len(data), bs)]
+
+
+def expect(cond, msg):
+    if not cond:
+        raise AssertionError(msg)
+
+
+@case
+def rw_modes_move_their_bytes(d):
+    size = 4 << 20
+    for rw in ["read", "write", "randread", "randwrite", "rw", "randrw"]:
+        path = os.path.join(d, f"f-{rw}")
+        before = None
+        for depth in ["--iodepth=4", None]:  # fixed and self-tuned
+            if os.path.exists(path):
+                before = blocks(path)
+            args = [f"--name={rw}", f"--filename={path}", f"--size={size}", f"--rw={rw}", "--bs=4k"]
+            if depth:
+                args.append(depth)
+            j = bffio_json(args)["jobs"][0]
+            r, w = j["read"]["io_bytes"], j["write"]["io_bytes"]
+            expect(r + w == size, f"{rw} {depth}: read {r} + write {w} != {size}")
+            if rw in ("read", "randread"):
+                expect(w == 0 and j["read"]["total_ios"] == size // 4096, f"{rw}: {j['read']['total_ios']} ios")
+            if rw in ("write", "randwrite"):
+                expect(r == 0, f"{rw}: read {r}")
+                if before is not None:
+                    # random map: every block written exactly once, so every block changed
+                    after = blocks(path)
+                    same = sum(1 for a, b in zip(before, after) if a == b)
+                    expect(same == 0, f"{rw}: {same} of {len(after)} blocks unchanged after a full pass")
+            if rw in ("rw", "randrw"):
+                share = r / size
+                expect(0.4 < share < 0.6, f"{rw}: read share {share:.2f}, rwmixread=50")
+        data = open(path, "rb").read(1 << 20)
+        expect(data.count(0) < len(data) // 16, f"{rw}: the file is mostly zeros (sparse layout?)")
+
+
+@case
+def loops_and_io_size(d):
+    path = os.path.join(d, "loops")
+    j = bffio_json(["--name=l", f"--filename={path}", "--size=1m", "--rw=read", "--loops=3", "--iodepth=2"])["jobs"][0]
+    expect(j["read"]["io_bytes"] == 3 << 20, f"loops=3 read {j['read']['io_bytes']}")
+    j = bffio_json(["--name=l", f"--filename={path}", "--size=1m", "--io_size=256k", "--rw=randread"])["jobs"][0]
+    expect(j["read"]["io_bytes"] == 256 << 10, f"io_size=256k read {j['read']['io_bytes']}")
+
+
+@case
+def time_based_and_ramp(d):
+    path = os.path.join(d, "tb")
+    t0 = time.monotonic()
+    j = bffio_json(["--name=t", f"--filename={path}", "--size=1m", "--rw=read", "--runtime=1", "--time_based",
+                    "--iodepth=4"])["jobs"][0]
+    wall = time.monotonic() - t0
+    rt = j["read"]["runtime"]
+    expect(900 <= rt <= 1200, f"time_based runtime=1: runtime {rt} ms")
+    expect(j["read"]["io_bytes"] > 1 << 20, "time_based did not loop over the file")
+    t0 = time.monotonic()
+    j = bffio_json(["--name=t", f"--filename={path}", "--size=1m", "--rw=read", "--runtime=1", "--time_based",
+                    "--ramp_time=1", "--iodepth=4"])["jobs"][0]
+    wall = time.monotonic() - t0
+    rt = j["read"]["runtime"]
+    expect(900 <= rt <= 1200, f"ramp_time=1 runtime=1: measured runtime {rt} ms")
+    expect(wall >= 2.0, f"ramp_time=1 runtime=1 took only {wall:.2f} s")
+
+
+@case
+def rate_iops_honoured(d):
+    path = os.path.join(d, "rate")
+    j = bffio_json(["--name=r", f"--filename={path}", "--size=4m", "--rw=randread", "--runtime=2", "--time_based",
+                    "--rate_iops=500", "--iodepth=4"])["jobs"][0]
+    iops = j["read"]["iops"]
+    expect(450 <= iops <= 550, f"rate_iops=500: {iops:.0f} IOPS")
+
+
+@case
+def verify_catches_corruption(d):
+    path = os.path.join(d, "verify")
+    common = ["--name=v", f"--filename={path}", "--size=2m", "--bs=4k", "--verify=crc32c"]
+    run([BFFIO, "--eta=never"] + common + ["--rw=randwrite", "--iodepth=8"])
+    p = run([BFFIO, "--eta=never"] + common + ["--rw=read"], check=False)
+    expect(p.returncode == 0, f"clean read-back failed: {p.stderr}")
+    bad = 37 * 4096
+    fd = os.open(path, os.O_WRONLY)
+    os.pwrite(fd, b"\xa5" * 100, bad + 200)
+    os.close(fd)
+    p = run([BFFIO, "--eta=never"] + common + ["--rw=read"], check=False)
+    expect(p.returncode == 1, f"corrupt block: exit {p.returncode}")
+    expect(f"offset {bad}" in p.stderr, f"message does not name offset {bad}: {p.stderr}")
+    # md5 and the write job's own verify pass
+    p = run([BFFIO, "--eta=never", "--name=m", f"--filename={path}", "--size=1m", "--rw=write", "--verify=md5"],
+            check=False)
+    expect(p.returncode == 0, f"md5 write+verify failed: {p.stderr}")
+
+
+@case
+def bad_input_exit_2_nothing_left(d):
+    sub = os.path.join(d, "bad")
+    os.mkdir(sub)
+    job = os.path.join(sub, "bad.fio")
+    with open(job, "w") as f:
+        f.write(f"[global]\ndirectory={sub}\nsize=1m\n\n[first]\nrw=read\n\n[second]\nrw=read\nbs=4q\n")
+    p = run([BFFIO, job], check=False)
+    expect(p.returncode == 2, f"exit {p.returncode}")
+    expect("bad.fio:10" in p.stderr and "'bs'" in p.stderr, f"message: {p.stderr}")
+    expect(os.listdir(sub) == ["bad.fio"], f"files left: {os.listdir(sub)}")
+    # An error after the first job laid out its file: the file this run created is removed.
+    with open(job, "w") as f:
+        f.write(f"[first]\nfilename={sub}/made\nsize=1m\n\n[second]\nfilename={sub}/no/such/dir/f\nsize=1m\n")
+    p = run([BFFIO, job], check=False)
+    expect(p.returncode == 1, f"exit {p.returncode}: {p.stderr}")
+    expect(os.listdir(sub) == ["bad.fio"], f"files left after a run-time error: {os.listdir(sub)}")
+    for args, opt in [(["--name=x", "--bogus=1"], "bogus"), (["--name=x", "--gtod_reduce=1"], "gtod_reduce"),
+                      (["--name=x", "--ioengine=mmap"], "ioengine")]:
+        p = run([BFFIO] + args, check=False)
+        expect(p.returncode == 2 and f"'{opt}'" in p.stderr, f"{args}: exit {p.returncode}: {p.stderr}")
+
+
+@case
+def group_reporting_and_numjobs(d):
+    path = os.path.join(d, "nj")
+    base = ["--name=n", f"--filename={path}", "--size=2m", "--rw=randread", "--numjobs=2", "--iodepth=2"]
+    js = bffio_json(base)["jobs"]
+    expect(len(js) == 2 and all(j["read"]["io_bytes"] == 2 << 20 for j in js), "numjobs=2: two jobs of 2 MiB")
+    js = bffio_json(base + ["--group_reporting"])["jobs"]
+    expect(len(js) == 1 and js[0]["read"]["io_bytes"] == 4 << 20, "group_reporting: one entry of 4 MiB")
+
+
+@case
+def self_tuned_report(d):
+    path = os.path.join(d, "st")
+    j = bffio_json(["--name=s", f"--filename={path}", "--size=8m", "--rw=randread", "--runtime=1",
+                    "--time_based"])["jobs"][0]
+    a = j["auraio"]
+    expect(a["mode"] == "adaptive" and a["final_depth"] >= 1, f"auraio object: {a}")
+    expect(len(a["rings"]) == a["ring_count"] and a["rings"][0]["phase"], "per-ring record")
+    p = run([BFFIO, "--eta=never", "--name=s", f"--filename={path}", "--size=8m", "--rw=randread", "--runtime=1",
+             "--time_based", "--target-p99=5ms"])
+    expect("self-tuned depth=" in p.stdout and "vs target 5.000ms" in p.stdout, f"text report:\n{p.stdout}")
+    j = bffio_json(["--name=s", f"--filename={path}", "--size=8m", "--rw=randread", "--iodepth=3",
+                    "--runtime=1", "--time_based"])["jobs"][0]
+    expect(j["auraio"]["mode"] == "fixed" and j["auraio"]["iodepth"] == 3, "fixed depth record")
+    expect(j["iodepth_level"]["2"] > 50.0, f"iodepth=3 depth levels: {j['iodepth_level']}")
+
+
+def keyset(o, p=""):
+    s = set()
+    if isinstance(o, dict):
+        for k, v in o.items():
+            s.add(p + "." + k)
+            if k in ("percentile", "bins", "job options", "global options", "auraio"):
+                continue
+            s |= keyset(v, p + "." + k)
+    elif isinstance(o, list) and o:
+        s |= keyset(o[0], p + "[]")
+    return s
+
+
+@case
+def json_matches_fio(d):
+    fio = shutil.which("fio")
+    path = os.path.join(d, "cmp")
+    job = ["--name=c", f"--filename={path}", "--size=4m", "--rw=randrw", "--bs=4k", "--iodepth=4",
+           "--lat_percentiles=1", "--ioengine=io_uring"]
+    for fmt in ["json", "json+"]:
+        b = json.loads(run([BFFIO, f"--output-format={fmt}", "--eta=never"] + job).stdout)
+        j = b["jobs"][0]
+        for ddir in ["read", "write"]:
+            pct = j[ddir]["clat_ns"]["percentile"]
+            expect("99.900000" in pct and "1.000000" in pct, f"percentile keys: {list(pct)[:3]}")
+            expect("percentile" in j[ddir]["lat_ns"], "lat_percentiles=1 puts percentiles in lat_ns")
+            if fmt == "json+":
+                bins = j[ddir]["clat_ns"]["bins"]
+                expect(sum(bins.values()) == j[ddir]["total_ios"], "json+ bins count every I/O")
+        if not fio:
+            print("     (fio not installed: key set checked against the built-in list only)")
+            continue
+        f = json.loads(run([fio, f"--output-format={fmt}"] + job).stdout)
+        kb, kf = keyset(b), keyset(f)
+        missing = sorted(kf - kb)
+        extra = sorted(k for k in kb - kf if "auraio" not in k)
+        expect(not missing, f"{fmt}: keys fio has and bffio lacks: {missing[:10]}")
+        expect(not extra, f"{fmt}: keys bffio has and fio lacks: {extra[:10]}")
+
+
+@case
+def fio_job_files_run_unchanged(d):
+    fio = shutil.which("fio")
+    os.environ["BFFIO_TEST_DIR"] = d
+    for name in ["compat-randread.fio", "compat-mixed-groups.fio", "compat-seqwrite-fsync.fio"]:
+        path = os.path.join(JOBS, name)
+        b = json.loads(run([BFFIO, "--output-format=json", "--eta=never", path]).stdout)
+        expect(len(b["jobs"]) >= 1 and all(j["error"] == 0 for j in b["jobs"]), f"{name}: bffio jobs failed")
+        if fio:
+            f = json.loads(run([fio, "--output-format=json", path]).stdout)
+            expect([j["jobname"] for j in f["jobs"]] == [j["jobname"] for j in b["jobs"]],
+                   f"{name}: job lists differ: fio {[j['jobname'] for j in f['jobs']]}")
+            for fj, bj in zip(f["jobs"], b["jobs"]):
+                # the same bytes in total (a random mix splits them by each tool's own dice)
+                ft = fj["read"]["io_bytes"] + fj["write"]["io_bytes"]
+                bt = bj["read"]["io_bytes"] + bj["write"]["io_bytes"]
+                expect(ft == bt, f"{name}/{bj['jobname']}: bytes fio {ft} bffio {bt}")
+
+
+def main():
+    probe = run([BFFIO, "--parse-only", "--name=x"], check=False)
+    if probe.returncode != 0:
+        print(probe.stderr)
+        return 1
+    d = tempfile.mkdtemp(prefix="bffio-func-", dir=os.environ.get("TMPDIR"))
+    try:
+        p = run([BFFIO, "--eta=never", "--name=probe", f"--filename={d}/probe", "--size=64k"], check=False)
+        if p.returncode != 0 and ("io_uring is unavailable" in p.stderr):
+            print("skip: io_uring unavailable:", p.stderr.strip())
+            return 77
+        for t in [rw_modes_move_their_bytes, loops_and_io_size, time_based_and_ramp, rate_iops_honoured,
+                  verify_catches_corruption, bad_input_exit_2_nothing_left, group_reporting_and_numjobs,
+                  self_tuned_report, json_matches_fio, fio_job_files_run_unchanged]:
+            t(d)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    print(f"{len(FAILS)} failed" if FAILS else "all passed")
+    return 1 if FAILS else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
