@@ -320,6 +320,190 @@ AURAIO_API int auraio_cancel(auraio_engine_t *engine, auraio_request_t *req);
 AURAIO_API int auraio_request_pending(auraio_engine_t *engine, const auraio_request_t *req);
 
 /* ---------------------------------------------------------------------------------------------
+ * Linked chains. AURAIO_LINK in a submit call's flags says that the NEXT request this thread
+ * submits to this engine depends on this one: it starts only after this one completed
+ * successfully (a read or write counts as successful when it transferred anything; a short
+ * transfer does not break the chain, as in the kernel), and if this one fails every later member
+ * of the chain completes with -ECANCELED. AURAIO_HARDLINK links the same way, but a failure does
+ * not break the chain. The first request without a link flag ends the chain.
+ *
+ * The link is part of the request: the members are held by the library (not entered, not counted
+ * by auraio_pending_count, not waited for by auraio_wait) until the chain is ended, and then the
+ * chain is admitted whole: all of its SQEs go into one submission, so neither the backlog nor
+ * the batch threshold can split it. Against the in-flight limit a chain counts as its length and
+ * never straddles the limit: it enters when the ring has room for all of it (or, if it is longer
+ * than the limit, when the ring has nothing in flight), otherwise it waits in the backlog as one
+ * entry, in submission order. Every member's callback runs exactly once, each with its own result;
+ * a member cut off by an earlier failure gets -ECANCELED.
+ *
+ * Rules: a chain is built by one thread, on one engine, and goes to one ring (the one picked for
+ * its first member). Every submit call takes the link flags; auraio_read/write/readv/writev
+ * (without flags) end a chain, auraio_timeout never joins one. While a thread has a chain open
+ * on one engine, a linked submission to another engine fails with EBUSY. A chain that would
+ * hold every request slot of its ring but one, or need more SQEs than the ring has (a member with
+ * a deadline takes two), is abandoned: the submit fails with E2BIG and the members already
+ * submitted complete with -ECANCELED. A submit that fails otherwise (EAGAIN, EINVAL...) leaves
+ * the chain open, so it may be retried. auraio_cancel on a member still held, or still in the
+ * backlog, cancels the whole chain (all members -ECANCELED); on a member in the kernel it
+ * cancels that member (the later ones then get -ECANCELED), but the kernel cannot find a member
+ * that is still waiting for its predecessor: cancel the running one. auraio_destroy completes
+ * the members of a chain left open with -ECANCELED.
+ */
+#define AURAIO_LINK (1u << 9)      /**< the next request of this thread depends on this one */
+#define AURAIO_HARDLINK (1u << 10) /**< as AURAIO_LINK, but a failure does not break the chain */
+
+/* ---------------------------------------------------------------------------------------------
+ * Deadlines and timers.
+ */
+
+/**
+ * Give the next request this thread submits to @p engine (any op but auraio_timeout, including a
+ * chain member) a deadline of @p timeout_ns nanoseconds from the moment the kernel starts it (for
+ * a chain member: when its predecessor completed). If the deadline passes first the kernel
+ * cancels the op and its callback runs once with -ETIME; an op the kernel could not interrupt
+ * in time may still complete with its own result. The deadline (an IORING_OP_LINK_TIMEOUT) has a
+ * CQE of its own that is never delivered: the request's slot stays taken, and it counts in
+ * auraio_pending_count, until both CQEs are back, so nothing is left behind when the callback has
+ * run. The setting is used up by the next accepted submission (a refused one leaves it armed);
+ * 0 disarms it. A request with a deadline takes two SQEs and may produce two CQEs. A data op cut
+ * short by its deadline is not a latency sample for the controller.
+ * @return 0, or -EINVAL (NULL engine). Submissions then fail with EOPNOTSUPP where the kernel
+ *         lacks IORING_OP_LINK_TIMEOUT (before 5.5).
+ */
+AURAIO_API int auraio_set_next_timeout(auraio_engine_t *engine, uint64_t timeout_ns);
+
+/**
+ * A timer: @p callback runs once, with 0 when @p timeout_ns nanoseconds have passed (measured from
+ * when the kernel takes the request), or -ECANCELED when it was cancelled (auraio_cancel,
+ * auraio_destroy). A timer is not I/O: it takes a request slot and counts in auraio_pending_count
+ * (so auraio_wait waits for it), but never waits for the in-flight limit, is not counted by the
+ * statistics and never joins a chain. Thread-safe, like every submit call.
+ * @return the handle, or NULL with errno: EINVAL (NULL engine or callback), EAGAIN (no free slot,
+ *         or no room in the SQ even after a flush), ESHUTDOWN, EOPNOTSUPP.
+ */
+AURAIO_API auraio_request_t *auraio_timeout(auraio_engine_t *engine, uint64_t timeout_ns, auraio_callback_t callback,
+                                            void *user_data);
+
+/**
+ * Cancel every request on file descriptor @p fd, on every ring: those in the kernel
+ * (IORING_REGISTER_SYNC_CANCEL with IORING_ASYNC_CANCEL_FD | _ALL on 6.0+ kernels, one
+ * ASYNC_CANCEL per request found by a walk of the slots before that), those waiting in a backlog
+ * (with the rest of their chain) and members of chains still open (the chain fails when ended).
+ * Use it before closing a file that still has I/O outstanding. A request "on fd" is one whose
+ * file is @p fd: not an openat/statx whose directory it is, nor AURAIO_FIXED_FILE requests (the
+ * kernel matches by open file, so a fixed-file request on the same open file is cancelled too,
+ * but not counted unless the kernel counts it). A member of a chain in the kernel that has not
+ * started yet is not found by the kernel; it gets -ECANCELED when the member before it is
+ * cancelled. Each cancelled request's callback runs once, with -ECANCELED (or its own result if
+ * it finished first). Thread-safe, never blocks, never runs callbacks.
+ * @return how many requests were cancelled (0 when none), -EINVAL (NULL engine), -EBADF
+ *         (negative fd), -ESHUTDOWN (from a callback run by auraio_destroy), or the kernel's
+ *         -errno when a ring refused the cancel.
+ */
+AURAIO_API int auraio_cancel_fd(auraio_engine_t *engine, int fd);
+
+/* ---------------------------------------------------------------------------------------------
+ * Metadata and space operations. Submission rules, threads, backpressure and the callback
+ * contract are those of auraio_read (see "Submission" above); every call takes AURAIO_LINK or
+ * AURAIO_HARDLINK in @p flags, and the ones that work on an open file take AURAIO_FIXED_FILE. The
+ * callback's result is the kernel's: 0 or the value named below, or -errno. Paths are NOT copied:
+ * @p path (and a statx buffer) must stay valid until the callback runs, because the kernel reads
+ * the path only when it takes the SQE, which may be later (backlog, chain, batch).
+ *
+ * These ops count as operations in the statistics but are never latency samples for the depth
+ * controller (they say nothing about the device's depth curve); they do count against the
+ * in-flight limit, as fsync does.
+ *
+ * Errors of every call here (NULL, errno set), besides the ones listed with each: EINVAL (NULL
+ * engine or callback, unknown flags, AURAIO_LINK with AURAIO_HARDLINK), EBADF (negative fd),
+ * EAGAIN, ESHUTDOWN, EBUSY, E2BIG (chains), EOPNOTSUPP (the kernel lacks the opcode: it is
+ * probed, and never emulated with a blocking call), ENOENT/EBADF (AURAIO_FIXED_FILE index with
+ * no files registered / beyond the table).
+ */
+
+/**
+ * openat(2): the callback's result is the new file descriptor (>= 0). @p dirfd is a directory fd
+ * or AT_FDCWD (-100), @p open_flags anything open(2) takes (O_DIRECT, O_CREAT with @p mode...).
+ * Errors: EINVAL also for a NULL path or a mode above 07777; EBADF for a dirfd below 0 other
+ * than AT_FDCWD. The new fd belongs to the caller (close it with close(2) or auraio_close).
+ */
+AURAIO_API auraio_request_t *auraio_openat(auraio_engine_t *engine, int dirfd, const char *path, int open_flags,
+                                           mode_t mode, unsigned flags, auraio_callback_t callback, void *user_data);
+
+/**
+ * openat(2) straight into slot @p file_index of the registered file table (5.15+): no file
+ * descriptor is created; the result is 0, and the file is used with AURAIO_FIXED_FILE and index
+ * @p file_index. The table is per ring in the kernel, so this needs an engine with one ring
+ * (ring_count = 1), or the other rings would not see the file. O_CLOEXEC is refused by the
+ * kernel (-EINVAL in the callback). A slot already holding a file is replaced.
+ * Errors: those of auraio_openat, and EINVAL (file_index < 0, more than one ring), ENOENT (no
+ * files registered), EBADF (file_index beyond the table).
+ */
+AURAIO_API auraio_request_t *auraio_openat_direct(auraio_engine_t *engine, int dirfd, const char *path,
+                                                  int open_flags, mode_t mode, int file_index, unsigned flags,
+                                                  auraio_callback_t callback, void *user_data);
+
+/**
+ * close(2) of @p fd, or with AURAIO_FIXED_FILE, emptying slot @p fd of the registered file
+ * table (5.15+) on the ring the request goes to: use it on a one-ring engine (see
+ * auraio_openat_direct), or auraio_update_file(index, -1) for all rings. Requests already in the
+ * kernel keep their file. Result 0.
+ */
+AURAIO_API auraio_request_t *auraio_close(auraio_engine_t *engine, int fd, unsigned flags, auraio_callback_t callback,
+                                          void *user_data);
+
+struct statx;
+/**
+ * statx(2) of @p path relative to @p dirfd (AT_FDCWD, or with AT_EMPTY_PATH in @p statx_flags
+ * and path "", the file @p dirfd itself) into @p statxbuf, asking for the fields in @p mask
+ * (STATX_*). Result 0; @p statxbuf is filled when the callback runs. Errors: EINVAL also for a
+ * NULL path or statxbuf; EBADF for a dirfd below 0 other than AT_FDCWD.
+ */
+AURAIO_API auraio_request_t *auraio_statx(auraio_engine_t *engine, int dirfd, const char *path, int statx_flags,
+                                          unsigned mask, struct statx *statxbuf, unsigned flags,
+                                          auraio_callback_t callback, void *user_data);
+
+/**
+ * fallocate(2): @p mode (0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE...)
+ * over [@p offset, @p offset + @p len). Result 0. Errors: EINVAL also for a negative offset or a
+ * length <= 0.
+ */
+AURAIO_API auraio_request_t *auraio_fallocate(auraio_engine_t *engine, int fd, int mode, int64_t offset, int64_t len,
+                                              unsigned flags, auraio_callback_t callback, void *user_data);
+
+/**
+ * ftruncate(2) to @p length (IORING_OP_FTRUNCATE, 6.9+; EOPNOTSUPP on older kernels, never a
+ * blocking fallback). Result 0. Errors: EINVAL also for a negative length.
+ */
+AURAIO_API auraio_request_t *auraio_ftruncate(auraio_engine_t *engine, int fd, int64_t length, unsigned flags,
+                                              auraio_callback_t callback, void *user_data);
+
+/**
+ * sync_file_range(2) over [@p offset, @p offset + @p nbytes) (nbytes 0: to the end of the file)
+ * with @p sync_flags (SYNC_FILE_RANGE_WAIT_BEFORE | _WRITE | _WAIT_AFTER). Result 0. Errors:
+ * EINVAL also for a negative offset or other flag bits.
+ */
+AURAIO_API auraio_request_t *auraio_sync_file_range(auraio_engine_t *engine, int fd, int64_t offset, uint32_t nbytes,
+                                                    unsigned sync_flags, unsigned flags, auraio_callback_t callback,
+                                                    void *user_data);
+
+/**
+ * posix_fadvise(2): @p advice (POSIX_FADV_NORMAL .. POSIX_FADV_NOREUSE) over [@p offset,
+ * @p offset + @p len), len 0 meaning to the end of the file. Result 0. Errors: EINVAL also for a
+ * negative offset, a length < 0 or above 4 GiB - 1 (the SQE field is 32 bits), advice outside 0..5.
+ */
+AURAIO_API auraio_request_t *auraio_fadvise(auraio_engine_t *engine, int fd, int64_t offset, int64_t len, int advice,
+                                            unsigned flags, auraio_callback_t callback, void *user_data);
+
+/**
+ * madvise(2) on [@p addr, @p addr + @p len) of this process: @p advice is MADV_*. The range is the
+ * caller's and must stay mapped until the callback. Result 0. Errors: EINVAL also for a NULL addr,
+ * a length of 0 or above 4 GiB - 1, or AURAIO_FIXED_FILE (there is no file).
+ */
+AURAIO_API auraio_request_t *auraio_madvise(auraio_engine_t *engine, void *addr, size_t len, int advice,
+                                            unsigned flags, auraio_callback_t callback, void *user_data);
+
+/* ---------------------------------------------------------------------------------------------
  * Event loop. poll/wait/run may be called from any thread, several at once: each completion is
  * delivered once, by the thread that reaped it. A wait returns as soon as nothing is pending, even
  * when another thread reaped the last completion; a run returns on a stop, whatever the other

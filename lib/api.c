@@ -8,6 +8,7 @@
 #endif
 #include "auraio.h"
 
+#include "api_ops.h"
 #include "controller.h"
 #include "engine.h"
 #include "histogram.h"
@@ -141,7 +142,10 @@ static auraio_request_t *submit_rw(auraio_engine_t *e, uint8_t op, int fd, aurai
 {
     struct request_args a;
     memset(&a, 0, sizeof(a));
-    int rc = flags & ~AURAIO_FIXED_FILE ? -EINVAL : check_rw(e, fd, buf, len, offset, cb, &a);
+    int rc = flags & ~(AURAIO_FIXED_FILE | AURAIO_LINK | AURAIO_HARDLINK) ? -EINVAL
+                                                                           : check_rw(e, fd, buf, len, offset, cb, &a);
+    if (rc == 0)
+        rc = auraio__api_link_flag(flags, &a.link);
     if (rc < 0) {
         errno = -rc;
         return NULL;
@@ -181,8 +185,12 @@ static auraio_request_t *submit_vec(auraio_engine_t *e, uint8_t op, int fd, cons
                                     int64_t offset, unsigned flags, auraio_callback_t cb, void *ud)
 {
     int rc = check_common(e, fd, offset, cb);
-    if (rc == 0 && (iov == NULL || iovcnt <= 0 || iovcnt > IOV_MAX || (flags & ~AURAIO_FIXED_FILE)))
+    if (rc == 0 && (iov == NULL || iovcnt <= 0 || iovcnt > IOV_MAX ||
+                    (flags & ~(AURAIO_FIXED_FILE | AURAIO_LINK | AURAIO_HARDLINK))))
         rc = -EINVAL;
+    uint8_t link = 0;
+    if (rc == 0)
+        rc = auraio__api_link_flag(flags, &link);
     if (rc < 0) {
         errno = -rc;
         return NULL;
@@ -192,6 +200,7 @@ static auraio_request_t *submit_vec(auraio_engine_t *e, uint8_t op, int fd, cons
     a.op = op;
     a.fd = fd;
     a.fixed_file = (flags & AURAIO_FIXED_FILE) != 0;
+    a.link = link;
     a.addr = (uint64_t)(uintptr_t)iov;
     a.len = (uint32_t)iovcnt;
     a.offset = (uint64_t)offset;
@@ -230,8 +239,11 @@ AURAIO_API auraio_request_t *auraio_fsync(auraio_engine_t *engine, int fd, unsig
                                           void *user_data)
 {
     int rc = check_common(engine, fd, 0, callback);
-    if (rc == 0 && (flags & ~(AURAIO_FSYNC_DATASYNC | AURAIO_FIXED_FILE)))
+    if (rc == 0 && (flags & ~(AURAIO_FSYNC_DATASYNC | AURAIO_FIXED_FILE | AURAIO_LINK | AURAIO_HARDLINK)))
         rc = -EINVAL;
+    uint8_t link = 0;
+    if (rc == 0)
+        rc = auraio__api_link_flag(flags, &link);
     if (rc < 0) {
         errno = -rc;
         return NULL;
@@ -242,6 +254,7 @@ AURAIO_API auraio_request_t *auraio_fsync(auraio_engine_t *engine, int fd, unsig
     a.fd = fd;
     a.fsync_flags = (flags & AURAIO_FSYNC_DATASYNC) ? IORING_FSYNC_DATASYNC : 0;
     a.fixed_file = (flags & AURAIO_FIXED_FILE) != 0;
+    a.link = link;
     a.callback = callback;
     a.user_data = user_data;
     return submit_or_errno(engine, &a);

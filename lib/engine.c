@@ -61,6 +61,24 @@ enum { LEADER_AWAKE, LEADER_WAITS, LEADER_RUNS };
 #define DEFERRED_MANY (UINT32_MAX - 1)
 static _Thread_local uint32_t tls_deferred_ring ENGINE_TLS_MODEL = DEFERRED_NONE;
 
+/* Per-thread submission state that most submits never use: tls_submit_state says in one byte
+ * (read on every submit) whether this thread has a chain open or a deadline armed. */
+#define TLS_CHAIN_OPEN 1u
+#define TLS_DEADLINE_ARMED 2u
+static _Thread_local uint8_t tls_submit_state ENGINE_TLS_MODEL;
+/* The chain this thread is submitting (its last request not yet submitted): one at a time, on
+ * one engine's ring. */
+static _Thread_local struct {
+    uint64_t engine_id;
+    uint32_t ring;
+    struct ring_chain chain;
+} tls_chain;
+/* auraio_set_next_timeout: the deadline of this thread's next accepted request on engine_id. */
+static _Thread_local struct {
+    uint64_t engine_id;
+    uint64_t timeout_ns;
+} tls_deadline;
+
 bool auraio__engine_in_callback(const struct auraio_engine *e)
 {
     return tls_callback_engine == e;
@@ -199,6 +217,46 @@ static void note_deferred(uint32_t ring)
  * Anything else enters the kernel before the submit returns, so it never waits for a thread that
  * is asleep in wait(-1) or running a slow callback.
  */
+/* The rare parts of a submit: a chain (the thread's open one, or a link flag opening one) goes to
+ * the chain's ring; an armed deadline is applied and, once the request is accepted, used up. */
+static int submit_special(struct auraio_engine *e, const struct request_args *a, enum submit_flush flush,
+                          uint32_t *ring, uint64_t *handle)
+{
+    struct request_args with_deadline;
+    bool deadline = (tls_submit_state & TLS_DEADLINE_ARMED) && tls_deadline.engine_id == e->id &&
+                    a->op != REQ_TIMEOUT;
+    if (deadline) {
+        with_deadline = *a;
+        with_deadline.timeout_ns = tls_deadline.timeout_ns;
+        a = &with_deadline;
+    }
+    struct ring_chain *chain = NULL;
+    if ((tls_submit_state & TLS_CHAIN_OPEN) && a->op != REQ_TIMEOUT) {
+        if (tls_chain.engine_id != e->id) {
+            if (a->link)
+                return -EBUSY; /* a chain is open on another engine */
+        } else {
+            *ring = tls_chain.ring;
+            chain = &tls_chain.chain;
+        }
+    } else if (a->link && a->op != REQ_TIMEOUT) {
+        tls_chain.engine_id = e->id;
+        tls_chain.ring = *ring;
+        tls_chain.chain = (struct ring_chain){0};
+        chain = &tls_chain.chain;
+    }
+    int rc = auraio__ring_submit(&e->rings[*ring], a, auraio__now_ns(), flush, chain, handle);
+    if (chain) {
+        if (tls_chain.chain.head)
+            tls_submit_state |= TLS_CHAIN_OPEN;
+        else
+            tls_submit_state &= (uint8_t)~TLS_CHAIN_OPEN;
+    }
+    if (deadline && rc >= 0)
+        tls_submit_state &= (uint8_t)~TLS_DEADLINE_ARMED;
+    return rc;
+}
+
 int auraio__engine_submit(struct auraio_engine *e, const struct request_args *a, uint64_t *handle)
 {
     if (atomic_load_explicit(&e->shutting_down, memory_order_acquire))
@@ -208,16 +266,47 @@ int auraio__engine_submit(struct auraio_engine *e, const struct request_args *a,
     enum submit_flush flush = in_callback ? SUBMIT_BATCH
                               : e->opts.single_issuer ? SUBMIT_BATCH_IF_BUSY
                                                       : SUBMIT_ENTER_NOW;
-    int rc = auraio__ring_submit(&e->rings[ring], a, auraio__now_ns(), flush, handle);
+    int rc;
+    if (auraio_unlikely(tls_submit_state != 0 || a->link))
+        rc = submit_special(e, a, flush, &ring, handle);
+    else
+        rc = auraio__ring_submit(&e->rings[ring], a, auraio__now_ns(), flush, NULL, handle);
     if (rc < 0)
         return rc;
     if (in_callback) {
-        if (rc == 1)
+        if (rc == RING_QUEUED)
             note_deferred(ring);
-        else if (tls_deferred_ring == ring)
+        else if (rc == RING_SUBMITTED && tls_deferred_ring == ring)
             tls_deferred_ring = DEFERRED_NONE; /* this submit entered everything queued there */
     }
     return 0;
+}
+
+int auraio__engine_set_next_timeout(struct auraio_engine *e, uint64_t timeout_ns)
+{
+    tls_deadline.engine_id = e->id;
+    tls_deadline.timeout_ns = timeout_ns;
+    if (timeout_ns)
+        tls_submit_state |= TLS_DEADLINE_ARMED;
+    else
+        tls_submit_state &= (uint8_t)~TLS_DEADLINE_ARMED;
+    return 0;
+}
+
+int auraio__engine_cancel_fd(struct auraio_engine *e, int fd)
+{
+    if (atomic_load_explicit(&e->shutting_down, memory_order_acquire))
+        return -ESHUTDOWN;
+    int total = 0;
+    int err = 0;
+    for (uint32_t i = 0; i < e->ring_count; i++) {
+        int n = auraio__ring_cancel_fd(&e->rings[i], fd);
+        if (n < 0)
+            err = n;
+        else
+            total += n;
+    }
+    return err ? err : total;
 }
 
 int auraio__engine_cancel(struct auraio_engine *e, uint64_t handle)

@@ -79,6 +79,9 @@ int auraio__engine_create(const auraio_options_t *opts, struct auraio_engine **o
 void auraio__engine_destroy(struct auraio_engine *e);
 
 int auraio__engine_submit(struct auraio_engine *e, const struct request_args *a, uint64_t *handle);
+/* auraio_set_next_timeout and auraio_cancel_fd. */
+int auraio__engine_set_next_timeout(struct auraio_engine *e, uint64_t timeout_ns);
+int auraio__engine_cancel_fd(struct auraio_engine *e, int fd);
 
 /*
  * The destroy contract (auraio.h, auraio_destroy): no call may overlap destroy, except those made

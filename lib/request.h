@@ -3,13 +3,14 @@
  * Requests: the per-ring slot that carries one operation from submit to callback, and the public
  * handle that names a slot at one generation. The handle doubles as the SQE user_data, so a CQE
  * names its slot and generation directly; the library's own SQEs (cancels, wakeups) are told apart
- * by USER_DATA_WAKE and USER_DATA_CANCEL_BIT below.
+ * by USER_DATA_WAKE and USER_DATA_CANCEL_BIT below, a request's linked timeout by USER_DATA_TIMEOUT_BIT.
  */
 #ifndef AURAIO_REQUEST_H
 #define AURAIO_REQUEST_H
 
 #include "auraio.h"
 
+#include <linux/time_types.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -21,13 +22,30 @@ enum request_op {
     REQ_READV,
     REQ_WRITEV,
     REQ_FSYNC,
+    /* Metadata and space ops (ops.c prepares their SQEs): no bytes, no latency sample. */
+    REQ_OPENAT,
+    REQ_CLOSE,
+    REQ_STATX,
+    REQ_FALLOCATE,
+    REQ_FTRUNCATE,
+    REQ_SYNC_FILE_RANGE,
+    REQ_FADVISE,
+    REQ_MADVISE,
+    REQ_TIMEOUT, /* a timer (auraio_timeout): outside the in-flight limit, never in a chain */
     REQ_OP_COUNT,
 };
+
+/* Data ops feed the controller's latency histogram; every other op is only counted. */
+static inline bool request_op_is_data(unsigned op)
+{
+    return op <= REQ_WRITEV;
+}
 
 enum request_state {
     REQ_FREE,     /* on the ring's free list */
     REQ_BACKLOG,  /* accepted, waiting for room under the in-flight limit */
     REQ_INFLIGHT, /* SQE prepared (maybe not yet entered) or in the kernel */
+    REQ_FORMING,  /* in a chain whose last request its thread has not submitted yet */
     REQ_DONE,     /* result known; callback pending or running; slot not reusable yet */
 };
 
@@ -44,13 +62,29 @@ struct request_args {
     uint8_t fixed_file;     /* fd is an index into the registered file table */
     uint16_t buf_index;
     uint32_t fsync_flags;
+    uint8_t link;        /* 0, IOSQE_IO_LINK or IOSQE_IO_HARDLINK: the next request depends on this */
+    uint32_t op_flags;   /* open flags, statx flags, fallocate mode, sync_file_range flags, advice */
+    uint32_t aux;        /* open mode, statx mask */
+    uint32_t file_index; /* openat into / close of registered file index - 1; 0: a plain fd */
+    uint64_t addr2;      /* statx: the caller's struct statx */
+    uint64_t timeout_ns; /* deadline (IORING_OP_LINK_TIMEOUT) or a timer's delay; 0: none */
 };
 
 struct request {
     struct request_args args;
-    struct request *next; /* free list or backlog link */
+    struct request *next; /* free list or backlog link (backlog: chain heads only) */
+    /* Chains: every member points at its head; the head's backlog entry stands for the chain,
+     * whose members follow through chain_next. A lone request is a chain of one. */
+    struct request *chain_head;
+    struct request *chain_next;
+    uint32_t chain_len; /* on the head: members, itself included */
+    /* The deadline or timer duration: the kernel reads it when it takes the SQE, so it lives in the
+     * slot, which stays taken until every CQE of the request is back. */
+    struct __kernel_timespec ts;
     uint64_t submit_ns;
     int32_t result;
+    int32_t timeout_result; /* the linked timeout's CQE: -ETIME when the deadline fired */
+    uint8_t cqes_left;      /* CQEs still to come: the op's and its linked timeout's */
     uint32_t generation; /* never 0 */
     uint16_t slot;
     uint8_t state;       /* enum request_state; read and written under the ring lock only */
@@ -83,11 +117,14 @@ static inline uint32_t handle_slot(uint64_t h)
 }
 
 /* user_data of the library's own SQEs. A wake NOP has generation 0, never issued to a request. A
- * cancel carries its target's handle with the top bit set (generations stay below 2^31 for that),
- * so its CQE says which request the kernel could not cancel yet and a later cancel may retry it. */
+ * cancel carries its target's handle with the top bit set (generations stay below 2^30 for that),
+ * so its CQE says which request the kernel could not cancel yet and a later cancel may retry it.
+ * A request's linked timeout carries its handle with bit 62 set, so its CQE finds the request. */
 #define USER_DATA_WAKE 1u /* a NOP posted to wake a thread sleeping in the ring */
 #define USER_DATA_CANCEL_BIT (1ull << 63)
-#define REQUEST_GENERATION_MASK 0x7fffffffu
+#define USER_DATA_TIMEOUT_BIT (1ull << 62)
+#define USER_DATA_OWN_BITS (USER_DATA_CANCEL_BIT | USER_DATA_TIMEOUT_BIT)
+#define REQUEST_GENERATION_MASK 0x3fffffffu
 
 /* Advance a slot's generation when it is freed; skips 0 so no handle is ever NULL. */
 static inline void request_retire(struct request *r)

@@ -20,6 +20,7 @@
 #endif
 #include "ring.h"
 
+#include "ops.h"
 #include "uring_sys.h"
 
 #include "clock.h"
@@ -55,21 +56,6 @@ static void mark_read_defined(const struct request_args *a, int32_t res)
     (void)a;
     (void)res;
 #endif
-}
-
-static const uint8_t kernel_op[REQ_OP_COUNT] = {
-    [REQ_READ] = IORING_OP_READ,
-    [REQ_WRITE] = IORING_OP_WRITE,
-    [REQ_READV] = IORING_OP_READV,
-    [REQ_WRITEV] = IORING_OP_WRITEV,
-    [REQ_FSYNC] = IORING_OP_FSYNC,
-};
-
-static unsigned op_for(const struct request_args *a)
-{
-    if (a->fixed_buffer)
-        return a->op == REQ_READ ? IORING_OP_READ_FIXED : IORING_OP_WRITE_FIXED;
-    return kernel_op[a->op];
 }
 
 int auraio__ring_init(struct ring *r, uint32_t index, const struct ring_config *cfg)
@@ -144,29 +130,51 @@ static void counter_add(_Atomic uint64_t *c, uint64_t v)
     atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v, memory_order_relaxed);
 }
 
-/*
- * Prepare the SQE for @p q. inflight < limit <= SQ size normally leaves room, but cancel and wake
- * SQEs share the SQ and a stalled submit (EAGAIN/EBUSY) keeps them there: then there is no SQE and
- * the caller keeps the request in the backlog. @return false when the SQ is full.
- */
-static bool start_request(struct ring *r, struct request *q)
-{
-    struct io_uring_sqe *sqe = auraio__uring_get_sqe(&r->uring);
-    if (auraio_unlikely(!sqe))
-        return false;
-    const struct request_args *a = &q->args;
-    uint64_t handle = request_handle(r->index, q);
+static bool cq_has_room(const struct ring *r, unsigned more);
 
-    if (a->op == REQ_FSYNC)
-        auraio__uring_prep_fsync(sqe, a->fd, a->fsync_flags, handle);
-    else
-        auraio__uring_prep_rw(sqe, op_for(a), a->fd, a->addr, a->len, a->offset, handle);
-    if (a->fixed_buffer)
-        sqe->buf_index = a->buf_index;
-    if (a->fixed_file)
-        sqe->flags |= IOSQE_FIXED_FILE;
+/* Prepare one member's SQEs (the op, then its linked timeout when it has a deadline). The op's
+ * link flag chains it to its timeout; the flag to the next member rides on both, because the op's
+ * decides whether its failure breaks the chain and the timeout's keeps the chain going. */
+static void start_member(struct ring *r, struct request *q, uint8_t link)
+{
+    uint64_t handle = request_handle(r->index, q);
+    struct io_uring_sqe *sqe = auraio__uring_get_sqe(&r->uring);
+    auraio__op_prepare(sqe, q, handle);
+    q->cqes_left = 1;
+    if (auraio_unlikely(q->args.timeout_ns != 0 && q->args.op != REQ_TIMEOUT)) {
+        sqe->flags |= link ? link : IOSQE_IO_LINK;
+        struct io_uring_sqe *lt = auraio__uring_get_sqe(&r->uring);
+        auraio__op_prepare_link_timeout(lt, q, handle);
+        lt->flags |= link;
+        q->cqes_left = 2;
+        q->timeout_result = 0;
+        r->extra_cqes++;
+    } else {
+        sqe->flags |= link;
+    }
     q->state = REQ_INFLIGHT;
-    r->inflight++;
+    if (q->args.op == REQ_TIMEOUT)
+        r->timers++;
+    else
+        r->inflight++;
+}
+
+/*
+ * Prepare the SQEs of the chain headed by @p head (a lone request is a chain of one), all or
+ * none, so the kernel always sees a chain inside one submission (it ends a chain at the end of
+ * each io_uring_enter). inflight < limit <= SQ size normally leaves room, but cancel and wake SQEs
+ * share the SQ and a stalled submit (EAGAIN/EBUSY) keeps them there: then the caller keeps the
+ * chain in the backlog. @return false when the SQ or the CQ budget has no room for it.
+ */
+static bool start_chain(struct ring *r, struct request *head)
+{
+    unsigned sqes = 0;
+    for (struct request *q = head; q; q = q->chain_next)
+        sqes += auraio__op_sqe_count(&q->args);
+    if (auraio_unlikely(r->uring.sq_entries - auraio__uring_sq_pending(&r->uring) < sqes || !cq_has_room(r, sqes)))
+        return false;
+    for (struct request *q = head; q; q = q->chain_next)
+        start_member(r, q, q->chain_next ? q->args.link : 0);
     return true;
 }
 
@@ -179,6 +187,8 @@ static int check_registered_locked(struct ring *r, struct request_args *a)
 {
     if (a->fixed_file && a->fd >= 0 && (uint32_t)a->fd >= r->fixed_file_count)
         return r->fixed_file_count == 0 ? -ENOENT : -EBADF;
+    if (a->file_index && a->file_index - 1 >= r->fixed_file_count)
+        return r->fixed_file_count == 0 ? -ENOENT : -EBADF;
     if (a->fixed_buffer) {
         if (!r->fixed_bufs || a->buf_index >= r->fixed_buf_count)
             return -ENOENT;
@@ -189,14 +199,15 @@ static int check_registered_locked(struct ring *r, struct request_args *a)
         a->addr = (uint64_t)(uintptr_t)iov->iov_base + offset;
         r->fixed_buf_users++;
     }
-    if (a->fixed_file)
+    if (a->fixed_file || a->file_index)
         r->fixed_file_users++;
     return 0;
 }
 
 static bool cq_has_room(const struct ring *r, unsigned more)
 {
-    return r->inflight + r->cancels_pending + (r->wake_pending ? 1u : 0u) + more <= r->uring.cq_entries;
+    return r->inflight + r->timers + r->extra_cqes + r->cancels_pending + (r->wake_pending ? 1u : 0u) + more <=
+           r->uring.cq_entries;
 }
 
 /*
@@ -225,9 +236,26 @@ static int fail_queued_locked(struct ring *r, int err)
             continue;
         }
         struct request *q = &r->reqs[handle_slot(ud)];
-        if (q->state != REQ_INFLIGHT || q->generation != handle_generation(ud))
+        if (q->generation != handle_generation(ud & ~USER_DATA_TIMEOUT_BIT))
             continue;
-        r->inflight--;
+        if (ud & USER_DATA_TIMEOUT_BIT) {
+            /* Its CQE will never come. The op's SQE came first: failed here (DONE), or taken by
+             * the kernel, whose CQE may already be in, leaving nothing else to wait for. */
+            r->extra_cqes--;
+            if (q->state == REQ_INFLIGHT && --q->cqes_left == 0) {
+                q->state = REQ_DONE;
+                q->next = r->local_done;
+                r->local_done = q;
+                failed++;
+            }
+            continue;
+        }
+        if (q->state != REQ_INFLIGHT)
+            continue;
+        if (q->args.op == REQ_TIMEOUT)
+            r->timers--;
+        else
+            r->inflight--;
         q->state = REQ_DONE;
         q->result = err;
         q->next = r->local_done;
@@ -324,42 +352,103 @@ static bool take_local_failures(struct ring *r)
     return failed;
 }
 
-/* Move backlog requests into the kernel while the limit allows. */
+/* A chain of @p len goes in whole while it fits under @p limit, or alone on an empty ring (a chain
+ * longer than the limit would otherwise never go); it never straddles the limit. */
+static bool chain_fits(const struct ring *r, uint32_t len, int limit)
+{
+    return r->inflight + len <= (uint32_t)limit || r->inflight == 0;
+}
+
+/* Move backlog chains into the kernel while the limit allows. */
 static void refill_locked(struct ring *r)
 {
     int limit = atomic_load_explicit(&r->limit, memory_order_relaxed);
-    while (r->backlog_head && r->inflight < (uint32_t)limit) {
+    while (r->backlog_head && chain_fits(r, r->backlog_head->chain_len, limit)) {
         struct request *q = r->backlog_head;
-        if (!start_request(r, q))
+        if (!start_chain(r, q))
             break; /* SQ full: stays at the head of the backlog for the next reap */
         r->backlog_head = q->next;
         if (!r->backlog_head)
             r->backlog_tail = NULL;
-        r->backlog_len--;
+        r->backlog_len -= q->chain_len;
     }
 }
 
-int auraio__ring_submit(struct ring *r, const struct request_args *a, uint64_t now_ns, enum submit_flush flush,
-                        uint64_t *handle)
+static void complete_locally(struct ring *r, struct request *q, int32_t result);
+
+/* Complete every member of the chain headed by @p head without the kernel (its callbacks run at
+ * the next reap). */
+static void fail_chain_locked(struct ring *r, struct request *head, int32_t result)
 {
-    int rc = 0;
+    for (struct request *q = head; q;) {
+        struct request *next = q->chain_next;
+        complete_locally(r, q, result);
+        q = next;
+    }
+}
+
+/* A request without a link flag ends the thread's chain: count the members as pending and hand
+ * back the head to admit. A member cancelled while the chain was open fails the whole chain. */
+static struct request *close_chain_locked(struct ring *r, struct ring_chain *chain, bool *failed)
+{
+    struct request *head = chain->head;
+    bool cancelled = false;
+    for (struct request *q = head; q; q = q->chain_next) {
+        cancelled |= q->cancel_issued;
+        q->cancel_issued = false;
+    }
+    r->forming -= chain->len - 1;
+    pending_add(r, (int)chain->len);
+    *chain = (struct ring_chain){0};
+    if (cancelled) {
+        fail_chain_locked(r, head, -ECANCELED);
+        *failed = true;
+        return NULL;
+    }
+    return head;
+}
+
+/* -E2BIG: the open chain can never be admitted; fail it (its members count as pending now). */
+static void abandon_chain_locked(struct ring *r, struct ring_chain *chain)
+{
+    r->forming -= chain->len;
+    pending_add(r, (int)chain->len);
+    fail_chain_locked(r, chain->head, -ECANCELED);
+    *chain = (struct ring_chain){0};
+    r->failed_locally = true;
+}
+
+int auraio__ring_submit(struct ring *r, const struct request_args *a, uint64_t now_ns, enum submit_flush flush,
+                        struct ring_chain *chain, uint64_t *handle)
+{
+    int rc = RING_SUBMITTED;
     bool failed = false;
     pthread_mutex_lock(&r->lock);
     if (auraio_unlikely(r->shutdown)) {
         rc = -ESHUTDOWN;
         goto out;
     }
-    if (auraio_unlikely(auraio__uring_op_missing(&r->uring, op_for(a)))) {
+    if (auraio_unlikely(auraio__op_missing(&r->uring, a))) {
         rc = -EOPNOTSUPP;
         goto out;
     }
     struct request *q = r->free_list;
+    if (auraio_unlikely(chain != NULL) &&
+        (chain->len + 1 >= r->nreqs || chain->sqes + auraio__op_sqe_count(a) > r->uring.sq_entries)) {
+        /* One more member would leave no slot for anything else to finish, or the chain would
+         * not fit one submission: it could never be admitted. */
+        if (chain->head)
+            abandon_chain_locked(r, chain);
+        failed = take_local_failures(r);
+        rc = -E2BIG;
+        goto out;
+    }
     if (auraio_unlikely(!q)) {
         rc = -EAGAIN;
         goto out;
     }
     struct request_args checked = *a;
-    if (auraio_unlikely(a->fixed_buffer || a->fixed_file)) {
+    if (auraio_unlikely(a->fixed_buffer || a->fixed_file || a->file_index)) {
         rc = check_registered_locked(r, &checked);
         if (rc < 0)
             goto out;
@@ -367,28 +456,73 @@ int auraio__ring_submit(struct ring *r, const struct request_args *a, uint64_t n
     r->free_list = q->next;
     q->args = checked;
     q->next = NULL;
+    q->chain_head = q;
+    q->chain_next = NULL;
+    q->chain_len = 1;
     q->submit_ns = now_ns;
     q->cancel_issued = false;
     *handle = request_handle(r->index, q);
-    pending_add(r, 1);
 
-    int limit = atomic_load_explicit(&r->limit, memory_order_relaxed);
-    bool at_limit = r->backlog_head || r->inflight >= (uint32_t)limit;
-    if (at_limit || !start_request(r, q)) {
-        /* At the limit (or, rarely, no free SQE): queue in order behind earlier backlog, never
-         * ahead of it. */
-        if (at_limit) {
-            counter_add(&r->submissions_at_limit, 1);
-            auraio__ctl_acc_at_limit(auraio__ctl_acc_active(&r->acc));
+    struct request *head = q;
+    if (auraio_unlikely(chain != NULL)) {
+        if (chain->head) {
+            chain->tail->chain_next = q;
+            q->chain_head = chain->head;
+        } else {
+            chain->head = q;
         }
-        q->state = REQ_BACKLOG;
-        if (r->backlog_tail)
-            r->backlog_tail->next = q;
-        else
-            r->backlog_head = q;
-        r->backlog_tail = q;
-        r->backlog_len++;
-        goto out;
+        chain->tail = q;
+        chain->len++;
+        chain->sqes += auraio__op_sqe_count(a);
+        chain->head->chain_len = chain->len;
+        if (a->link) {
+            q->state = REQ_FORMING;
+            r->forming++;
+            rc = RING_HELD;
+            goto out;
+        }
+        head = close_chain_locked(r, chain, &failed);
+        if (!head)
+            goto out;
+    } else {
+        pending_add(r, 1);
+    }
+
+    if (auraio_unlikely(a->op == REQ_TIMEOUT)) {
+        /* A timer is not I/O: it never waits for the in-flight limit. With no room in the SQ or
+         * the CQ budget even after a flush it is refused rather than queued behind I/O. */
+        if (!start_chain(r, q)) {
+            (void)flush_locked(r);
+            if (!start_chain(r, q)) {
+                pending_add(r, -1);
+                request_retire(q);
+                q->next = r->free_list;
+                r->free_list = q;
+                failed = take_local_failures(r);
+                rc = -EAGAIN;
+                goto out;
+            }
+        }
+    } else {
+        int limit = atomic_load_explicit(&r->limit, memory_order_relaxed);
+        bool at_limit = r->backlog_head || !chain_fits(r, head->chain_len, limit);
+        if (at_limit || !start_chain(r, head)) {
+            /* At the limit (or, rarely, no free SQE): queue in order behind earlier backlog,
+             * never ahead of it, the whole chain as one entry. */
+            if (at_limit) {
+                counter_add(&r->submissions_at_limit, 1);
+                auraio__ctl_acc_at_limit(auraio__ctl_acc_active(&r->acc));
+            }
+            for (struct request *m = head; m; m = m->chain_next)
+                m->state = REQ_BACKLOG;
+            if (r->backlog_tail)
+                r->backlog_tail->next = head;
+            else
+                r->backlog_head = head;
+            r->backlog_tail = head;
+            r->backlog_len += head->chain_len;
+            goto out;
+        }
     }
     /* Batching is only allowed when the caller promises a flush that no other thread can hold up
      * (see auraio__engine_submit); everything else enters the kernel now, since a thread asleep in
@@ -397,12 +531,12 @@ int auraio__ring_submit(struct ring *r, const struct request_args *a, uint64_t n
      * a callback the batch's end comes within microseconds, and entering one SQE early only costs
      * a system call (a 9% rise in enters per read at QD32 on cached reads). A refused enter is not
      * this request's failure: flush_locked keeps or fails the SQEs and their callbacks say so. */
-    if (flush == SUBMIT_ENTER_NOW || (flush == SUBMIT_BATCH_IF_BUSY && r->inflight == 1) ||
+    if (flush == SUBMIT_ENTER_NOW || (flush == SUBMIT_BATCH_IF_BUSY && r->inflight + r->timers == head->chain_len) ||
         auraio__uring_sq_pending(&r->uring) >= (unsigned)atomic_load_explicit(&r->batch_threshold, memory_order_relaxed)) {
         (void)flush_locked(r);
-        failed = take_local_failures(r);
+        failed = take_local_failures(r) || failed;
     } else {
-        rc = 1; /* queued, not entered: the caller owes a flush */
+        rc = RING_QUEUED; /* queued, not entered: the caller owes a flush */
     }
 out:
     pthread_mutex_unlock(&r->lock);
@@ -426,10 +560,12 @@ static struct completion finish_locked(struct ring *r, struct request *q, int32_
 {
     if (q->args.fixed_buffer)
         r->fixed_buf_users--;
-    if (q->args.fixed_file)
+    if (q->args.fixed_file || q->args.file_index)
         r->fixed_file_users--;
-    /* Every completion passes here once: CQEs, backlog cancels and failed submissions alike. */
-    auraio__metrics_complete(&r->life, q->args.op, result);
+    /* Every completion passes here once: CQEs, backlog cancels and failed submissions alike.
+     * A timer is not an operation. */
+    if (q->args.op != REQ_TIMEOUT)
+        auraio__metrics_complete(&r->life, q->args.op, result);
     struct completion c = {
         .callback = q->args.callback,
         .user_data = q->args.user_data,
@@ -444,6 +580,17 @@ static struct completion finish_locked(struct ring *r, struct request *q, int32_
 }
 
 static struct request *lookup_locked(struct ring *r, uint64_t handle);
+
+/* What the callback gets once every CQE of @p q is in: a timer's expiry is its success (0), and an
+ * op cut short by its deadline reports -ETIME rather than the kernel's -ECANCELED (or -EINTR). */
+static int32_t request_result(const struct request *q)
+{
+    if (q->args.op == REQ_TIMEOUT)
+        return q->result == -ETIME ? 0 : q->result;
+    if (q->args.timeout_ns && q->timeout_result == -ETIME && (q->result == -ECANCELED || q->result == -EINTR))
+        return -ETIME;
+    return q->result;
+}
 
 /* Requests a failed flush of this reap moved to local_done go out with this reap's completions. */
 static int deliver_local_failures_locked(struct ring *r, struct completion *out, int room)
@@ -497,26 +644,41 @@ int auraio__ring_reap(struct ring *r, struct completion *out, int max, uint64_t 
                 *took_wake = true;
                 continue;
             }
-            struct request *q = &r->reqs[handle_slot(ud)];
+            uint64_t h = ud & ~USER_DATA_TIMEOUT_BIT;
+            struct request *q = &r->reqs[handle_slot(h)];
             /* A CQE always names a live INFLIGHT request at its generation; anything else
              * would be a double completion, which the accounting below must never see. */
-            if (handle_slot(ud) >= r->nreqs || q->generation != handle_generation(ud) || q->state != REQ_INFLIGHT)
+            if (handle_slot(h) >= r->nreqs || q->generation != handle_generation(h) || q->state != REQ_INFLIGHT ||
+                q->cqes_left == 0)
                 continue;
-            r->inflight--;
-            /* The reap time stands for every CQE of the batch: one clock read per batch, and
-             * the batch was copied out within microseconds. */
-            uint64_t latency = now_ns > q->submit_ns ? now_ns - q->submit_ns : 0;
-            struct ctl_acc *acc = auraio__ctl_acc_active(&r->acc);
-            if (full)
-                auraio__ctl_acc_at_limit(acc);
-            if (q->args.op == REQ_FSYNC) {
-                auraio__ctl_acc_record_other(acc, latency);
+            if (auraio_unlikely(ud & USER_DATA_TIMEOUT_BIT)) {
+                /* The deadline's own CQE: never a callback of its own, only the op's result. */
+                q->timeout_result = cqes[i].res;
+                r->extra_cqes--;
+            } else if (auraio_unlikely(q->args.op == REQ_TIMEOUT)) {
+                q->result = cqes[i].res; /* a timer: no op, no latency, no bytes */
+                r->timers--;
             } else {
-                uint64_t bytes = cqes[i].res > 0 ? (uint64_t)cqes[i].res : 0;
-                auraio__ctl_acc_record(acc, latency, bytes);
+                q->result = cqes[i].res;
+                r->inflight--;
+                /* The reap time stands for every CQE of the batch: one clock read per batch, and
+                 * the batch was copied out within microseconds. */
+                uint64_t latency = now_ns > q->submit_ns ? now_ns - q->submit_ns : 0;
+                struct ctl_acc *acc = auraio__ctl_acc_active(&r->acc);
+                if (full)
+                    auraio__ctl_acc_at_limit(acc);
+                /* Only data ops that ran their course are latency samples: metadata ops, fsync and
+                 * a deadline's failures say nothing about the device's depth curve. */
+                if (!request_op_is_data(q->args.op) || (q->args.timeout_ns && cqes[i].res < 0)) {
+                    auraio__ctl_acc_record_other(acc, latency);
+                } else {
+                    uint64_t bytes = cqes[i].res > 0 ? (uint64_t)cqes[i].res : 0;
+                    auraio__ctl_acc_record(acc, latency, bytes);
+                }
+                mark_read_defined(&q->args, cqes[i].res);
             }
-            mark_read_defined(&q->args, cqes[i].res);
-            out[n++] = finish_locked(r, q, cqes[i].res);
+            if (--q->cqes_left == 0)
+                out[n++] = finish_locked(r, q, request_result(q));
         }
         if (got < want)
             break;
@@ -544,6 +706,7 @@ static struct request *lookup_locked(struct ring *r, uint64_t handle)
     return q;
 }
 
+/* Unlink the backlog entry @p target (a chain head) and its members from the count. */
 static void backlog_unlink(struct ring *r, struct request *target)
 {
     struct request **pp = &r->backlog_head;
@@ -557,7 +720,7 @@ static void backlog_unlink(struct ring *r, struct request *target)
     *pp = target->next;
     if (r->backlog_tail == target)
         r->backlog_tail = prev;
-    r->backlog_len--;
+    r->backlog_len -= target->chain_len;
 }
 
 static void complete_locally(struct ring *r, struct request *q, int32_t result)
@@ -598,10 +761,15 @@ int auraio__ring_cancel(struct ring *r, uint64_t handle)
     } else if (!q || q->state == REQ_FREE || q->state == REQ_DONE) {
         rc = -EALREADY;
     } else if (q->state == REQ_BACKLOG) {
-        backlog_unlink(r, q);
-        complete_locally(r, q, -ECANCELED);
+        /* A chain waiting in the backlog has not started: the whole of it is cancelled. */
+        backlog_unlink(r, q->chain_head);
+        fail_chain_locked(r, q->chain_head, -ECANCELED);
         wake = true;
         rc = 0;
+    } else if (q->state == REQ_FORMING) {
+        /* Its chain is still open: it fails whole when its thread ends it. */
+        rc = q->cancel_issued ? -EINPROGRESS : 0;
+        q->cancel_issued = true;
     } else if (q->cancel_issued) {
         rc = -EINPROGRESS;
     } else {
@@ -630,7 +798,7 @@ int auraio__ring_request_pending(struct ring *r, uint64_t handle)
 {
     pthread_mutex_lock(&r->lock);
     struct request *q = lookup_locked(r, handle);
-    int rc = q && (q->state == REQ_BACKLOG || q->state == REQ_INFLIGHT);
+    int rc = q && (q->state == REQ_BACKLOG || q->state == REQ_INFLIGHT || q->state == REQ_FORMING);
     pthread_mutex_unlock(&r->lock);
     return rc;
 }
@@ -642,7 +810,16 @@ void auraio__ring_cancel_all(struct ring *r)
     while (r->backlog_head) {
         struct request *q = r->backlog_head;
         backlog_unlink(r, q);
-        complete_locally(r, q, -ECANCELED);
+        fail_chain_locked(r, q, -ECANCELED);
+    }
+    /* Chains left open by their threads: each member's callback runs once, with -ECANCELED. */
+    for (uint32_t i = 0; i < r->nreqs && r->forming > 0; i++) {
+        struct request *q = &r->reqs[i];
+        if (q->state == REQ_FORMING) {
+            r->forming--;
+            pending_add(r, 1);
+            complete_locally(r, q, -ECANCELED);
+        }
     }
     /* One cancel per request still in the kernel; ASYNC_CANCEL_ANY would be one SQE, but it
      * needs 5.19 and per-request cancels keep the one-cancel-per-request CQ budget. Requests whose
@@ -675,7 +852,8 @@ bool auraio__ring_has_work(struct ring *r)
 bool auraio__ring_idle(struct ring *r)
 {
     pthread_mutex_lock(&r->lock);
-    bool idle = r->inflight == 0 && r->backlog_head == NULL && r->local_done == NULL;
+    bool idle = r->inflight == 0 && r->timers == 0 && r->extra_cqes == 0 && r->forming == 0 && r->backlog_head == NULL &&
+                r->local_done == NULL;
     pthread_mutex_unlock(&r->lock);
     return idle;
 }
@@ -731,4 +909,104 @@ void auraio__ring_wake(struct ring *r)
     /* Signal only: a NOP here could recurse into this function without end. */
     if (failed && r->event_fd >= 0)
         auraio__sys_eventfd_signal(r->event_fd);
+}
+
+/* Whether @p q works on the plain file descriptor @p fd (openat's and statx's fd is a directory
+ * they look a path up in, not the file they work on). */
+static bool request_uses_fd(const struct request *q, int fd)
+{
+    switch (q->args.op) {
+    case REQ_OPENAT:
+    case REQ_STATX:
+    case REQ_MADVISE:
+    case REQ_TIMEOUT:
+        return false;
+    default:
+        return !q->args.fixed_file && q->args.file_index == 0 && q->args.fd == fd;
+    }
+}
+
+static bool chain_uses_fd(const struct request *head, int fd)
+{
+    for (const struct request *q = head; q; q = q->chain_next) {
+        if (request_uses_fd(q, fd))
+            return true;
+    }
+    return false;
+}
+
+/* Kernels without IORING_REGISTER_SYNC_CANCEL (before 6.0): one ASYNC_CANCEL per request. */
+static int cancel_fd_walk_locked(struct ring *r, int fd)
+{
+    int count = 0;
+    for (uint32_t i = 0; i < r->nreqs; i++) {
+        struct request *q = &r->reqs[i];
+        if (q->state != REQ_INFLIGHT || q->cancel_issued || !request_uses_fd(q, fd))
+            continue;
+        if (queue_cancel_locked(r, request_handle(r->index, q), 0) < 0)
+            break; /* no room: the rest stay; the count says how many were asked */
+        q->cancel_issued = true;
+        count++;
+    }
+    return count;
+}
+
+int auraio__ring_cancel_fd(struct ring *r, int fd)
+{
+    int count = 0;
+    int rc = 0;
+    bool wake = false;
+    bool failed = false;
+    pthread_mutex_lock(&r->lock);
+    if (r->shutdown) {
+        pthread_mutex_unlock(&r->lock);
+        return -ESHUTDOWN;
+    }
+    /* The backlog: a chain that touches the file has not started, so all of it goes. */
+    for (struct request *q = r->backlog_head; q;) {
+        struct request *next = q->next;
+        if (chain_uses_fd(q, fd)) {
+            count += (int)q->chain_len;
+            backlog_unlink(r, q);
+            fail_chain_locked(r, q, -ECANCELED);
+            wake = true;
+        }
+        q = next;
+    }
+    /* Open chains fail whole when their threads end them (as auraio_cancel on a member). */
+    for (uint32_t i = 0; i < r->nreqs && r->forming > 0; i++) {
+        struct request *q = &r->reqs[i];
+        if (q->state == REQ_FORMING && !q->cancel_issued && request_uses_fd(q, fd)) {
+            q->cancel_issued = true;
+            count++;
+        }
+    }
+    if (r->inflight > 0) {
+        /* Prepared SQEs first, so the kernel knows every request the cancel must find. */
+        (void)flush_locked(r);
+        failed = take_local_failures(r);
+        if (!r->no_sync_cancel) {
+            struct auraio_sync_cancel_reg reg;
+            memset(&reg, 0, sizeof(reg));
+            reg.fd = fd;
+            reg.flags = IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL;
+            reg.timeout.tv_sec = -1;
+            reg.timeout.tv_nsec = -1;
+            int n = auraio__sys_register(r->uring.fd, AURAIO_IORING_REGISTER_SYNC_CANCEL, &reg, 1);
+            if (n >= 0)
+                count += n;
+            else if (n == -EINVAL)
+                r->no_sync_cancel = true; /* before 6.0 */
+            else if (n != -EBADF && n != -ENOENT)
+                rc = n; /* -EBADF: the fd is closed, so no request can be found by it */
+        }
+        if (r->no_sync_cancel) {
+            count += cancel_fd_walk_locked(r, fd);
+            (void)flush_locked(r);
+            failed = take_local_failures(r) || failed;
+        }
+    }
+    pthread_mutex_unlock(&r->lock);
+    wake_for_local_failures(r, failed || wake);
+    return rc < 0 ? rc : count;
 }

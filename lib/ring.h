@@ -63,6 +63,10 @@ struct ring {
     uint32_t inflight; /* SQEs prepared or in the kernel */
     uint32_t backlog_len;
     uint32_t cancels_pending; /* our own cancel SQEs whose CQEs have not arrived */
+    uint32_t timers;          /* auraio_timeout requests in the kernel (outside the limit) */
+    uint32_t extra_cqes;      /* linked-timeout CQEs still to come */
+    uint32_t forming;         /* slots held by chains whose last request is not submitted yet */
+    bool no_sync_cancel;      /* IORING_REGISTER_SYNC_CANCEL refused: cancel_fd walks the slots */
     uint32_t max_limit;
     /* Registrations as this ring sees them (set and cleared by registration.c under the lock):
      * a submit using one checks it here and counts itself in *_users until its CQE is reaped,
@@ -99,13 +103,31 @@ enum submit_flush {
     SUBMIT_BATCH,         /* at the batch threshold; the caller flushes the rest soon */
 };
 
+/* A chain its thread is still submitting (the thread keeps it; see engine.c). */
+struct ring_chain {
+    struct request *head;
+    struct request *tail;
+    uint32_t len;
+    uint32_t sqes;
+};
+
+/* auraio__ring_submit's successes. */
+#define RING_SUBMITTED 0 /* entered, in the backlog, or completed locally */
+#define RING_QUEUED 1    /* the SQE was left queued: the caller owes a flush */
+#define RING_HELD 2      /* a member of a chain still open: nothing queued yet */
+
 /*
  * Accept one request; its SQE enters the kernel as @p flush says, or later from the backlog.
- * @return 0 and the handle (1 and the handle when the SQE was left queued for the caller's flush),
- * -EAGAIN (no free slot), -ESHUTDOWN, -EOPNOTSUPP (opcode missing in this kernel).
+ * With @p chain (the submitting thread's open chain, maybe empty) the request joins it: it is held
+ * while it has a link flag, and the chain is admitted whole when a request without one ends it.
+ * @return RING_* and the handle, -EAGAIN (no free slot), -ESHUTDOWN, -EOPNOTSUPP (opcode missing
+ * in this kernel), -E2BIG (the chain would hold every slot or more SQEs than the SQ has: it is
+ * failed with -ECANCELED and *chain emptied).
  */
 int auraio__ring_submit(struct ring *r, const struct request_args *a, uint64_t now_ns, enum submit_flush flush,
-                        uint64_t *handle);
+                        struct ring_chain *chain, uint64_t *handle);
+/* See auraio_cancel_fd: cancels this ring's requests on @p fd. @return how many, or -errno. */
+int auraio__ring_cancel_fd(struct ring *r, int fd);
 /* Enter the kernel with every prepared SQE. @return SQEs submitted or -errno (see flush_locked:
  * transient refusals keep the SQEs queued, others fail their requests). */
 int auraio__ring_flush(struct ring *r);

@@ -46,6 +46,32 @@
 #define IO_URING_OP_SUPPORTED (1U << 0)
 #endif
 
+/* Opcodes newer than the 6.1 headers (an enum there, so no #ifndef): the probe decides. */
+#define AURAIO_IORING_OP_FTRUNCATE 55 /* 6.9 */
+#ifndef IORING_FILE_INDEX_ALLOC
+#define IORING_FILE_INDEX_ALLOC (~0U)
+#endif
+
+/* IORING_REGISTER_SYNC_CANCEL (6.0) and its argument, spelled out so older headers build. */
+#define AURAIO_IORING_REGISTER_SYNC_CANCEL 24
+#ifndef IORING_ASYNC_CANCEL_ALL
+#define IORING_ASYNC_CANCEL_ALL (1U << 0)
+#endif
+#ifndef IORING_ASYNC_CANCEL_FD
+#define IORING_ASYNC_CANCEL_FD (1U << 1)
+#endif
+struct auraio_sync_cancel_reg {
+    uint64_t addr;
+    int32_t fd;
+    uint32_t flags;
+    struct {
+        int64_t tv_sec;
+        long long tv_nsec;
+    } timeout;
+    uint64_t pad[4]; /* zero: no opcode key (6.6+ reads its first byte as one) */
+};
+_Static_assert(sizeof(struct auraio_sync_cancel_reg) == 64, "io_uring_sync_cancel_reg layout");
+
 /* The syscall numbers are the same on every architecture that has io_uring (asm-generic). */
 #ifndef __NR_io_uring_setup
 #define __NR_io_uring_setup 425
