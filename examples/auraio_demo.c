@@ -5,7 +5,12 @@
  * second what it did and the depth the controller chose. Without a file argument it creates a
  * temporary one (256 MiB) and removes it afterwards.
  *
- *   auraio-demo [--seconds N] [--size MIB] [--buffered] [--p99-ms T] [FILE]
+ * With --metrics-port it serves Prometheus metrics at http://127.0.0.1:PORT/metrics while it runs
+ * (0 picks a free port); the library's log messages (warnings, or everything with --verbose) go
+ * to stderr through the log hook.
+ *
+ *   auraio-demo [--seconds N] [--size MIB] [--buffered] [--p99-ms T] [--metrics-port P]
+ *               [--metrics-bind ADDR] [--verbose] [FILE]
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -89,7 +94,15 @@ static int make_temp_file(size_t bytes, char *path, size_t path_len)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: auraio-demo [--seconds N] [--size MIB] [--buffered] [--p99-ms T] [FILE]\n");
+    fprintf(stderr, "usage: auraio-demo [--seconds N] [--size MIB] [--buffered] [--p99-ms T] [--metrics-port P]\n"
+                    "                   [--metrics-bind ADDR] [--verbose] [FILE]\n");
+}
+
+static void log_to_stderr(int level, const char *message, void *user_data)
+{
+    (void)user_data;
+    static const char *const names[] = {"debug", "info", "warn", "error"};
+    fprintf(stderr, "auraio %s: %s\n", level >= 0 && level <= 3 ? names[level] : "?", message);
 }
 
 int main(int argc, char **argv)
@@ -99,6 +112,9 @@ int main(int argc, char **argv)
     int buffered = 0;
     double p99_ms = 0;
     const char *file = NULL;
+    int metrics_port = -1;
+    const char *metrics_bind = NULL;
+    int verbose = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--seconds") && i + 1 < argc) {
             seconds = atoi(argv[++i]);
@@ -108,6 +124,12 @@ int main(int argc, char **argv)
             buffered = 1;
         } else if (!strcmp(argv[i], "--p99-ms") && i + 1 < argc) {
             p99_ms = atof(argv[++i]);
+        } else if (!strcmp(argv[i], "--metrics-port") && i + 1 < argc) {
+            metrics_port = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--metrics-bind") && i + 1 < argc) {
+            metrics_bind = argv[++i];
+        } else if (!strcmp(argv[i], "--verbose")) {
+            verbose = 1;
         } else if (argv[i][0] == '-') {
             usage();
             return 2;
@@ -146,6 +168,7 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    auraio_set_log_handler(log_to_stderr, NULL, verbose ? AURAIO_LOG_DEBUG : AURAIO_LOG_WARN);
     auraio_options_t opt;
     auraio_options_init(&opt);
     opt.max_p99_latency_ms = p99_ms;
@@ -153,6 +176,15 @@ int main(int argc, char **argv)
     if (!e) {
         fprintf(stderr, "auraio-demo: auraio_create: %s\n", strerror(errno));
         return 1;
+    }
+    if (metrics_port >= 0) {
+        /* Stopped by auraio_destroy at the end; a failure to serve is reported, not fatal. */
+        auraio_metrics_server_t *server = auraio_metrics_server_start(e, metrics_bind, metrics_port);
+        if (server)
+            printf("metrics: http://%s:%d/metrics\n", metrics_bind ? metrics_bind : "127.0.0.1",
+                   auraio_metrics_server_port(server));
+        else
+            fprintf(stderr, "auraio-demo: metrics server: %s\n", strerror(errno));
     }
     for (int i = 0; i < MAX_OUTSTANDING; i++) {
         if (posix_memalign(&slots[i].buf, BLOCK, BLOCK)) {

@@ -671,6 +671,34 @@ AURAIO_API int auraio_get_metrics(const auraio_engine_t *engine, int ring_index,
  */
 AURAIO_API int auraio_metrics_prometheus(const auraio_engine_t *engine, char *buf, size_t len);
 
+/** An embedded /metrics HTTP server (see auraio_metrics_server_start). */
+typedef struct auraio_metrics_server auraio_metrics_server_t;
+
+/**
+ * Serve `GET /metrics` (auraio_metrics_prometheus's document) over HTTP on a thread of its own,
+ * for Prometheus to scrape. Dependency-free and bounded: requests over 4 KiB get 431, anything
+ * but GET/HEAD /metrics gets 400/404/405, every connection is closed after one answer or 5 s,
+ * and at most 16 are open (a new one evicts the oldest). A scrape takes the engine's locks
+ * briefly, like auraio_get_metrics; the I/O path never waits for the server. One server per
+ * engine. auraio_destroy stops a server still running (the handle is then gone).
+ * @param bind_address an IPv4 or IPv6 literal; NULL binds 127.0.0.1 (not reachable from other
+ *        hosts: pass "0.0.0.0" or "::" deliberately to expose the metrics)
+ * @param port TCP port; 0 picks a free one (see auraio_metrics_server_port)
+ * @return the server, or NULL with errno: EINVAL (NULL engine, port outside 0..65535, address not
+ *         an IP literal), EBUSY (the engine already has a server), ENOMEM, or the socket's error
+ *         (EADDRINUSE, EACCES, EMFILE ...).
+ */
+AURAIO_API auraio_metrics_server_t *auraio_metrics_server_start(auraio_engine_t *engine, const char *bind_address,
+                                                                int port);
+/** @return the port the server listens on, or -EINVAL for NULL. */
+AURAIO_API int auraio_metrics_server_port(const auraio_metrics_server_t *server);
+/**
+ * Stop the server: close its socket and every connection and join its thread (waits at most for
+ * the scrape in progress). Not to be called after auraio_destroy of its engine (destroy already
+ * stopped and freed it), nor twice (the first call frees it). NULL is a no-op. @return 0.
+ */
+AURAIO_API int auraio_metrics_server_stop(auraio_metrics_server_t *server);
+
 /* ---------------------------------------------------------------------------------------------
  * Log hook. The library never writes to stderr or anywhere else on its own; what it has to say
  * (the fallbacks it took, the problems it worked around) goes to this handler, or nowhere.

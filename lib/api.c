@@ -13,6 +13,7 @@
 #include "engine.h"
 #include "histogram.h"
 #include "metrics.h"
+#include "metrics_http.h"
 #include "validate.h"
 
 #include <errno.h>
@@ -356,6 +357,36 @@ AURAIO_API int auraio_get_metrics(const auraio_engine_t *engine, int ring_index,
                        -ERANGE);
     /* const in the API: the snapshot changes nothing observable, it only takes locks. */
     return_guarded(engine, (auraio__metrics_read((struct auraio_engine *)engine, ring_index, metrics), 0));
+}
+
+AURAIO_API auraio_metrics_server_t *auraio_metrics_server_start(auraio_engine_t *engine, const char *bind_address,
+                                                                int port)
+{
+    struct auraio_metrics_server *s = NULL;
+    int rc = engine && port >= 0 && port <= 65535 ? 0 : -EINVAL;
+    if (rc == 0) {
+        auraio__engine_call_begin(engine);
+        rc = auraio__metrics_server_start(engine, bind_address, port, &s);
+        auraio__engine_call_end(engine);
+    }
+    if (rc < 0) {
+        errno = -rc;
+        return NULL;
+    }
+    return s;
+}
+
+AURAIO_API int auraio_metrics_server_port(const auraio_metrics_server_t *server)
+{
+    validate_or_return(server != NULL, -EINVAL);
+    return auraio__metrics_server_port(server);
+}
+
+AURAIO_API int auraio_metrics_server_stop(auraio_metrics_server_t *server)
+{
+    if (!server)
+        return 0;
+    return auraio__metrics_server_stop(server);
 }
 
 AURAIO_API int auraio_set_max_p99_latency(auraio_engine_t *engine, double max_p99_latency_ms)

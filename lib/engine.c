@@ -641,6 +641,10 @@ void auraio__engine_destroy(struct auraio_engine *e)
 {
     if (!e)
         return;
+    /* Before shutting_down: the server's scrapes are calls on the engine, and must have ended. */
+    struct auraio_metrics_server *server = atomic_exchange(&e->metrics_server, NULL);
+    if (server)
+        e->metrics_server_stop(server);
     atomic_store_explicit(&e->shutting_down, true, memory_order_seq_cst);
 #ifndef NDEBUG
     assert(atomic_load_explicit(&e->calls_in_progress, memory_order_seq_cst) == 0 ||

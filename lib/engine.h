@@ -65,6 +65,11 @@ struct auraio_engine {
      * LEADER_AWAKE, LEADER_WAITS (wait: returns when nothing is pending) or LEADER_RUNS. */
     _Atomic int leader_asleep;
 
+    /* The embedded /metrics server (metrics_http.c), if one runs: destroy stops it first, through
+     * the function it registered, so the engine does not link the HTTP module. */
+    struct auraio_metrics_server *_Atomic metrics_server;
+    void (*metrics_server_stop)(struct auraio_metrics_server *);
+
     _Atomic bool shutting_down;
     /* Debug builds: calls in progress, so destroy can detect one racing it (see auraio_destroy). */
     _Atomic int calls_in_progress;
