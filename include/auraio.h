@@ -322,10 +322,14 @@ AURAIO_API int auraio_request_pending(auraio_engine_t *engine, const auraio_requ
 /* ---------------------------------------------------------------------------------------------
  * Linked chains. AURAIO_LINK in a submit call's flags says that the NEXT request this thread
  * submits to this engine depends on this one: it starts only after this one completed
- * successfully (a read or write counts as successful when it transferred anything; a short
- * transfer does not break the chain, as in the kernel), and if this one fails every later member
- * of the chain completes with -ECANCELED. AURAIO_HARDLINK links the same way, but a failure does
- * not break the chain. The first request without a link flag ends the chain.
+ * successfully, and if this one fails (a negative result; for a read or write also a short
+ * transfer, the kernel's rule) every later member of the chain completes with -ECANCELED.
+ * AURAIO_HARDLINK links the same way, but a failure does not break the chain. The first request
+ * without a link flag ends the chain. The kernel itself stops a chain only after a failed read,
+ * write, openat or close; after the other ops (fsync, statx, fallocate...) it runs on, so the
+ * library ends the kernel's chain after such an op and submits the rest itself once the op
+ * succeeded (one more trip through the kernel), or fails the rest with -ECANCELED: a failed
+ * fsync never lets the commit record chained behind it be written.
  *
  * The link is part of the request: the members are held by the library (not entered, not counted
  * by auraio_pending_count, not waited for by auraio_wait) until the chain is ended, and then the

@@ -73,6 +73,41 @@ static _Thread_local struct {
     uint32_t ring;
     struct ring_chain chain;
 } tls_chain;
+/* Live engines, so a thread whose chain was left open on an engine since destroyed can tell (only
+ * consulted then: a linked submit finding a chain open on another engine). */
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct auraio_engine *live_head;
+
+static void live_add(struct auraio_engine *e)
+{
+    pthread_mutex_lock(&live_lock);
+    e->live_next = live_head;
+    live_head = e;
+    pthread_mutex_unlock(&live_lock);
+}
+
+static void live_remove(struct auraio_engine *e)
+{
+    pthread_mutex_lock(&live_lock);
+    for (struct auraio_engine **pp = &live_head; *pp; pp = &(*pp)->live_next) {
+        if (*pp == e) {
+            *pp = e->live_next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&live_lock);
+}
+
+static bool engine_id_live(uint64_t id)
+{
+    bool live = false;
+    pthread_mutex_lock(&live_lock);
+    for (struct auraio_engine *x = live_head; x && !live; x = x->live_next)
+        live = x->id == id;
+    pthread_mutex_unlock(&live_lock);
+    return live;
+}
+
 /* auraio_set_next_timeout: the deadline of this thread's next accepted request on engine_id. */
 static _Thread_local struct {
     uint64_t engine_id;
@@ -178,6 +213,7 @@ int auraio__engine_create(const auraio_options_t *opts, struct auraio_engine **o
     rc = auraio__tick_start(e, opts, (uint32_t)max_limit);
     if (rc < 0)
         goto fail;
+    live_add(e);
     *out = e;
     return 0;
 eventfd_fail:
@@ -231,6 +267,8 @@ static int submit_special(struct auraio_engine *e, const struct request_args *a,
         a = &with_deadline;
     }
     struct ring_chain *chain = NULL;
+    if ((tls_submit_state & TLS_CHAIN_OPEN) && tls_chain.engine_id != e->id && !engine_id_live(tls_chain.engine_id))
+        tls_submit_state &= (uint8_t)~TLS_CHAIN_OPEN; /* its engine was destroyed, members and all */
     if ((tls_submit_state & TLS_CHAIN_OPEN) && a->op != REQ_TIMEOUT) {
         if (tls_chain.engine_id != e->id) {
             if (a->link)
@@ -646,6 +684,7 @@ void auraio__engine_destroy(struct auraio_engine *e)
     if (server)
         e->metrics_server_stop(server);
     atomic_store_explicit(&e->shutting_down, true, memory_order_seq_cst);
+    live_remove(e);
 #ifndef NDEBUG
     assert(atomic_load_explicit(&e->calls_in_progress, memory_order_seq_cst) == 0 ||
            !"auraio: auraio_destroy called while another call on the engine is in progress");

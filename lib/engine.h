@@ -70,6 +70,7 @@ struct auraio_engine {
     struct auraio_metrics_server *_Atomic metrics_server;
     void (*metrics_server_stop)(struct auraio_metrics_server *);
 
+    struct auraio_engine *live_next; /* engine.c's list of live engines (stale chain detection) */
     _Atomic bool shutting_down;
     /* Debug builds: calls in progress, so destroy can detect one racing it (see auraio_destroy). */
     _Atomic int calls_in_progress;

@@ -35,6 +35,15 @@ enum request_op {
     REQ_OP_COUNT,
 };
 
+/* Whether the kernel breaks a chain when this op fails: reads and writes (also on a short
+ * transfer), openat and close mark themselves failed; fsync, statx, fallocate and the others only
+ * report the error and let the chain run on (6.18), so ring.c ends the kernel's chain after them
+ * and continues it itself. */
+static inline bool request_op_fails_links(unsigned op)
+{
+    return op <= REQ_WRITEV || op == REQ_OPENAT || op == REQ_CLOSE;
+}
+
 /* Data ops feed the controller's latency histogram; every other op is only counted. */
 static inline bool request_op_is_data(unsigned op)
 {
@@ -46,6 +55,7 @@ enum request_state {
     REQ_BACKLOG,  /* accepted, waiting for room under the in-flight limit */
     REQ_INFLIGHT, /* SQE prepared (maybe not yet entered) or in the kernel */
     REQ_FORMING,  /* in a chain whose last request its thread has not submitted yet */
+    REQ_PARKED,   /* admitted chain member waiting in the library for a predecessor (ring.c) */
     REQ_DONE,     /* result known; callback pending or running; slot not reusable yet */
 };
 
@@ -89,6 +99,7 @@ struct request {
     uint16_t slot;
     uint8_t state;       /* enum request_state; read and written under the ring lock only */
     bool cancel_issued;
+    bool split;          /* the rest of its chain (chain_next...) is parked until it completes */
 };
 
 #define REQUEST_SLOT_BITS 16
@@ -134,6 +145,7 @@ static inline void request_retire(struct request *r)
         r->generation = 1;
     r->state = REQ_FREE;
     r->cancel_issued = false;
+    r->split = false;
 }
 
 #endif

@@ -132,6 +132,12 @@ static void counter_add(_Atomic uint64_t *c, uint64_t v)
 
 static bool cq_has_room(const struct ring *r, unsigned more);
 
+/* A soft link after an op whose failure the kernel does not treat as one (request.h). */
+static bool splits_after(const struct request *q)
+{
+    return q->chain_next && q->args.link == IOSQE_IO_LINK && !request_op_fails_links(q->args.op);
+}
+
 /* Prepare one member's SQEs (the op, then its linked timeout when it has a deadline). The op's
  * link flag chains it to its timeout; the flag to the next member rides on both, because the op's
  * decides whether its failure breaks the chain and the timeout's keeps the chain going. */
@@ -169,12 +175,27 @@ static void start_member(struct ring *r, struct request *q, uint8_t link)
 static bool start_chain(struct ring *r, struct request *head)
 {
     unsigned sqes = 0;
-    for (struct request *q = head; q; q = q->chain_next)
+    for (struct request *q = head; q; q = q->chain_next) {
         sqes += auraio__op_sqe_count(&q->args);
+        if (splits_after(q))
+            break;
+    }
     if (auraio_unlikely(r->uring.sq_entries - auraio__uring_sq_pending(&r->uring) < sqes || !cq_has_room(r, sqes)))
         return false;
-    for (struct request *q = head; q; q = q->chain_next)
+    for (struct request *q = head; q; q = q->chain_next) {
+        if (auraio_unlikely(splits_after(q))) {
+            /* The kernel would not stop the chain if this op failed: end the kernel's chain here
+             * and park the rest, still counted in flight (the chain was admitted whole). */
+            start_member(r, q, 0);
+            q->split = true;
+            for (struct request *m = q->chain_next; m; m = m->chain_next) {
+                m->state = REQ_PARKED;
+                r->inflight++;
+            }
+            break;
+        }
         start_member(r, q, q->chain_next ? q->args.link : 0);
+    }
     return true;
 }
 
@@ -556,8 +577,50 @@ int auraio__ring_flush(struct ring *r)
 
 /* Copy @p q's completion out and put its slot back on the free list. Registration users drop
  * here, before the callback runs, so a callback may unregister. */
+static void complete_locally(struct ring *r, struct request *q, int32_t result);
+
+/*
+ * @p q, which ended the kernel's part of its chain (start_chain), completed with @p result: the
+ * parked rest fails with -ECANCELED if it failed (or a parked member was cancelled, or the ring
+ * is shutting down), else goes to the front of the backlog, from where this reap's refill starts
+ * it (it was counted in flight all along, so it fits as the predecessor leaves).
+ */
+static void resolve_split_locked(struct ring *r, struct request *q, int32_t result)
+{
+    struct request *rest = q->chain_next;
+    q->split = false;
+    bool cancel = result < 0 || r->shutdown;
+    uint32_t len = 0;
+    for (struct request *m = rest; m; m = m->chain_next) {
+        cancel |= m->cancel_issued;
+        m->cancel_issued = false;
+        r->inflight--;
+        len++;
+    }
+    for (struct request *m = rest; m;) {
+        struct request *next = m->chain_next;
+        m->chain_head = rest;
+        if (cancel)
+            complete_locally(r, m, -ECANCELED);
+        else
+            m->state = REQ_BACKLOG;
+        m = next;
+    }
+    r->resumed = true;
+    if (cancel)
+        return;
+    rest->chain_len = len;
+    rest->next = r->backlog_head;
+    r->backlog_head = rest;
+    if (!r->backlog_tail)
+        r->backlog_tail = rest;
+    r->backlog_len += len;
+}
+
 static struct completion finish_locked(struct ring *r, struct request *q, int32_t result)
 {
+    if (auraio_unlikely(q->split))
+        resolve_split_locked(r, q, result);
     if (q->args.fixed_buffer)
         r->fixed_buf_users--;
     if (q->args.fixed_file || q->args.file_index)
@@ -686,6 +749,15 @@ int auraio__ring_reap(struct ring *r, struct completion *out, int max, uint64_t 
     refill_locked(r);
     (void)flush_locked(r); /* a refusal keeps or fails the SQEs itself; see flush_locked */
     n += deliver_local_failures_locked(r, out + n, max - n);
+    if (auraio_unlikely(r->resumed)) {
+        /* A chain continued (or failed) in the delivery just above: start it now, since no CQE
+         * may come to do it; what fails here is delivered by the next reap. */
+        r->resumed = false;
+        refill_locked(r);
+        (void)flush_locked(r);
+        if (r->local_done)
+            r->failed_locally = true;
+    }
     pthread_mutex_unlock(&r->lock);
     /* Transient results (EAGAIN/EBUSY: the overflow could not be flushed yet) are retried by the
      * next reap; anything else means the ring is unusable and the caller must hear of it. */
@@ -766,8 +838,9 @@ int auraio__ring_cancel(struct ring *r, uint64_t handle)
         fail_chain_locked(r, q->chain_head, -ECANCELED);
         wake = true;
         rc = 0;
-    } else if (q->state == REQ_FORMING) {
-        /* Its chain is still open: it fails whole when its thread ends it. */
+    } else if (q->state == REQ_FORMING || q->state == REQ_PARKED) {
+        /* Its chain is still open (it fails whole when its thread ends it), or it waits for a
+         * predecessor in the kernel (the rest of the chain fails when that one completes). */
         rc = q->cancel_issued ? -EINPROGRESS : 0;
         q->cancel_issued = true;
     } else if (q->cancel_issued) {
@@ -798,7 +871,8 @@ int auraio__ring_request_pending(struct ring *r, uint64_t handle)
 {
     pthread_mutex_lock(&r->lock);
     struct request *q = lookup_locked(r, handle);
-    int rc = q && (q->state == REQ_BACKLOG || q->state == REQ_INFLIGHT || q->state == REQ_FORMING);
+    int rc = q && (q->state == REQ_BACKLOG || q->state == REQ_INFLIGHT || q->state == REQ_FORMING ||
+                   q->state == REQ_PARKED);
     pthread_mutex_unlock(&r->lock);
     return rc;
 }
@@ -973,10 +1047,11 @@ int auraio__ring_cancel_fd(struct ring *r, int fd)
         }
         q = next;
     }
-    /* Open chains fail whole when their threads end them (as auraio_cancel on a member). */
-    for (uint32_t i = 0; i < r->nreqs && r->forming > 0; i++) {
+    /* Open chains fail whole when their threads end them, parked members when their predecessor
+     * completes (as auraio_cancel on a member). */
+    for (uint32_t i = 0; i < r->nreqs; i++) {
         struct request *q = &r->reqs[i];
-        if (q->state == REQ_FORMING && !q->cancel_issued && request_uses_fd(q, fd)) {
+        if ((q->state == REQ_FORMING || q->state == REQ_PARKED) && !q->cancel_issued && request_uses_fd(q, fd)) {
             q->cancel_issued = true;
             count++;
         }

@@ -67,6 +67,7 @@ struct ring {
     uint32_t extra_cqes;      /* linked-timeout CQEs still to come */
     uint32_t forming;         /* slots held by chains whose last request is not submitted yet */
     bool no_sync_cancel;      /* IORING_REGISTER_SYNC_CANCEL refused: cancel_fd walks the slots */
+    bool resumed;             /* a parked chain rest was released or failed during this reap */
     uint32_t max_limit;
     /* Registrations as this ring sees them (set and cleared by registration.c under the lock):
      * a submit using one checks it here and counts itself in *_users until its CQE is reaped,

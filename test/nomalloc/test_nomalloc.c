@@ -8,7 +8,9 @@
  * run with several in flight, resubmitted from callbacks and from the poll/wait loop, under a few
  * engine configurations (controller on, a fixed limit with backlog, several rings, single issuer),
  * and the count must be zero. A second pass also takes every I/O buffer from auraio_buffer_alloc
- * and frees it in the callback, so the pool's thread-cache fast path is covered too.
+ * and frees it in the callback, so the pool's thread-cache fast path is covered too. A third pass
+ * covers the newer paths: reads with deadlines, chains linked in the kernel and continued by the
+ * library, statx, ftruncate, fadvise and timers.
  *
  * It can fail: the 'nomalloc-selfcheck' registration (should_fail) sets AURAIO_NOMALLOC_SELFTEST,
  * which makes one callback allocate; and a malloc/free added to lib/ring.c's auraio__ring_submit
@@ -28,6 +30,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -35,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -373,6 +377,130 @@ static void test_no_malloc_with_pool_buffers(void **state)
     run_config("defaults, a pool buffer per I/O", &o, true, false);
 }
 
+/* ------------------------------------------------------------------------------------------- */
+/* The newer paths: deadlines, chains (kernel-linked and continued by the library), metadata ops
+ * and timers, each kind in turn, resubmitted from the callbacks. */
+
+#define OPS_KINDS 6
+#define OPS_IN_FLIGHT 4
+#define OPS_WARMUP 2000
+#define OPS_COUNTED 30000
+
+struct ops_loop;
+struct ops_slot {
+    struct ops_loop *l;
+    int kind;
+    int waiting; /* callbacks still to come for this slot's current submission */
+    unsigned char buf[2][BLOCK];
+};
+struct ops_loop {
+    auraio_engine_t *e;
+    int fd;
+    long submitted, completed, target, errors;
+    struct statx sx;
+    struct ops_slot slots[OPS_IN_FLIGHT];
+};
+
+static void ops_cb(auraio_request_t *req, ssize_t res, void *ud);
+
+static void ops_submit(struct ops_slot *s)
+{
+    struct ops_loop *l = s->l;
+    if (l->submitted >= l->target)
+        return;
+    s->kind = (s->kind + 1) % OPS_KINDS;
+    bool ok = true;
+    s->waiting = 1;
+    switch (s->kind) {
+    case 0: /* a read with a deadline that does not fire: two CQEs, one callback */
+        ok = auraio_set_next_timeout(l->e, 10000000000ull) == 0 &&
+             auraio_read(l->e, l->fd, auraio_buf(s->buf[0]), BLOCK, 0, ops_cb, s) != NULL;
+        break;
+    case 1: /* a kernel-linked chain */
+        s->waiting = 2;
+        ok = auraio_read_ex(l->e, l->fd, auraio_buf(s->buf[0]), BLOCK, 0, AURAIO_LINK, ops_cb, s) != NULL &&
+             auraio_read(l->e, l->fd, auraio_buf(s->buf[1]), BLOCK, BLOCK, ops_cb, s) != NULL;
+        break;
+    case 2: /* a chain the library continues after an op the kernel would not stop it for */
+        s->waiting = 2;
+        ok = auraio_fadvise(l->e, l->fd, 0, 0, POSIX_FADV_NORMAL, AURAIO_LINK, ops_cb, s) != NULL &&
+             auraio_read(l->e, l->fd, auraio_buf(s->buf[1]), BLOCK, 0, ops_cb, s) != NULL;
+        break;
+    case 3:
+        ok = auraio_statx(l->e, l->fd, "", AT_EMPTY_PATH, STATX_SIZE, &l->sx, 0, ops_cb, s) != NULL;
+        break;
+    case 4:
+        ok = auraio_timeout(l->e, 0, ops_cb, s) != NULL;
+        break;
+    default:
+        ok = auraio_ftruncate(l->e, l->fd, (int64_t)FILE_BLOCKS * BLOCK, 0, ops_cb, s) != NULL;
+        break;
+    }
+    if (!ok) {
+        l->errors++;
+        s->waiting = 0;
+        return;
+    }
+    l->submitted++;
+}
+
+static void ops_cb(auraio_request_t *req, ssize_t res, void *ud)
+{
+    (void)req;
+    struct ops_slot *s = ud;
+    struct ops_loop *l = s->l;
+    if (res < 0)
+        l->errors++;
+    if (--s->waiting > 0)
+        return;
+    l->completed++;
+    ops_submit(s);
+}
+
+static void run_ops_loop(struct ops_loop *l, long ops)
+{
+    l->target = l->submitted + ops;
+    long want = l->completed + ops;
+    for (int i = 0; i < OPS_IN_FLIGHT; i++) {
+        if (l->slots[i].waiting == 0)
+            ops_submit(&l->slots[i]);
+    }
+    while (l->completed < want && l->errors == 0) {
+        int rc = auraio_wait(l->e, 1000);
+        if (rc < 0 && rc != -ETIME)
+            l->errors++;
+    }
+}
+
+static void test_no_malloc_on_newer_paths(void **state)
+{
+    (void)state;
+    static struct ops_loop l;
+    memset(&l, 0, sizeof(l));
+    auraio_options_t o;
+    auraio_options_init(&o);
+    o.ring_count = 2;
+    l.e = auraio_create_with_options(&o);
+    assert_non_null(l.e);
+    l.fd = harness_pattern_file((size_t)FILE_BLOCKS * BLOCK, SEED);
+    assert_true(l.fd >= 0);
+    for (int i = 0; i < OPS_IN_FLIGHT; i++)
+        l.slots[i] = (struct ops_slot){.l = &l, .kind = i};
+    run_ops_loop(&l, OPS_WARMUP);
+    assert_int_equal(l.errors, 0);
+    start_counting();
+    run_ops_loop(&l, OPS_COUNTED);
+    stop_counting();
+    print_message("%-40s %ld ops counted, %ld allocator calls\n", "deadlines, chains, metadata, timers",
+                  (long)OPS_COUNTED, total_calls());
+    assert_int_equal(l.errors, 0);
+    report_and_assert_zero("newer paths");
+    assert_int_equal(auraio_pending_count(l.e), 0);
+    auraio_destroy(l.e);
+    assert_int_equal(l.completed, l.submitted);
+    close(l.fd);
+}
+
 int main(void)
 {
     harness_require_io_uring();
@@ -391,6 +519,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_no_malloc_on_io_path),
         cmocka_unit_test(test_no_malloc_with_pool_buffers),
+        cmocka_unit_test(test_no_malloc_on_newer_paths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
