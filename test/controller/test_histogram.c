@@ -95,6 +95,118 @@ static void test_overflow_counts_as_slow(void **state)
     free(h);
 }
 
+/* Exact values on small histograms whose percentiles are computed by hand below. Bucket of v
+ * (v >= 16): shift = msb(v) - 4, index = 16 * shift + (v >> shift), bounds [m << s, (m + 1) << s)
+ * with s = index / 16 - 1 and m = 16 + index % 16; a percentile is the bucket's midpoint. */
+#define MID_100NS 102ull  /* 100 ns: bucket 57, [100, 104) */
+#define MID_1US 1008ull   /* 1000 ns: bucket 111, [992, 1024) */
+#define MID_2US 2016ull   /* 2000 ns: bucket 127, [1984, 2048) */
+#define MID_1MS 999424ull /* 1,000,000 ns: bucket 270, [983040, 1015808) */
+
+static void test_percentile_exact_one_sample(void **state)
+{
+    (void)state;
+    struct histogram *h = calloc(1, sizeof(*h));
+    auraio__histogram_record(h, 100);
+    assert_int_equal(auraio__histogram_bucket(100), 57);
+    assert_int_equal(auraio__histogram_bucket_lower_ns(57), 100);
+    assert_int_equal(auraio__histogram_bucket_lower_ns(58), 104);
+    /* Every quantile of one sample is that sample. */
+    assert_int_equal(auraio__histogram_percentile(h, 0.5), MID_100NS);
+    assert_int_equal(auraio__histogram_percentile(h, 0.99), MID_100NS);
+    assert_int_equal(auraio__histogram_percentile(h, 1.0), MID_100NS);
+    assert_int_equal(auraio__histogram_percentile(h, 1e-9), MID_100NS);
+    assert_int_equal(auraio__histogram_percentile(h, 0.0), MID_100NS);
+    assert_false(auraio__histogram_percentile_reliable(h, 0.5));
+    free(h);
+}
+
+static void test_percentile_exact_two_buckets(void **state)
+{
+    (void)state;
+    struct histogram *h = calloc(1, sizeof(*h));
+    auraio__histogram_record(h, 1000);
+    auraio__histogram_record(h, 2000);
+    /* Nearest rank ceil(q * 2): the first sample up to q = 0.5, the second above. */
+    assert_int_equal(auraio__histogram_percentile(h, 0.25), MID_1US);
+    assert_int_equal(auraio__histogram_percentile(h, 0.5), MID_1US);
+    assert_int_equal(auraio__histogram_percentile(h, 0.51), MID_2US);
+    assert_int_equal(auraio__histogram_percentile(h, 0.99), MID_2US);
+    assert_int_equal(auraio__histogram_percentile(h, 1.0), MID_2US);
+    free(h);
+}
+
+static void test_percentile_exact_99_1_split(void **state)
+{
+    (void)state;
+    struct histogram *h = calloc(1, sizeof(*h));
+    for (int i = 0; i < 99; i++)
+        auraio__histogram_record(h, 1000);
+    auraio__histogram_record(h, 1000000);
+    /* Rank ceil(0.99 * 100) = 99 is the last fast sample; rank 100 the slow one. */
+    assert_int_equal(auraio__histogram_percentile(h, 0.5), MID_1US);
+    assert_int_equal(auraio__histogram_percentile(h, 0.99), MID_1US);
+    assert_int_equal(auraio__histogram_percentile(h, 0.991), MID_1MS);
+    assert_int_equal(auraio__histogram_percentile(h, 1.0), MID_1MS);
+    /* 100 - 99 = 1 sample above the P99: it is not reliable; 2 above it is. */
+    assert_false(auraio__histogram_percentile_reliable(h, 0.99));
+    assert_true(auraio__histogram_percentile_reliable(h, 0.98));
+    /* Misses of a 1 us target: only samples above the 1 us bucket count, not those in it. */
+    assert_int_equal(auraio__histogram_count_above(h, 1000), 1);
+    assert_int_equal(auraio__histogram_count_above(h, 1000000), 0);
+    free(h);
+}
+
+static void test_percentile_exact_empty_and_overflow(void **state)
+{
+    (void)state;
+    struct histogram *h = calloc(1, sizeof(*h));
+    assert_int_equal(auraio__histogram_percentile(h, 0.5), 0);
+    assert_int_equal(auraio__histogram_percentile(h, 0.99), 0);
+    assert_int_equal(auraio__histogram_percentile(h, 1.0), 0);
+    assert_int_equal(auraio__histogram_count_above(h, 0), 0);
+    /* One overflowing sample: slow, never ignored. */
+    auraio__histogram_record(h, AURAIO_HIST_MAX_NS);
+    assert_int_equal(h->overflow, 1);
+    assert_int_equal(h->total, 1);
+    uint64_t sum = 0;
+    for (int i = 0; i < AURAIO_HIST_BUCKETS; i++)
+        sum += h->buckets[i];
+    assert_int_equal(sum, 0);
+    assert_int_equal(auraio__histogram_percentile(h, 0.5), AURAIO_HIST_MAX_NS);
+    /* 99 fast samples and that one: the P99 is fast, the maximum overflowed. */
+    for (int i = 0; i < 99; i++)
+        auraio__histogram_record(h, 1000);
+    assert_int_equal(auraio__histogram_percentile(h, 0.99), MID_1US);
+    assert_int_equal(auraio__histogram_percentile(h, 1.0), AURAIO_HIST_MAX_NS);
+    assert_int_equal(auraio__histogram_count_above(h, 1000), 1);
+    /* The last bucket, [31 << 30, 32 << 30) ns, has the midpoint 31.5 << 30. */
+    auraio__histogram_reset(h);
+    auraio__histogram_record(h, AURAIO_HIST_MAX_NS - 1);
+    assert_int_equal(auraio__histogram_bucket(AURAIO_HIST_MAX_NS - 1), AURAIO_HIST_BUCKETS - 1);
+    assert_int_equal(auraio__histogram_bucket_lower_ns(AURAIO_HIST_BUCKETS - 1), 31ull << 30);
+    assert_int_equal(auraio__histogram_percentile(h, 0.5), (31ull << 30) + (1ull << 29));
+    free(h);
+}
+
+static void test_merge_exact(void **state)
+{
+    (void)state;
+    struct histogram *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
+    auraio__histogram_record(a, 1000);
+    auraio__histogram_record(b, 1000000);
+    auraio__histogram_record(b, AURAIO_HIST_MAX_NS);
+    auraio__histogram_merge(a, b);
+    assert_int_equal(a->total, 3);
+    assert_int_equal(a->overflow, 1);
+    assert_int_equal(a->buckets[111], 1);
+    assert_int_equal(a->buckets[270], 1);
+    assert_int_equal(auraio__histogram_percentile(a, 0.5), MID_1MS);
+    assert_int_equal(auraio__histogram_percentile(a, 1.0), AURAIO_HIST_MAX_NS);
+    free(a);
+    free(b);
+}
+
 static void test_merge(void **state)
 {
     (void)state;
@@ -148,7 +260,12 @@ int main(void)
         cmocka_unit_test(test_percentile_uniform),
         cmocka_unit_test(test_few_samples_p99_not_reliable),
         cmocka_unit_test(test_overflow_counts_as_slow),
+        cmocka_unit_test(test_percentile_exact_one_sample),
+        cmocka_unit_test(test_percentile_exact_two_buckets),
+        cmocka_unit_test(test_percentile_exact_99_1_split),
+        cmocka_unit_test(test_percentile_exact_empty_and_overflow),
         cmocka_unit_test(test_merge),
+        cmocka_unit_test(test_merge_exact),
         cmocka_unit_test(test_swap_loses_nothing),
     };
     return cmocka_run_group_tests_name("histogram", tests, NULL, NULL);
