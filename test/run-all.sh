@@ -54,6 +54,11 @@ configure build -Dwerror=true -Dbuildtype=debugoptimized
 ninja -C build
 run_tests build
 
+# Five planted bugs (test/mutate/mutants.toml, ci = true; doc/testing.md) must each make a test
+# fail: one that survives means a test stopped biting. About a minute, in a scratch copy.
+echo "== mutants: python3 test/mutate/run.py --subset ci"
+python3 test/mutate/run.py --subset ci
+
 if [ "${AURAIO_QUICK:-0}" != 1 ]; then
   # Sanitizers: library, integration, fault and controller suites (the consumer suite only
   # rebuilds the same code).

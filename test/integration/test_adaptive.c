@@ -116,6 +116,11 @@ static void test_controller_engages_and_reports(void **state)
     assert_int_not_equal(after.in_flight_limit, before.in_flight_limit);
     assert_string_not_equal(auraio_phase_name(after.phase), "UNKNOWN");
     assert_string_not_equal(auraio_phase_name(after.phase), "FIXED");
+    /* The engine-wide P99 is the worst ring's: with one ring, exactly that ring's. */
+    auraio_stats_t total;
+    assert_int_equal(auraio_get_stats(e, &total), 0);
+    assert_true(total.p99_latency_ms == after.p99_latency_ms);
+    assert_int_equal(total.ops_completed, after.ops_completed);
 
     auraio_histogram_t h;
     assert_int_equal(auraio_get_histogram(e, 0, &h), 0);

@@ -263,6 +263,11 @@ static void test_argument_checks(void **state)
     assert_int_equal(auraio_cancel(e, NULL), -EINVAL);
     /* A handle this engine never issued: generation 1, ring index far beyond the ring count. */
     assert_int_equal(auraio_cancel(e, (auraio_request_t *)(uintptr_t)0x1ffff0000ull), -EINVAL);
+    /* Generation 1, ring 0, slot 256: one past the default queue depth; slot 255 exists (free). */
+    assert_int_equal(auraio_cancel(e, (auraio_request_t *)(uintptr_t)0x100000100ull), -EINVAL);
+    assert_int_equal(auraio_request_pending(e, (auraio_request_t *)(uintptr_t)0x100000100ull), -EINVAL);
+    assert_int_equal(auraio_cancel(e, (auraio_request_t *)(uintptr_t)0x1000000ffull), -EALREADY);
+    assert_int_equal(auraio_request_pending(e, (auraio_request_t *)(uintptr_t)0x1000000ffull), 0);
     assert_int_equal(auraio_request_pending(e, NULL), -EINVAL);
     assert_int_equal(auraio_get_poll_fd(NULL), -EINVAL);
     assert_int_equal(auraio_pending_count(NULL), -EINVAL);

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -312,7 +313,13 @@ static void test_wait_results(void **state)
     assert_non_null(auraio_read(e, p[0], auraio_buf(&b), 1, 0, recorder_callback, &c0));
     /* Pending and nothing completes: the timeout is told apart from "nothing pending". */
     assert_int_equal(auraio_wait(e, 0), -ETIME);
+    /* And the timeout is not cut short: not even by the part of a millisecond left at the end. */
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     assert_int_equal(auraio_wait(e, 30), -ETIME);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    int64_t waited_ns = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000 + (t1.tv_nsec - t0.tv_nsec);
+    assert_true(waited_ns >= 30 * 1000000);
     assert_int_equal(write(p[1], "z", 1), 1);
     assert_int_equal(auraio_wait(e, 5000), 1);
     assert_int_equal(b, 'z');

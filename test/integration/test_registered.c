@@ -94,6 +94,8 @@ static void test_bad_indexes_never_reach_kernel(void **state)
     assert_int_equal(auraio_register_files(e, fds, 1), -EBUSY);
     EXPECT_NULL_ERRNO(auraio_read(e, fd, auraio_buf_fixed(1, 0), 16, 0, harness_must_not_run, NULL), ENOENT);
     EXPECT_NULL_ERRNO(auraio_read(e, fd, auraio_buf_fixed(-1, 0), 16, 0, harness_must_not_run, NULL), ENOENT);
+    /* A negative index that a 16-bit truncation would turn into the registered buffer 0. */
+    EXPECT_NULL_ERRNO(auraio_read(e, fd, auraio_buf_fixed(-65536, 0), 16, 0, harness_must_not_run, NULL), ENOENT);
     EXPECT_NULL_ERRNO(auraio_read(e, fd, auraio_buf_fixed(0, sizeof(mem) - 15), 16, 0, harness_must_not_run, NULL), ERANGE);
     EXPECT_NULL_ERRNO(auraio_read(e, fd, auraio_buf_fixed(0, SIZE_MAX), 16, 0, harness_must_not_run, NULL), ERANGE);
     EXPECT_NULL_ERRNO(auraio_read(e, fd, auraio_buf_fixed(0, 0), sizeof(mem) + 1, 0, harness_must_not_run, NULL), ERANGE);
@@ -170,6 +172,50 @@ static void test_unregister_busy_then_from_callback(void **state)
         close(p[0]);
         close(p[1]);
     }
+}
+
+/* A refused unregister hides the registration ring by ring until it meets the busy one; the rings
+ * it had already hidden must get it back. Two rings, round-robin: ring 1 is busy, ring 0 idle. */
+static void test_refused_unregister_restores_every_ring(void **state)
+{
+    (void)state;
+    auraio_options_t o;
+    auraio_options_init(&o);
+    o.ring_count = 2;
+    o.ring_select = AURAIO_SELECT_ROUND_ROBIN;
+    o.disable_adaptive = true;
+    o.initial_in_flight = 8;
+    o.queue_depth = 8;
+    auraio_engine_t *e = auraio_create_with_options(&o);
+    assert_non_null(e);
+    int fd = harness_pattern_file(BLOCK, 3);
+    static char mem[2 * BLOCK];
+    struct iovec reg = {mem, sizeof(mem)};
+    assert_int_equal(auraio_register_buffers(e, &reg, 1), 0);
+    struct recorder rec;
+    recorder_init(&rec);
+    struct recorder_ctx ctx[3] = {{&rec, 0}, {&rec, 1}, {&rec, 2}};
+    char plain[16];
+    assert_non_null(auraio_read(e, fd, auraio_buf(plain), sizeof(plain), 0, recorder_callback, &ctx[0])); /* ring 0 */
+    assert_int_equal(harness_wait_for(e, &rec.total, 1, 5000), 0);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    assert_non_null(auraio_read(e, p[0], auraio_buf_fixed(0, 0), 5, 0, recorder_callback, &ctx[1])); /* ring 1 */
+    assert_int_equal(auraio_flush(e) >= 0, 1);
+    assert_int_equal(auraio_unregister(e, AURAIO_REG_BUFFERS), -EBUSY);
+    /* Ring 0 was hidden before ring 1 refused: it has the buffer again. */
+    assert_non_null(auraio_read(e, fd, auraio_buf_fixed(0, BLOCK), BLOCK, 0, recorder_callback, &ctx[2])); /* ring 0 */
+    assert_int_equal(write(p[1], "hello", 5), 5);
+    assert_int_equal(harness_wait_for(e, &rec.total, 3, 5000), 0);
+    assert_int_equal(atomic_load(&rec.results[2]), BLOCK);
+    assert_int_equal(harness_check_pattern(mem + BLOCK, BLOCK, 0, 3), -1);
+    assert_memory_equal(mem, "hello", 5);
+    assert_int_equal(auraio_unregister(e, AURAIO_REG_BUFFERS), 0);
+    auraio_destroy(e);
+    recorder_assert_each_once(&rec, 3);
+    close(p[0]);
+    close(p[1]);
+    close(fd);
 }
 
 static void test_update_file(void **state)
@@ -309,6 +355,7 @@ int main(void)
         cmocka_unit_test(test_fixed_buffers_and_files_every_config),
         cmocka_unit_test(test_bad_indexes_never_reach_kernel),
         cmocka_unit_test(test_unregister_busy_then_from_callback),
+        cmocka_unit_test(test_refused_unregister_restores_every_ring),
         cmocka_unit_test(test_update_file),
         cmocka_unit_test(test_destroy_with_registered_inflight),
         cmocka_unit_test(test_fixed_file_on_vectored_and_fsync),

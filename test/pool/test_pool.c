@@ -98,6 +98,18 @@ static void test_args(void **state)
     assert_null(pool);
     assert_int_equal(auraio__pool_create(&pool, AURAIO_POOL_MAX_SHARDS + 1), -EINVAL);
     assert_null(pool);
+    /* The largest shard count is a valid one. */
+    assert_int_equal(auraio__pool_create(&pool, AURAIO_POOL_MAX_SHARDS), 0);
+    auraio_buffer_stats_t bs;
+    auraio__pool_stats(pool, &bs);
+    assert_int_equal(bs.shard_count, AURAIO_POOL_MAX_SHARDS);
+    auraio__pool_destroy(pool);
+    /* The public entry points refuse a NULL engine rather than dereference it. */
+    errno = 0;
+    assert_null(auraio_buffer_alloc(NULL, 4096));
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(auraio_buffer_free(NULL, (void *)(uintptr_t)4096, 4096), -EINVAL);
+    assert_int_equal(auraio_get_buffer_stats(NULL, &bs), -EINVAL);
 
     pool = new_pool(3);
     void *p = (void *)1;
