@@ -60,8 +60,8 @@ SUITES_OF_FILE = {
 DEFAULT_SUITES = INTEGRATION + CONTROLLER + ['options', 'request', 'fault', 'pool']
 
 
-def tests_for(m, subset):
-    if subset == 'ci':
+def tests_for(m, subset, own_tests=False):
+    if subset == 'ci' or own_tests:
         return list(m['tests'])
     return sorted(set(SUITES_OF_FILE.get(m['file'], DEFAULT_SUITES)) | set(m['tests']))
 
@@ -243,6 +243,8 @@ def main():
     ap.add_argument('--subset', choices=['all', 'ci'], default='all',
                     help='ci: only the mutants marked ci = true, each against its own tests')
     ap.add_argument('--only', help='comma-separated mutant ids')
+    ap.add_argument('--own-tests', action='store_true',
+                    help="run only each mutant's own `tests` (quick; a full run uses the file's suites)")
     ap.add_argument('--list', action='store_true', help='list the mutants and exit')
     ap.add_argument('--check', action='store_true',
                     help='only check that every mutant\'s text is found exactly once, then exit')
@@ -321,7 +323,7 @@ def main():
             print(out)
             raise SystemExit('meson setup of the scratch copy failed')
 
-        tests_of = {m['id']: tests_for(m, args.subset) for m in chosen}
+        tests_of = {m['id']: tests_for(m, args.subset, args.own_tests) for m in chosen}
         all_tests = sorted({t for ts in tests_of.values() for t in ts})
         known = Targets(build)
         targets_of = {m['id']: known.of(tests_of[m['id']]) for m in chosen}
