@@ -38,21 +38,21 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 # the CI subset runs only its own `tests`. Left out everywhere: the slow scenario and stress tests,
 # the throttle suite (needs root and a block device) and the consumer builds.
 INTEGRATION = ['io', 'lifecycle', 'registered', 'threads', 'uring', 'select', 'adaptive', 'cq_budget',
-               'destroy_race', 'waiters', 'bounds', 'nomalloc']
+               'destroy_race', 'waiters', 'ops', 'chains', 'deadlines', 'bounds', 'nomalloc']
 CONTROLLER = ['test_histogram', 'test_controller_unit', 'test_controller_rings', 'test_controller_memory']
 SUITES_OF_FILE = {
     'lib/api.c': INTEGRATION + ['options'],
     'lib/api_buffer.c': ['pool', 'pool-stress', 'registered'],
     'lib/buffer_pool.c': ['pool', 'pool-stress', 'registered', 'nomalloc'],
     'lib/controller.c': CONTROLLER + ['adaptive', 'bounds'],
-    'lib/engine.c': INTEGRATION + ['fault'],
-    'lib/histogram.c': CONTROLLER + ['adaptive'],
-    'lib/histogram.h': CONTROLLER + ['adaptive'],
+    'lib/engine.c': INTEGRATION + ['fault', 'fault-ops'],
+    'lib/histogram.c': CONTROLLER + ['adaptive', 'metrics'],
+    'lib/histogram.h': CONTROLLER + ['adaptive', 'metrics'],
     'lib/options.c': ['options', 'request', 'io', 'header-c'],
     'lib/registration.c': ['registered', 'fault'],
-    'lib/ring.c': INTEGRATION + ['fault'],
+    'lib/ring.c': INTEGRATION + ['fault', 'fault-ops'],
     'lib/select.c': INTEGRATION,
-    'lib/tick.c': CONTROLLER + ['adaptive', 'bounds', 'io'],
+    'lib/tick.c': CONTROLLER + ['adaptive', 'bounds', 'io', 'metrics'],
     'lib/uring.c': INTEGRATION + ['fault'],
     'lib/uring_sys.c': INTEGRATION + ['fault'],
     'lib/version.c': ['options', 'request', 'header-c'],
