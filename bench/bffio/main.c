@@ -7,6 +7,7 @@
  */
 #include "files.h"
 #include "job.h"
+#include "logs.h"
 #include "report.h"
 #include "workload.h"
 
@@ -97,7 +98,7 @@ int main(int argc, char **argv)
     if (set.eta == BFFIO_ETA_ALWAYS || (set.eta == BFFIO_ETA_AUTO && isatty(STDOUT_FILENO)))
         ro.eta_out = stdout;
     struct bffio_report_group *groups = calloc(set.nr, sizeof(*groups));
-    unsigned ngroups = 0;
+    unsigned ngroups = 0, log_num = 1;
     int status = 0;
     if (!groups) {
         fprintf(stderr, "bffio: out of memory\n");
@@ -119,6 +120,12 @@ int main(int argc, char **argv)
             status = 1;
             goto done;
         }
+        char logmsg[BFFIO_PATH_MAX + 128];
+        if (bffio_write_logs(&g->r, log_num, logmsg, sizeof(logmsg)) < 0) {
+            fprintf(stderr, "bffio: %s\n", logmsg);
+            status = 1;
+        }
+        log_num += g->r.nr;
         ngroups++;
         if (r > 0) {
             status = 1;

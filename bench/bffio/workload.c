@@ -35,6 +35,7 @@
 #define DEFAULT_SAMPLE_MS 500  /* fio's bwavgtime / iopsavgtime default */
 #define ADAPTIVE_SLOTS 256     /* per clone: the most the controller may ask of one clone */
 #define WAIT_MAX_MS 50
+#define LIVE_COUNTERS 5 /* bytes, ios, lat, clat, slat per direction */
 #define DDIR_SYNC 3
 #define ZIPF_MAX_RANGES 10000000u /* fio's ZIPF_MAX_GEN: beyond it zeta is computed on this many */
 
@@ -96,6 +97,7 @@ struct worker {
     uint8_t **written; /* per file bitmap of blocks written (verify) */
     /* live counters for the monitor (written under lock, read without it) */
     _Atomic uint64_t live_bytes[BFFIO_DDIRS], live_ios[BFFIO_DDIRS], live_lat[BFFIO_DDIRS];
+    _Atomic uint64_t live_clat[BFFIO_DDIRS], live_slat[BFFIO_DDIRS];
     atomic_bool done;
     pthread_t thread;
     bool thread_started;
@@ -515,6 +517,29 @@ static void account(struct worker *w, struct slot *s, ssize_t result, uint64_t d
     atomic_store_explicit(&w->live_lat[s->ddir],
                           atomic_load_explicit(&w->live_lat[s->ddir], memory_order_relaxed) + lat,
                           memory_order_relaxed);
+    atomic_store_explicit(&w->live_clat[s->ddir],
+                          atomic_load_explicit(&w->live_clat[s->ddir], memory_order_relaxed) + clat,
+                          memory_order_relaxed);
+    atomic_store_explicit(&w->live_slat[s->ddir],
+                          atomic_load_explicit(&w->live_slat[s->ddir], memory_order_relaxed) +
+                              (s->issued_ns - s->submit_ns),
+                          memory_order_relaxed);
+    if (j->lat_log[0] && !j->log_avg_msec) {
+        /* Per-I/O log, as fio keeps without log_avg_msec: amortised growth, only when asked for. */
+        struct bffio_result *res = w->res;
+        if (res->iolog_nr == res->iolog_cap) {
+            size_t nc = res->iolog_cap ? res->iolog_cap * 2 : 4096;
+            struct bffio_iolog *n = realloc(res->iolog, nc * sizeof(*n));
+            if (!n) {
+                set_error(w, ENOMEM, "out of memory for the latency log");
+                return;
+            }
+            res->iolog = n;
+            res->iolog_cap = nc;
+        }
+        res->iolog[res->iolog_nr++] = (struct bffio_iolog){(done - w->start_ns) / 1000000,
+                                                           s->issued_ns - s->submit_ns, clat, lat, s->len, s->ddir};
+    }
 }
 
 static void on_done(auraio_request_t *req, ssize_t result, void *user_data)
@@ -942,7 +967,7 @@ int bffio_run_group(const struct bffio_job *jobs, unsigned nr, const struct bffi
         max_ms = t > max_ms ? t : max_ms;
     }
     bool eta = opts->eta_out && opts->eta != BFFIO_ETA_NEVER;
-    uint64_t *last_bytes = calloc(nworkers * BFFIO_DDIRS * 3, sizeof(uint64_t));
+    uint64_t *last_bytes = calloc(nworkers * BFFIO_DDIRS * LIVE_COUNTERS, sizeof(uint64_t));
     uint64_t next_sample = 0, tick = 0;
     int last_depth = -1;
     uint64_t depth_changed_ns = g->start_ns;
@@ -977,18 +1002,25 @@ int bffio_run_group(const struct bffio_job *jobs, unsigned nr, const struct bffi
                 unsigned period = w->job->log_avg_msec ? w->job->log_avg_msec : DEFAULT_SAMPLE_MS;
                 (void)period;
                 struct bffio_result *r = &out->res[i];
-                struct bffio_sample sm = {el_ms, {0}, {0}, {0}, depth};
+                struct bffio_sample sm;
+                memset(&sm, 0, sizeof(sm));
+                sm.t_ms = el_ms;
+                sm.depth = depth;
                 for (int d = 0; d < BFFIO_DDIRS; d++) {
-                    uint64_t b = atomic_load_explicit(&w->live_bytes[d], memory_order_relaxed);
-                    uint64_t n = atomic_load_explicit(&w->live_ios[d], memory_order_relaxed);
-                    uint64_t l = atomic_load_explicit(&w->live_lat[d], memory_order_relaxed);
-                    uint64_t *lb = &last_bytes[(i * BFFIO_DDIRS + (unsigned)d) * 3];
-                    sm.bytes[d] = b - lb[0];
-                    sm.ios[d] = n - lb[1];
-                    sm.lat_sum_ns[d] = l - lb[2];
-                    lb[0] = b;
-                    lb[1] = n;
-                    lb[2] = l;
+                    uint64_t v[LIVE_COUNTERS] = {
+                        atomic_load_explicit(&w->live_bytes[d], memory_order_relaxed),
+                        atomic_load_explicit(&w->live_ios[d], memory_order_relaxed),
+                        atomic_load_explicit(&w->live_lat[d], memory_order_relaxed),
+                        atomic_load_explicit(&w->live_clat[d], memory_order_relaxed),
+                        atomic_load_explicit(&w->live_slat[d], memory_order_relaxed),
+                    };
+                    uint64_t *lb = &last_bytes[(i * BFFIO_DDIRS + (unsigned)d) * LIVE_COUNTERS];
+                    sm.bytes[d] = v[0] - lb[0];
+                    sm.ios[d] = v[1] - lb[1];
+                    sm.lat_sum_ns[d] = v[2] - lb[2];
+                    sm.clat_sum_ns[d] = v[3] - lb[3];
+                    sm.slat_sum_ns[d] = v[4] - lb[4];
+                    memcpy(lb, v, sizeof(v));
                 }
                 bool ramping = (now - g->start_ns) / 1000 < w->job->startdelay_us + w->job->ramp_us;
                 if (!ramping && el_ms > 0) {
@@ -1061,8 +1093,10 @@ out:
 
 void bffio_group_result_free(struct bffio_group_result *r)
 {
-    for (unsigned i = 0; i < r->nr; i++)
+    for (unsigned i = 0; i < r->nr; i++) {
         free(r->res[i].samples);
+        free(r->res[i].iolog);
+    }
     free(r->res);
     free(r->ctl.ring);
     free(r->ctl.depth_trace);

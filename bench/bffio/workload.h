@@ -25,7 +25,17 @@ struct bffio_sample {
     uint64_t bytes[BFFIO_DDIRS];  /* in the interval */
     uint64_t ios[BFFIO_DDIRS];
     uint64_t lat_sum_ns[BFFIO_DDIRS];
+    uint64_t clat_sum_ns[BFFIO_DDIRS];
+    uint64_t slat_sum_ns[BFFIO_DDIRS];
     int depth;                    /* the engine's in-flight limit at the end of the interval */
+};
+
+/* One I/O of a per-I/O latency log (write_lat_log without log_avg_msec). */
+struct bffio_iolog {
+    uint64_t t_ms; /* from the clone's start */
+    uint64_t slat_ns, clat_ns, lat_ns;
+    uint32_t bs;
+    uint8_t ddir;
 };
 
 #define BFFIO_DEPTH_LEVELS 7 /* fio's iodepth_level buckets: 1, 2, 4, 8, 16, 32, >=64 */
@@ -46,6 +56,8 @@ struct bffio_result {
     char errmsg[512];
     struct bffio_sample *samples;
     unsigned samples_nr;
+    struct bffio_iolog *iolog;
+    size_t iolog_nr, iolog_cap;
 };
 
 struct bffio_ring_record {
