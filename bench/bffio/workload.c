@@ -897,6 +897,10 @@ int bffio_run_group(const struct bffio_job *jobs, unsigned nr, const struct bffi
     out->nr = nworkers;
     auraio_options_t o;
     auraio_options_init(&o);
+    /* A ring per CPU, but no more rings than threads: a single job talks to one ring, as fio's
+     * io_uring engine does, instead of spilling to a ring no thread of its own polls first. */
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    o.ring_count = (int)(cpus > 0 && (long)nworkers > cpus ? cpus : (long)nworkers);
     if (adaptive) {
         o.max_p99_latency_ms = target;
     } else {
