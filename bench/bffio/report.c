@@ -765,5 +765,29 @@ void bffio_report_text(FILE *f, const struct bffio_jobset *set, const struct bff
                     b[10] - a[10], util > 100 ? 100 : util);
         }
     }
+    /* One line per job with what matters most: IOPS and P99 next to the depth that produced them. */
+    fprintf(f, "\nSummary:\n");
+    for (unsigned i = 0; i < nunits; i++) {
+        const struct unit *u = &units[i];
+        double iops = 0;
+        uint64_t p99 = 0;
+        for (int d = 0; d < 2; d++) {
+            const struct bffio_dir_result *r = &u->r.dir[d];
+            double ms = runtime_ms(&u->r);
+            iops += ms > 0 ? (double)r->ios / (ms / 1000.0) : 0;
+            if (r->ios) {
+                double p = 99.0;
+                uint64_t v;
+                bffio_hist_percentiles(&r->lat_hist, r->lat.n, &p, 1, &v);
+                p99 = v > p99 ? v : p99;
+            }
+        }
+        if (u->ctl->adaptive)
+            fprintf(f, "  %s: IOPS=%.0f, P99=%.3fms, depth=%d (self-tuned by auraio, converged after %.1fs)\n",
+                    u->job->name, iops, (double)p99 / 1e6, u->ctl->final_depth, u->ctl->converge_s);
+        else
+            fprintf(f, "  %s: IOPS=%.0f, P99=%.3fms, depth=%d (fixed iodepth)\n", u->job->name, iops,
+                    (double)p99 / 1e6, u->ctl->fixed_depth);
+    }
     free_units(units, nunits);
 }

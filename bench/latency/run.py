@@ -1,0 +1,79 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""bffio against fio on latency (issue #14's latency suite): O_DIRECT 4 KiB random reads at fixed
+depth 1 and 16, the total latency's P50 / P99 / P99.9 side by side, medians of RUNS alternating
+runs on the same file, each bffio+fio pair under the exclusive bench lock. The shared machinery
+(file, lock, JSON parsing) is bench/throughput/run.py's.
+
+Usage: bench/latency/run.py [--bffio PATH] [--runs 5] [--seconds 3] [--size 512M] [--quick] [--json OUT]
+"""
+
+import argparse
+import fcntl
+import importlib.util
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+spec = importlib.util.spec_from_file_location("tp", os.path.join(HERE, "..", "throughput", "run.py"))
+tp = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(tp)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bffio")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--seconds", type=float, default=3)
+    ap.add_argument("--size", default="512M")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    if a.quick:
+        a.runs, a.seconds, a.size = 1, 1, "64M"
+    if not shutil.which("fio"):
+        tp.die("fio is not installed")
+    bffio = tp.find_bffio(a.bffio)
+    size = int(a.size[:-1]) << {"K": 10, "M": 20, "G": 30}[a.size[-1].upper()]
+    d = tempfile.mkdtemp(prefix="bffio-latency-", dir=os.environ.get("TMPDIR") or "/var/tmp")
+    path = os.path.join(d, "data")
+    results = {}
+    try:
+        tp.make_file(path, size)
+        lockf = open(tp.LOCK, "a+")
+        for qd in (1, 16):
+            args = ["--name=t", f"--filename={path}", "--rw=randread", "--bs=4k", "--direct=1", f"--iodepth={qd}"]
+            runs = {"bffio": [], "fio": []}
+            for i in range(a.runs):
+                fcntl.flock(lockf, fcntl.LOCK_EX)
+                try:
+                    for tool in (["bffio", "fio"] if i % 2 == 0 else ["fio", "bffio"]):
+                        runs[tool].append(tp.one(tool, bffio, args, a.seconds))
+                finally:
+                    fcntl.flock(lockf, fcntl.LOCK_UN)
+            results[f"qd{qd}"] = {t: {k: tp.median(r, k) for k in ("iops", "p50", "p99", "p999")} for t, r in
+                                  runs.items()}
+            results[f"qd{qd}"]["runs"] = runs
+        print(f"O_DIRECT 4 KiB randread, total latency (us), medians of {a.runs} runs x {a.seconds} s")
+        print(f"{'depth':6s} {'tool':6s} {'IOPS':>9s} {'P50':>8s} {'P99':>8s} {'P99.9':>8s}")
+        for qd, r in results.items():
+            for t in ("bffio", "fio"):
+                m = r[t]
+                print(f"{qd:6s} {t:6s} {m['iops']:9.0f} {m['p50']:8.1f} {m['p99']:8.1f} {m['p999']:8.1f}")
+            b, f = r["bffio"], r["fio"]
+            print(f"{qd:6s} {'ratio':6s} {b['iops'] / f['iops']:9.2f} {b['p50'] / f['p50']:8.2f} "
+                  f"{b['p99'] / f['p99']:8.2f} {b['p999'] / f['p999']:8.2f}   (bffio / fio; latency: lower is better)")
+        if a.json:
+            with open(a.json, "w") as jf:
+                json.dump(results, jf, indent=1)
+            print(f"results written to {a.json}")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
