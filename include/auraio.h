@@ -265,7 +265,10 @@ AURAIO_API auraio_request_t *auraio_writev(auraio_engine_t *engine, int fd, cons
  */
 #define AURAIO_FIXED_FILE (1u << 8)
 
-/** auraio_read and friends with submission flags (0 or AURAIO_FIXED_FILE; others: EINVAL). */
+/**
+ * auraio_read and friends with submission flags: AURAIO_FIXED_FILE, and AURAIO_LINK or
+ * AURAIO_HARDLINK (see "Linked chains"); others: EINVAL. With a link flag, also EBUSY and E2BIG.
+ */
 AURAIO_API auraio_request_t *auraio_read_ex(auraio_engine_t *engine, int fd, auraio_buf_t buf, size_t len,
                                             int64_t offset, unsigned flags, auraio_callback_t callback,
                                             void *user_data);
@@ -283,7 +286,8 @@ AURAIO_API auraio_request_t *auraio_writev_ex(auraio_engine_t *engine, int fd, c
 #define AURAIO_FSYNC_DEFAULT 0u
 #define AURAIO_FSYNC_DATASYNC 1u /**< fdatasync semantics */
 
-/** Flush @p fd to stable storage; @p flags: AURAIO_FSYNC_DATASYNC and/or AURAIO_FIXED_FILE. */
+/** Flush @p fd to stable storage; @p flags: AURAIO_FSYNC_DATASYNC, AURAIO_FIXED_FILE, AURAIO_LINK or
+ * AURAIO_HARDLINK. A failed fsync breaks its chain (the library enforces it; see "Linked chains"). */
 AURAIO_API auraio_request_t *auraio_fsync(auraio_engine_t *engine, int fd, unsigned flags,
                                           auraio_callback_t callback, void *user_data);
 
@@ -563,7 +567,8 @@ AURAIO_API int auraio_flush(auraio_engine_t *engine);
  */
 AURAIO_API int auraio_get_poll_fd(const auraio_engine_t *engine);
 
-/** @return requests submitted and not yet completed, over all rings, or -EINVAL. Thread-safe. */
+/** @return requests submitted and not yet completed, over all rings, or -EINVAL. Thread-safe.
+ * Members of a chain still open (its last request not submitted) are not counted yet; timers are. */
 AURAIO_API int auraio_pending_count(const auraio_engine_t *engine);
 
 /**

@@ -29,16 +29,20 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 
 #if defined(AURAIO_HAVE_VALGRIND)
 #include <valgrind/memcheck.h>
 #endif
 
-/* Memcheck cannot see the kernel write a read buffer: tell it the bytes read are defined. */
+/* Memcheck cannot see the kernel write a read buffer (or a statx buffer): tell it the bytes the
+ * kernel filled are defined. */
 static void mark_read_defined(const struct request_args *a, int32_t res)
 {
 #if defined(AURAIO_HAVE_VALGRIND)
+    if (a->op == REQ_STATX && res == 0)
+        VALGRIND_MAKE_MEM_DEFINED((void *)(uintptr_t)a->addr2, sizeof(struct statx));
     if (res <= 0)
         return;
     if (a->op == REQ_READ) {
