@@ -54,6 +54,10 @@ configure build -Dwerror=true -Dbuildtype=debugoptimized
 ninja -C build
 run_tests build
 
+# bffio's job parser under libFuzzer for a bounded 30 s (a crash fails CI; see bench/bffio/fuzz).
+echo "== fuzz: bffio job parser (30 s)"
+bash bench/bffio/fuzz/run.sh 30 build-fuzz
+
 # Five planted bugs (test/mutate/mutants.toml, ci = true; doc/testing.md) must each make a test
 # fail: one that survives means a test stopped biting. About a minute, in a scratch copy.
 echo "== mutants: python3 test/mutate/run.py --subset ci"
