@@ -210,6 +210,18 @@ def keyset(o, p=""):
 
 
 @case
+def eta_line(d):
+    path = os.path.join(d, "eta")
+    p = run([BFFIO, "--eta=always", "--name=e", f"--filename={path}", "--size=4m", "--rw=randread", "--runtime=1",
+             "--time_based"])
+    expect("Jobs: 1 (f=1): [r]" in p.stdout and "[depth=" in p.stdout and "[eta 00m:0" in p.stdout,
+           f"no ETA line in:\n{p.stdout[:400]}")
+    p = run([BFFIO, "--eta=never", "--name=e", f"--filename={path}", "--size=4m", "--rw=randread", "--runtime=1",
+             "--time_based"])
+    expect("Jobs:" not in p.stdout, "--eta=never printed a progress line")
+
+
+@case
 def json_matches_fio(d):
     fio = shutil.which("fio")
     path = os.path.join(d, "cmp")
@@ -268,7 +280,7 @@ def main():
             return 77
         for t in [rw_modes_move_their_bytes, loops_and_io_size, time_based_and_ramp, rate_iops_honoured,
                   verify_catches_corruption, bad_input_exit_2_nothing_left, group_reporting_and_numjobs,
-                  self_tuned_report, json_matches_fio, fio_job_files_run_unchanged]:
+                  self_tuned_report, eta_line, json_matches_fio, fio_job_files_run_unchanged]:
             t(d)
     finally:
         shutil.rmtree(d, ignore_errors=True)
