@@ -629,8 +629,9 @@ typedef enum {
 /**
  * Lifetime metrics of one ring or of all rings. Counters count completions, i.e. callbacks run or
  * about to run, each once, whatever the result. The latency histogram holds the reads and writes
- * that went through the kernel (the samples the depth controller sees: submit to reap; fsync and
- * requests failed or cancelled before reaching the kernel are counted in ops/errors, not here).
+ * that went through the kernel (the samples the depth controller sees: submit to reap; fsync,
+ * other ops, requests failed or cancelled before reaching the kernel and ops a deadline cut short
+ * are counted in ops/errors, not here). Timers are not operations and are not counted.
  */
 typedef struct {
     uint64_t ops[AURAIO_OP_KIND_COUNT];   /**< completions, errors included */

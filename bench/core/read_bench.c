@@ -189,7 +189,9 @@ static void usage(const char *argv0)
             "  --fixed-buffers    register the slot buffers (READ_FIXED)\n"
             "  --fixed-files      register the file (IOSQE_FIXED_FILE)\n"
             "  --verify           check each block's offset tag (files from --temp-size)\n"
-            "  --seed N           random seed (default 1)\n",
+            "  --seed N           random seed (default 1)\n"
+            "  --metrics-port P   serve Prometheus metrics on 127.0.0.1:P/metrics while running\n"
+            "                     (0: a free port, printed)\n",
             argv0);
 }
 
@@ -203,6 +205,7 @@ int main(int argc, char **argv)
     bool direct = false, default_rings = false, single_issuer = false, verify = false;
     bool fixed_buffers = false, fixed_files = false;
     uint64_t seed = 1;
+    int metrics_port = -1;
     static const struct option longopts[] = {
         {"file", required_argument, NULL, 'f'},     {"temp-size", required_argument, NULL, 't'},
         {"depth", required_argument, NULL, 'd'},    {"seconds", required_argument, NULL, 's'},
@@ -210,6 +213,7 @@ int main(int argc, char **argv)
         {"default-rings", no_argument, NULL, 'R'},  {"single-issuer", no_argument, NULL, 'S'},
         {"verify", no_argument, NULL, 'v'},         {"seed", required_argument, NULL, 'x'},
         {"fixed-buffers", no_argument, NULL, 'B'},  {"fixed-files", no_argument, NULL, 'F'},
+        {"metrics-port", required_argument, NULL, 'm'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     int c;
@@ -227,6 +231,7 @@ int main(int argc, char **argv)
         case 'B': fixed_buffers = true; break;
         case 'F': fixed_files = true; break;
         case 'x': seed = strtoull(optarg, NULL, 0); break;
+        case 'm': metrics_port = atoi(optarg); break;
         case 'h': usage(argv[0]); return 0;
         default: usage(argv[0]); return 2;
         }
@@ -291,6 +296,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "auraio_create_with_options: %s\n", strerror(err));
         status = (err == ENOSYS || err == EPERM) ? 77 : 1;
         goto out;
+    }
+    if (metrics_port >= 0) {
+        /* Watch the run live; auraio_destroy stops the server. */
+        auraio_metrics_server_t *server = auraio_metrics_server_start(b->engine, NULL, metrics_port);
+        if (!server) {
+            fprintf(stderr, "metrics server: %s\n", strerror(errno));
+            goto out;
+        }
+        printf("metrics: http://127.0.0.1:%d/metrics\n", auraio_metrics_server_port(server));
+        fflush(stdout);
     }
     for (int i = 0; i < depth; i++) {
         slots[i].b = b;
