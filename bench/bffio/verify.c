@@ -3,6 +3,7 @@
 #include "verify.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,19 +16,24 @@ struct vhdr {
     uint8_t sum[16]; /* crc32c in the first 4 bytes, or md5 */
 };
 
+static uint32_t crc_table[256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void crc_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
+        crc_table[i] = c;
+    }
+}
+
 uint32_t bffio_crc32c(uint32_t crc, const void *data, size_t len)
 {
-    static uint32_t table[256];
-    static int ready;
-    if (!ready) {
-        for (uint32_t i = 0; i < 256; i++) {
-            uint32_t c = i;
-            for (int k = 0; k < 8; k++)
-                c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
-            table[i] = c;
-        }
-        ready = 1; /* idempotent: racing threads write the same values */
-    }
+    /* numjobs clones verify on several threads at once. */
+    pthread_once(&crc_once, crc_init);
+    const uint32_t *table = crc_table;
     const uint8_t *p = data;
     crc = ~crc;
     while (len--)
