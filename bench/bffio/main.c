@@ -13,10 +13,20 @@
 
 #include <auraio.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+static volatile sig_atomic_t interrupted;
+
+/* Ctrl-C: stop the jobs, drain, report what ran (as fio does); a second one kills. */
+static void on_signal(int sig)
+{
+    interrupted = 1;
+    signal(sig, SIG_DFL);
+}
 
 static void print_error(const struct bffio_error *e)
 {
@@ -94,7 +104,9 @@ int main(int argc, char **argv)
         print_header(out, &set);
     fflush(out);
 
-    struct bffio_run_opts ro = {set.eta, NULL, set.target_p99_ms};
+    struct bffio_run_opts ro = {set.eta, NULL, set.target_p99_ms, &interrupted};
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
     if (set.eta == BFFIO_ETA_ALWAYS || (set.eta == BFFIO_ETA_AUTO && isatty(STDOUT_FILENO)))
         ro.eta_out = stdout;
     struct bffio_report_group *groups = calloc(set.nr, sizeof(*groups));
@@ -105,7 +117,7 @@ int main(int argc, char **argv)
         status = 1;
         goto done;
     }
-    for (unsigned first = 0; first < set.nr;) {
+    for (unsigned first = 0; first < set.nr && !interrupted;) {
         unsigned last = first + 1;
         while (last < set.nr && !set.jobs[last].stonewall && !set.jobs[last].wait_for[0])
             last++;

@@ -433,7 +433,9 @@ static int issue(struct worker *w, struct slot *s, uint64_t now)
 
 static bool want_more(struct worker *w)
 {
-    if (w->stop_issuing || !w->free_list || atomic_load_explicit(&w->g->abort, memory_order_relaxed))
+    if (atomic_load_explicit(&w->g->abort, memory_order_relaxed))
+        w->stop_issuing = true;
+    if (w->stop_issuing || !w->free_list)
         return false;
     if (w->depth)
         return w->outstanding < w->depth;
@@ -1061,6 +1063,8 @@ int bffio_run_group(const struct bffio_job *jobs, unsigned nr, const struct bffi
         }
         if (all_done)
             break;
+        if (opts->stop && *opts->stop)
+            atomic_store(&g->abort, true);
         tick++;
         sleep_until(g->start_ns + tick * MONITOR_TICK_MS * 1000000ull);
     }

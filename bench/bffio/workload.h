@@ -11,6 +11,7 @@
 #include "job.h"
 #include "lathist.h"
 
+#include <signal.h>
 #include <stdio.h>
 
 struct bffio_dir_result {
@@ -98,6 +99,8 @@ struct bffio_run_opts {
     int eta;              /* BFFIO_ETA_* */
     FILE *eta_out;        /* where the progress line goes (a terminal) */
     double target_p99_ms; /* from --target-p99, for jobs without their own */
+    /* Set (by a signal handler, say) to stop the jobs early; what ran is still reported. */
+    volatile sig_atomic_t *stop;
 };
 
 /*

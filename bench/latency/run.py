@@ -35,7 +35,8 @@ def main():
     if a.quick:
         a.runs, a.seconds, a.size = 1, 1, "64M"
     if not shutil.which("fio"):
-        tp.die("fio is not installed")
+        print("latency: fio is not installed (apt-get install fio): nothing to compare with")
+        return 77
     bffio = tp.find_bffio(a.bffio)
     size = int(a.size[:-1]) << {"K": 10, "M": 20, "G": 30}[a.size[-1].upper()]
     d = tempfile.mkdtemp(prefix="bffio-latency-", dir=os.environ.get("TMPDIR") or "/var/tmp")
@@ -43,7 +44,7 @@ def main():
     results = {}
     try:
         tp.make_file(path, size)
-        lockf = open(tp.LOCK, "a+")
+        lockf = open(tp.LOCK if not a.quick else os.devnull, "a+" if not a.quick else "r")
         for qd in (1, 16):
             args = ["--name=t", f"--filename={path}", "--rw=randread", "--bs=4k", "--direct=1", f"--iodepth={qd}"]
             runs = {"bffio": [], "fio": []}
