@@ -29,11 +29,18 @@
 
 /* Exclusive upper bounds in ns: internal boundaries nearest to 5, 10, 25, 50, 100, 250, 500 us,
  * 1, 2.5, 5, 10, 25, 50, 100, 250, 500 ms, 1, 2.5, 5, 10 s (test_prom checks they are boundaries). */
-const uint64_t auraio__prom_bucket_bounds_ns[AURAIO_PROM_BUCKETS] = {
+static const uint64_t bucket_bounds_ns[AURAIO_PROM_BUCKETS] = {
     5120,      10240,      24576,      49152,       98304,       253952,      507904,
     1015808,   2490368,    4980736,    9961472,     25165824,    50331648,    100663296,
     251658240, 503316480,  1006632960, 2550136832u, 5100273664u, 10200547328u,
 };
+
+/* A function, not the table itself: sanitizer builds would give a global table a symbol without
+ * the auraio_ prefix (test/header/symbols.sh). */
+uint64_t auraio__prom_bucket_bound_ns(int i)
+{
+    return i >= 0 && i < AURAIO_PROM_BUCKETS ? bucket_bounds_ns[i] : 0;
+}
 
 static const char *const op_label[AURAIO_OP_KIND_COUNT] = {"read", "write", "fsync", "other"};
 static const char *const class_label[AURAIO_ERR_CLASS_COUNT] = {"canceled", "timed_out", "other"};
@@ -126,7 +133,7 @@ static void latency_histogram(struct sink *s, const auraio_metrics_t *m, int rin
         uint64_t cum = 0;
         int b = 0;
         for (int i = 0; i < AURAIO_PROM_BUCKETS; i++) {
-            uint64_t bound = auraio__prom_bucket_bounds_ns[i];
+            uint64_t bound = bucket_bounds_ns[i];
             for (; b < AURAIO_HISTOGRAM_BUCKETS && auraio_histogram_bucket_lower_ns(b) < bound; b++)
                 cum += m[r].latency_buckets[b];
             put(s, "%s_bucket{ring=\"%d\",le=\"", name, r);

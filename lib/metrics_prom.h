@@ -6,7 +6,8 @@
 #include <stdint.h>
 
 #define AURAIO_PROM_BUCKETS 20
-/* Exclusive upper bounds in ns, each a boundary of the internal histogram; `le` is bound - 1 ns. */
-extern const uint64_t auraio__prom_bucket_bounds_ns[AURAIO_PROM_BUCKETS];
+/* Exclusive upper bound @p i in ns (0 out of range), each a boundary of the internal histogram;
+ * its `le` label is bound - 1 ns. */
+uint64_t auraio__prom_bucket_bound_ns(int i);
 
 #endif

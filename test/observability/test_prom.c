@@ -85,19 +85,19 @@ static void test_bounds_are_histogram_boundaries(void **state)
         5e3, 1e4, 2.5e4, 5e4, 1e5, 2.5e5, 5e5, 1e6, 2.5e6, 5e6, 1e7, 2.5e7, 5e7, 1e8, 2.5e8, 5e8, 1e9, 2.5e9, 5e9, 1e10,
     };
     for (int i = 0; i < AURAIO_PROM_BUCKETS; i++) {
-        uint64_t b = auraio__prom_bucket_bounds_ns[i];
+        uint64_t b = auraio__prom_bucket_bound_ns(i);
         /* A bucket starts exactly there, so "< bound" is a sum of whole internal buckets. */
         assert_int_equal(auraio__histogram_bucket_lower_ns((int)auraio__histogram_bucket(b)), b);
         double off = ((double)b - nominal_ns[i]) / nominal_ns[i];
         assert_true(off > -0.03 && off < 0.03);
         if (i > 0)
-            assert_true(b > auraio__prom_bucket_bounds_ns[i - 1]);
+            assert_true(b > auraio__prom_bucket_bound_ns(i - 1));
     }
 }
 
 static uint64_t value_u64(const struct expo *x, const char *name, const char *labels)
 {
-    uint64_t v;
+    uint64_t v = 0;
     const char *t = expo_value(x, name, labels);
     if (!t || !expo_u64(t, &v))
         fail_msg("%s{%s}: missing or not an integer (%s)", name, labels, t ? t : "absent");
@@ -129,7 +129,7 @@ static void check_against_snapshot(auraio_engine_t *e, const struct expo *x)
         assert_int_equal(value_u64(x, "auraio_queue_depth", labels), 128);
         /* Each cumulative bucket: exactly the samples below its bound, from the fine histogram. */
         for (int i = 0; i < AURAIO_PROM_BUCKETS; i++) {
-            uint64_t bound = auraio__prom_bucket_bounds_ns[i], below = 0;
+            uint64_t bound = auraio__prom_bucket_bound_ns(i), below = 0;
             for (int b = 0; b < AURAIO_HISTOGRAM_BUCKETS; b++) {
                 if (auraio_histogram_bucket_lower_ns(b) < bound)
                     below += m.latency_buckets[b];
