@@ -680,6 +680,12 @@ AURAIO_API int auraio_get_metrics(const auraio_engine_t *engine, int ring_index,
  *         -EOVERFLOW (a document over INT_MAX bytes).
  */
 AURAIO_API int auraio_metrics_prometheus(const auraio_engine_t *engine, char *buf, size_t len);
+/**
+ * The same metrics in the OpenMetrics 1.0.0 text format (counter families named without _total,
+ * auraio_build as an info family, "# EOF" at the end), with the same size contract and errors.
+ * The /metrics server serves it to clients that accept application/openmetrics-text.
+ */
+AURAIO_API int auraio_metrics_openmetrics(const auraio_engine_t *engine, char *buf, size_t len);
 
 /** An embedded /metrics HTTP server (see auraio_metrics_server_start). */
 typedef struct auraio_metrics_server auraio_metrics_server_t;

@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -112,8 +113,23 @@ static void respond_text(struct conn *c, const char *status, const char *extra_h
     respond(c, status, extra_headers, "text/plain; charset=utf-8", text, strlen(text), false);
 }
 
+/* The client lists OpenMetrics in its Accept header (Prometheus does, first, since 2.5). */
+static bool wants_openmetrics(const char *request)
+{
+    for (const char *line = strchr(request, '\n'); line; line = strchr(line + 1, '\n')) {
+        if (strncasecmp(line + 1, "accept:", 7) != 0)
+            continue;
+        size_t n = strcspn(line + 1, "\r\n");
+        char value[REQUEST_MAX];
+        snprintf(value, sizeof(value), "%.*s", (int)n, line + 1);
+        return strcasestr(value, "application/openmetrics-text") != NULL;
+    }
+    return false;
+}
+
 static void serve_metrics(struct auraio_metrics_server *s, struct conn *c, bool head)
 {
+    bool om = wants_openmetrics(c->req);
     size_t cap = DOCUMENT_SLACK;
     for (;;) {
         char *doc = malloc(cap);
@@ -121,9 +137,12 @@ static void serve_metrics(struct auraio_metrics_server *s, struct conn *c, bool 
             respond_text(c, "500 Internal Server Error", "", "out of memory\n");
             return;
         }
-        int n = auraio_metrics_prometheus(s->engine, doc, cap);
+        int n = om ? auraio_metrics_openmetrics(s->engine, doc, cap) : auraio_metrics_prometheus(s->engine, doc, cap);
         if (n >= 0 && (size_t)n < cap) {
-            respond(c, "200 OK", "", "text/plain; version=0.0.4; charset=utf-8", doc, (size_t)n, head);
+            respond(c, "200 OK", "",
+                    om ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+                       : "text/plain; version=0.0.4; charset=utf-8",
+                    doc, (size_t)n, head);
             free(doc);
             return;
         }

@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +51,7 @@ struct sink {
     size_t len;
     size_t pos; /* bytes the document needs so far; past len nothing more is written */
     int err;
+    bool openmetrics; /* OpenMetrics 1.0.0 instead of the 0.0.4 text format */
 };
 
 #if defined(__GNUC__)
@@ -68,9 +70,18 @@ static void put(struct sink *s, const char *fmt, ...)
         s->pos += (size_t)n;
 }
 
+/* HELP and TYPE of the family whose samples are named @p name. OpenMetrics names a family without
+ * the suffix its samples carry: a counter's "_total", an info metric's "_info". */
 static void family(struct sink *s, const char *name, const char *type, const char *help)
 {
-    put(s, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    size_t n = strlen(name);
+    if (s->openmetrics && !strcmp(type, "counter") && n > 6 && !strcmp(name + n - 6, "_total"))
+        n -= 6;
+    else if (s->openmetrics && !strcmp(type, "info") && n > 5 && !strcmp(name + n - 5, "_info"))
+        n -= 5;
+    else if (!strcmp(type, "info"))
+        type = "gauge"; /* the 0.0.4 format has no info type */
+    put(s, "# HELP %.*s %s\n# TYPE %.*s %s\n", (int)n, name, help, (int)n, name, type);
 }
 
 /* Nanoseconds as exact decimal seconds, without trailing zeros ("0.000024575", "3", "1.5"). */
@@ -150,7 +161,7 @@ static void latency_histogram(struct sink *s, const auraio_metrics_t *m, int rin
 static void render(struct sink *s, const auraio_metrics_t *m, int rings, const auraio_metrics_t *all,
                    const auraio_buffer_stats_t *bs)
 {
-    family(s, "auraio_build_info", "gauge", "Always 1; the library version in a label.");
+    family(s, "auraio_build_info", "info", "Always 1; the library version in a label.");
     put(s, "auraio_build_info{version=\"%s\"} 1\n", auraio_version());
 
     family(s, "auraio_ops_total", "counter", "Requests completed (callbacks), errors included, by op kind.");
@@ -217,9 +228,11 @@ static void render(struct sink *s, const auraio_metrics_t *m, int rings, const a
     put(s, "auraio_buffer_pool_cached_buffers %" PRIu64 "\n", bs->cached_buffers);
     family(s, "auraio_buffer_pool_shards", "gauge", "Shards of the buffer pool.");
     put(s, "auraio_buffer_pool_shards %d\n", bs->shard_count);
+    if (s->openmetrics)
+        put(s, "# EOF\n");
 }
 
-AURAIO_API int auraio_metrics_prometheus(const auraio_engine_t *engine, char *buf, size_t len)
+static int expose(const auraio_engine_t *engine, char *buf, size_t len, bool openmetrics)
 {
     if (!engine || (!buf && len > 0))
         return -EINVAL;
@@ -241,7 +254,7 @@ AURAIO_API int auraio_metrics_prometheus(const auraio_engine_t *engine, char *bu
         free(m);
         return rc;
     }
-    struct sink s = {.buf = buf, .len = len};
+    struct sink s = {.buf = buf, .len = len, .openmetrics = openmetrics};
     render(&s, m, rings, all, &bs);
     free(m);
     if (s.err)
@@ -252,4 +265,14 @@ AURAIO_API int auraio_metrics_prometheus(const auraio_engine_t *engine, char *bu
     if (s.pos >= len && len > 0)
         buf[0] = '\0';
     return (int)s.pos;
+}
+
+AURAIO_API int auraio_metrics_prometheus(const auraio_engine_t *engine, char *buf, size_t len)
+{
+    return expose(engine, buf, len, false);
+}
+
+AURAIO_API int auraio_metrics_openmetrics(const auraio_engine_t *engine, char *buf, size_t len)
+{
+    return expose(engine, buf, len, true);
 }

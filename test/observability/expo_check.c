@@ -26,14 +26,19 @@ static int family_of(const struct expo *x, const char *sample)
     int f = find_family(x, sample);
     if (f >= 0)
         return f;
-    static const char *const suffixes[] = {"_bucket", "_sum", "_count"};
-    for (int i = 0; i < 3; i++) {
-        size_t n = strlen(sample), k = strlen(suffixes[i]);
-        if (n > k && !strcmp(sample + n - k, suffixes[i])) {
+    /* Suffixed samples: a histogram's, and in OpenMetrics a counter's _total and an info's _info
+     * (families there are named without them). */
+    static const struct {
+        const char *suffix, *type;
+    } suffixes[] = {{"_bucket", "histogram"}, {"_sum", "histogram"}, {"_count", "histogram"},
+                    {"_total", "counter"},    {"_info", "info"}};
+    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+        size_t n = strlen(sample), k = strlen(suffixes[i].suffix);
+        if (n > k && !strcmp(sample + n - k, suffixes[i].suffix)) {
             char base[96];
             snprintf(base, sizeof(base), "%.*s", (int)(n - k), sample);
             f = find_family(x, base);
-            if (f >= 0 && !strcmp(x->families[f].type, "histogram"))
+            if (f >= 0 && !strcmp(x->families[f].type, suffixes[i].type))
                 return f;
         }
     }
@@ -69,7 +74,7 @@ static const char *comment(struct expo *x, const char *line, int lineno)
         fam->type_count++;
         snprintf(fam->type, sizeof(fam->type), "%.15s", rest);
         if (strcmp(rest, "counter") && strcmp(rest, "gauge") && strcmp(rest, "histogram") &&
-            strcmp(rest, "summary") && strcmp(rest, "untyped")) {
+            strcmp(rest, "summary") && strcmp(rest, "untyped") && strcmp(rest, "info")) {
             snprintf(msg, sizeof(msg), "line %d: unknown type %s", lineno, rest);
             return msg;
         }
@@ -225,8 +230,14 @@ const char *expo_parse_check(const char *doc, struct expo *x)
         line[n] = '\0';
         p += n + 1;
         const char *err = NULL;
+        if (x->eof) {
+            snprintf(msg, sizeof(msg), "line %d: after # EOF", lineno);
+            return msg;
+        }
         if (n == 0)
             err = "empty line";
+        else if (!strcmp(line, "# EOF"))
+            x->eof = true;
         else if (line[0] == '#')
             err = comment(x, line, lineno);
         else

@@ -4,7 +4,8 @@
  * monotone in `le`, `+Inf` equal to `_count`, no duplicate series, each family's HELP/TYPE once and
  * before its samples, every sample in a declared family, counters non-decreasing between two
  * scrapes. Values are kept as text so that exact decimals (a `_sum` in seconds with ns digits) can
- * be compared exactly.
+ * be compared exactly. Reads the 0.0.4 text format and OpenMetrics 1.0.0 (families without their
+ * counter _total or info _info suffix, "# EOF" last).
  */
 #ifndef AURAIO_TEST_EXPO_CHECK_H
 #define AURAIO_TEST_EXPO_CHECK_H
@@ -34,6 +35,7 @@ struct expo {
     int nsamples;
     struct expo_family families[EXPO_MAX_FAMILIES];
     int nfamilies;
+    bool eof; /* an OpenMetrics "# EOF" was seen (nothing may follow) */
 };
 
 /* Parse and check one document's structure. @return NULL, or a message (static storage) saying

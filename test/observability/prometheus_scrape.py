@@ -3,7 +3,8 @@
 """A real Prometheus server scrapes an engine doing I/O, then is queried through its HTTP API.
 
 Starts metrics_load (an engine with /metrics on a free port) and `prometheus` (Debian's package)
-on 127.0.0.1 with a 1 s scrape interval and a scratch TSDB. Once a scrape of the idle engine is
+on 127.0.0.1 with a 1 s scrape interval and a scratch TSDB. Prometheus asks for OpenMetrics first,
+so the server's OpenMetrics output is what it parses (checked through its metadata API). Once a scrape of the idle engine is
 stored, the engine runs cached reads for LOAD_S seconds, then stops and reports its lifetime
 sample count and P99 (from its own 512-bucket histogram). Checks through /api/v1/query:
   - rate(auraio_ops_total{op="read"}[..]) over the load > 0;
@@ -127,13 +128,24 @@ def main():
         wait_for("a scrape after the stop", lambda: scalar(base, count) == n, server, log)
         q99 = scalar(base, 'histogram_quantile(0.99, sum by (le) (auraio_request_latency_seconds_bucket{job="auraio"}))')
         errors = scalar(base, 'sum(auraio_errors_total{job="auraio"})')
+        # Which format Prometheus negotiated: it keys metadata by family name, and only
+        # OpenMetrics names the counter family "auraio_ops" (the text format says auraio_ops_total).
+        url = base + "/api/v1/targets/metadata?" + urllib.parse.urlencode(
+            {"match_target": '{job="auraio"}', "metric": "auraio_ops"})
+        with urllib.request.urlopen(url, timeout=5) as r:
+            meta = json.load(r).get("data", [])
+        openmetrics = any(m.get("type") == "counter" for m in meta)
         lo, hi = bucket_span(p99_ns)
-        print(f"rate(auraio_ops_total{{op=\"read\"}}[{LOAD_S}s]) = {rate:.0f}/s; {n} samples; "
+        print(f"format: {'OpenMetrics' if openmetrics else 'text 0.0.4'}; "
+              f"rate(auraio_ops_total{{op=\"read\"}}[{LOAD_S}s]) = {rate:.0f}/s; {n} samples; "
               f"histogram_quantile(0.99) = {q99 * 1e6:.1f} us; the engine's P99 = {p99_ns / 1e3:.1f} us, "
               f"in the exposition bucket [{lo * 1e6:.3f}, {hi * 1e6:.3f}] us")
         ok = True
         if not (rate and rate > 0):
             print("FAIL: rate(auraio_ops_total) is not positive")
+            ok = False
+        if not openmetrics:
+            print("FAIL: Prometheus (which asks for OpenMetrics first) did not get it")
             ok = False
         if errors != 0:
             print(f"FAIL: {errors} errors counted under a load without errors")

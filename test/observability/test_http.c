@@ -142,6 +142,7 @@ static void expect_metrics(int port)
     char *resp = exchange(port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_int_equal(strncmp(resp, "HTTP/1.1 200 OK\r\n", 17), 0);
     assert_non_null(strstr(resp, "Content-Type: text/plain; version=0.0.4"));
+    assert_null(strstr(resp, "# EOF"));
     const char *cl = strstr(resp, "Content-Length: ");
     const char *body = strstr(resp, "\r\n\r\n");
     assert_non_null(cl);
@@ -181,8 +182,20 @@ static void test_answers(void **state)
     expect_status(port, "GET /metrics SMTP/1.0\r\n\r\n", "HTTP/1.1 400 Bad Request");
     expect_status(port, "GET metrics HTTP/1.1\r\n\r\n", "HTTP/1.1 400 Bad Request");
     expect_status(port, "\r\n\r\n", "HTTP/1.1 400 Bad Request");
+    /* OpenMetrics for a client that accepts it (Prometheus asks for it first). */
+    char *resp = exchange(port, "GET /metrics HTTP/1.1\r\nHost: x\r\naccept: application/openmetrics-text;version=1.0.0,"
+                          "text/plain;version=0.0.4;q=0.5\r\n\r\n");
+    assert_int_equal(strncmp(resp, "HTTP/1.1 200 OK\r\n", 17), 0);
+    assert_non_null(strstr(resp, "Content-Type: application/openmetrics-text; version=1.0.0"));
+    const char *om_body = strstr(resp, "\r\n\r\n");
+    assert_non_null(om_body);
+    const char *om_err = expo_parse_check(om_body + 4, &parsed);
+    if (om_err)
+        fail_msg("served OpenMetrics: %s", om_err);
+    assert_true(parsed.eof);
+    free(resp);
     /* HEAD: the headers, no body. */
-    char *resp = exchange(port, "HEAD /metrics HTTP/1.1\r\n\r\n");
+    resp = exchange(port, "HEAD /metrics HTTP/1.1\r\n\r\n");
     assert_int_equal(strncmp(resp, "HTTP/1.1 200 OK\r\n", 17), 0);
     assert_string_equal(strstr(resp, "\r\n\r\n"), "\r\n\r\n");
     free(resp);

@@ -234,6 +234,67 @@ static void test_buffer_too_small(void **state)
     auraio_destroy(e);
 }
 
+/* The sample lines of a document: everything but comments. */
+static char *samples_only(const char *doc)
+{
+    char *out = malloc(strlen(doc) + 1);
+    assert_non_null(out);
+    size_t o = 0;
+    for (const char *p = doc; *p;) {
+        size_t n = strcspn(p, "\n") + 1;
+        if (*p != '#') {
+            memcpy(out + o, p, n);
+            o += n;
+        }
+        p += n;
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* OpenMetrics: the same samples as the text format, families named without _total/_info, info
+ * typed, "# EOF" last, the same size contract. */
+static void test_openmetrics(void **state)
+{
+    (void)state;
+    auraio_engine_t *e = make(2);
+    assert_non_null(e);
+    int rfd = harness_pattern_file(BLOCK * NBLOCKS, 9);
+    int wfd = harness_temp_file(0);
+    run_io(e, rfd, wfd, 16, 4);
+    int n = auraio_metrics_openmetrics(e, NULL, 0);
+    assert_true(n > 0);
+    char *om = malloc((size_t)n + 1);
+    assert_non_null(om);
+    assert_int_equal(auraio_metrics_openmetrics(e, om, (size_t)n), n);
+    assert_int_equal(om[0], '\0');
+    assert_int_equal(auraio_metrics_openmetrics(e, om, (size_t)n + 1), n);
+    const char *err = expo_parse_check(om, &scrape_a);
+    if (err)
+        fail_msg("openmetrics: %s", err);
+    assert_true(scrape_a.eof);
+    assert_int_equal(strcmp(om + n - 6, "# EOF\n"), 0);
+    assert_non_null(strstr(om, "# TYPE auraio_ops counter\n"));
+    assert_non_null(strstr(om, "# TYPE auraio_build info\n"));
+    assert_null(strstr(om, "# TYPE auraio_ops_total"));
+    for (int i = 0; i < scrape_a.nfamilies; i++) {
+        size_t k = strlen(scrape_a.families[i].name);
+        assert_false(k > 6 && !strcmp(scrape_a.families[i].name + k - 6, "_total"));
+    }
+    char *text = render(e); /* an idle engine: the samples must be the same, line for line */
+    char *a = samples_only(om), *b = samples_only(text);
+    assert_string_equal(a, b);
+    assert_null(strstr(text, "# EOF"));
+    free(a);
+    free(b);
+    free(text);
+    free(om);
+    assert_int_equal(auraio_metrics_openmetrics(NULL, NULL, 0), -EINVAL);
+    auraio_destroy(e);
+    close(rfd);
+    close(wfd);
+}
+
 /* ---- scrapes concurrent with I/O ---- */
 
 struct scraper {
@@ -317,6 +378,7 @@ int main(void)
         cmocka_unit_test(test_bounds_are_histogram_boundaries),
         cmocka_unit_test(test_document_is_exact_and_monotone),
         cmocka_unit_test(test_buffer_too_small),
+        cmocka_unit_test(test_openmetrics),
         cmocka_unit_test(test_scrapes_during_io),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
