@@ -348,8 +348,8 @@ AURAIO_API int auraio_request_pending(auraio_engine_t *engine, const auraio_requ
  * its first member). Every submit call takes the link flags; auraio_read/write/readv/writev
  * (without flags) end a chain, auraio_timeout never joins one. While a thread has a chain open
  * on one engine, a linked submission to another engine fails with EBUSY. A chain that would
- * hold every request slot of its ring but one, or need more SQEs than the ring has (a member with
- * a deadline takes two), is abandoned: the submit fails with E2BIG and the members already
+ * take every request slot of its ring (nothing else could then complete to make room), or need
+ * more SQEs than the ring has (a member with a deadline takes two), is abandoned: the submit fails with E2BIG and the members already
  * submitted complete with -ECANCELED. A submit that fails otherwise (EAGAIN, EINVAL...) leaves
  * the chain open, so it may be retried. auraio_cancel on a member still held, or still in the
  * backlog, cancels the whole chain (all members -ECANCELED); on a member in the kernel it

@@ -28,14 +28,22 @@ median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (
 
 declare -A t
 names=(auraio cp dd auraio_direct dd_direct)
-for ((r = 1; r <= runs; r++)); do
-  t[auraio]+="$(time_ms "$copy" "$src" "$work/dst") "; cmp "$src" "$work/dst"
-  t[cp]+="$(time_ms sh -c "cp '$src' '$work/dst' && sync '$work/dst'") "
-  t[dd]+="$(time_ms dd if="$src" of="$work/dst" bs=1M conv=fsync) "
-  t[auraio_direct]+="$(time_ms "$copy" --direct "$src" "$work/dst") "; cmp "$src" "$work/dst"
-  t[dd_direct]+="$(time_ms dd if="$src" of="$work/dst" bs=1M iflag=direct oflag=direct conv=fsync) "
+one() { # one NAME: one timed copy of that kind
+  case $1 in
+    auraio) t[auraio]+="$(time_ms "$copy" "$src" "$work/dst") "; cmp "$src" "$work/dst" ;;
+    cp) t[cp]+="$(time_ms sh -c "cp '$src' '$work/dst' && sync '$work/dst'") " ;;
+    dd) t[dd]+="$(time_ms dd if="$src" of="$work/dst" bs=1M conv=fsync) " ;;
+    auraio_direct) t[auraio_direct]+="$(time_ms "$copy" --direct "$src" "$work/dst") "; cmp "$src" "$work/dst" ;;
+    dd_direct) t[dd_direct]+="$(time_ms dd if="$src" of="$work/dst" bs=1M iflag=direct oflag=direct conv=fsync) " ;;
+  esac
+}
+# The order rotates each run, so no tool always goes first after the file was written.
+for ((r = 0; r < runs; r++)); do
+  for ((k = 0; k < ${#names[@]}; k++)); do
+    one "${names[(k + r) % ${#names[@]}]}"
+  done
 done
-echo "copy of a $mib MiB file, page cache dropped before each copy, $runs runs interleaved (median ms, MiB/s):"
+echo "copy of a $mib MiB file, page cache dropped before each copy, $runs runs interleaved, order rotating (median ms, MiB/s):"
 declare -A med
 for n in "${names[@]}"; do
   med[$n]=$(tr ' ' '\n' <<< "${t[$n]}" | grep . | median)

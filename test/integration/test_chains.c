@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -456,6 +457,95 @@ static void test_destroy_with_open_chain(void **state)
     close(fd);
 }
 
+/* Another thread's submission never joins a chain: while thread A holds an open chain headed by
+ * a pipe read, thread B's lone read on the same ring completes at once; A's chain then runs in
+ * order. Meanwhile four threads build chains concurrently on the same ring (also under TSan). */
+struct joiner {
+    auraio_engine_t *e;
+    int fd;
+    struct log *l;
+    struct entry *en;
+    int base;
+};
+
+static void *lone_reader(void *arg)
+{
+    struct joiner *j = arg;
+    static unsigned char buf[BLOCK];
+    assert_non_null(auraio_read(j->e, j->fd, auraio_buf(buf), BLOCK, 0, log_cb, &j->en[j->base]));
+    return NULL;
+}
+
+static void *chain_builder(void *arg)
+{
+    struct joiner *j = arg;
+    static _Thread_local unsigned char buf[2][BLOCK];
+    for (int i = 0; i < 50; i++) {
+        int id = j->base + 2 * i;
+        while (!auraio_read_ex(j->e, j->fd, auraio_buf(buf[0]), BLOCK, 0, AURAIO_LINK, log_cb, &j->en[id])) {
+            assert_int_equal(errno, EAGAIN);
+            auraio_wait(j->e, 10);
+        }
+        while (!auraio_read(j->e, j->fd, auraio_buf(buf[1]), BLOCK, BLOCK, log_cb, &j->en[id + 1])) {
+            assert_int_equal(errno, EAGAIN); /* the chain stays open across the retry */
+            auraio_wait(j->e, 10);
+        }
+    }
+    return NULL;
+}
+
+static void test_other_threads_never_join_a_chain(void **state)
+{
+    (void)state;
+    auraio_options_t o;
+    auraio_options_init(&o);
+    o.ring_count = 1;
+    auraio_engine_t *e = auraio_create_with_options(&o);
+    assert_non_null(e);
+    int fd = harness_pattern_file(2 * BLOCK, 3);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    static struct log l;
+    static struct entry en[3 + 4 * 100];
+    log_init(&l, en, 3 + 4 * 100);
+    static unsigned char pbuf[16], wbuf[16] = "w";
+    assert_non_null(auraio_read_ex(e, p[0], auraio_buf(pbuf), 1, 0, AURAIO_LINK, log_cb, &en[0]));
+    struct joiner b = {e, fd, &l, en, 1};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, lone_reader, &b), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(harness_wait_for(e, &l.seq, 1, WAIT_MS), 0);
+    assert_int_equal(atomic_load(&l.order[0]), 1); /* B's read, not held by A's chain */
+    assert_int_equal(atomic_load(&l.result[1]), BLOCK);
+    int out = harness_temp_file(0);
+    assert_non_null(auraio_write(e, out, auraio_buf(wbuf), 1, 0, log_cb, &en[2])); /* ends A's chain */
+    assert_int_equal(auraio_wait(e, 20), -ETIME);
+    assert_int_equal(write(p[1], "x", 1), 1);
+    assert_int_equal(harness_wait_for(e, &l.seq, 3, WAIT_MS), 0);
+    assert_true(atomic_load(&l.pos[0]) < atomic_load(&l.pos[2]));
+
+    struct joiner j[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        j[i] = (struct joiner){e, fd, &l, en, 3 + 100 * i};
+        assert_int_equal(pthread_create(&th[i], NULL, chain_builder, &j[i]), 0);
+    }
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+    assert_int_equal(harness_wait_for(e, &l.seq, 3 + 400, WAIT_MS), 0);
+    for (int id = 3; id < 403; id += 2) {
+        assert_int_equal(atomic_load(&l.result[id]), BLOCK);
+        assert_int_equal(atomic_load(&l.result[id + 1]), BLOCK);
+        assert_true(atomic_load(&l.pos[id]) < atomic_load(&l.pos[id + 1]));
+    }
+    auraio_destroy(e);
+    assert_each_once(&l, 403);
+    close(fd);
+    close(out);
+    close(p[0]);
+    close(p[1]);
+}
+
 int main(void)
 {
     harness_require_io_uring();
@@ -467,6 +557,7 @@ int main(void)
         cmocka_unit_test(test_cancel_held_or_backlogged_chain),
         cmocka_unit_test(test_chain_limits),
         cmocka_unit_test(test_destroy_with_open_chain),
+        cmocka_unit_test(test_other_threads_never_join_a_chain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
