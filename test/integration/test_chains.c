@@ -546,6 +546,63 @@ static void test_other_threads_never_join_a_chain(void **state)
     close(p[1]);
 }
 
+/* Members behind an op the library continues after (fsync) wait in the library while the chain's
+ * head blocks: cancelling one, or cancel_fd on its file, fails the rest of the chain when the fsync
+ * completes, and destroy fails them too; left alone they run after the fsync. */
+static void test_parked_members(void **state)
+{
+    (void)state;
+    auraio_engine_t *e = limited_engine(16, 16); /* room for all three chains at once */
+    int fd = harness_pattern_file(BLOCK, 5);
+    int other = harness_pattern_file(BLOCK, 6);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    static unsigned char pbuf[4][16], buf[8][BLOCK];
+    static struct log l;
+    struct entry en[16];
+    log_init(&l, en, 16);
+    /* Chain 1: pipe read -> fsync -> read -> read, the two reads parked; one is cancelled. Only
+     * chain 3 below touches fd, so cancel_fd has exactly one request to find. */
+    assert_non_null(auraio_read_ex(e, p[0], auraio_buf(pbuf[0]), 1, 0, AURAIO_LINK, log_cb, &en[0]));
+    assert_non_null(auraio_fsync(e, other, AURAIO_LINK, log_cb, &en[1]));
+    auraio_request_t *parked = auraio_read_ex(e, other, auraio_buf(buf[0]), BLOCK, 0, AURAIO_LINK, log_cb, &en[2]);
+    assert_non_null(parked);
+    assert_non_null(auraio_read(e, other, auraio_buf(buf[1]), BLOCK, 0, log_cb, &en[3]));
+    assert_int_equal(auraio_request_pending(e, parked), 1);
+    assert_int_equal(auraio_cancel(e, parked), 0);
+    assert_int_equal(auraio_cancel(e, parked), -EINPROGRESS);
+    /* Chain 2: the same shape on another pipe byte, left alone: its reads run after the fsync. */
+    assert_non_null(auraio_read_ex(e, p[0], auraio_buf(pbuf[1]), 1, 0, AURAIO_LINK, log_cb, &en[4]));
+    assert_non_null(auraio_fsync(e, other, AURAIO_LINK, log_cb, &en[5]));
+    assert_non_null(auraio_read(e, other, auraio_buf(buf[2]), BLOCK, 0, log_cb, &en[6]));
+    /* Chain 3: cancel_fd on the parked read's file counts it. */
+    assert_non_null(auraio_read_ex(e, p[0], auraio_buf(pbuf[2]), 1, 0, AURAIO_LINK, log_cb, &en[7]));
+    assert_non_null(auraio_fsync(e, other, AURAIO_LINK, log_cb, &en[8]));
+    assert_non_null(auraio_read(e, fd, auraio_buf(buf[3]), BLOCK, 0, log_cb, &en[9]));
+    assert_int_equal(auraio_cancel_fd(e, fd), 1);
+    assert_int_equal(auraio_wait(e, 20), -ETIME); /* everything waits for the pipe */
+    assert_int_equal(write(p[1], "abc", 3), 3);
+    assert_int_equal(harness_wait_for(e, &l.seq, 10, WAIT_MS), 0);
+    long want[10] = {1, 0, -ECANCELED, -ECANCELED, 1, 0, BLOCK, 1, 0, -ECANCELED};
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(atomic_load(&l.result[i]), want[i]);
+    assert_true(atomic_load(&l.pos[5]) < atomic_load(&l.pos[6]));
+    assert_int_equal(harness_check_pattern(buf[2], BLOCK, 0, 6), -1);
+    /* Destroy with members parked behind a blocked head: each callback once, -ECANCELED. */
+    assert_non_null(auraio_read_ex(e, p[0], auraio_buf(pbuf[3]), 1, 0, AURAIO_LINK, log_cb, &en[10]));
+    assert_non_null(auraio_fsync(e, fd, AURAIO_LINK, log_cb, &en[11]));
+    assert_non_null(auraio_read(e, fd, auraio_buf(buf[4]), BLOCK, 0, log_cb, &en[12]));
+    assert_int_equal(auraio_poll(e), 0);
+    auraio_destroy(e);
+    assert_each_once(&l, 13);
+    for (int i = 10; i < 13; i++)
+        assert_int_equal(atomic_load(&l.result[i]), -ECANCELED);
+    close(fd);
+    close(other);
+    close(p[0]);
+    close(p[1]);
+}
+
 int main(void)
 {
     harness_require_io_uring();
@@ -558,6 +615,7 @@ int main(void)
         cmocka_unit_test(test_chain_limits),
         cmocka_unit_test(test_destroy_with_open_chain),
         cmocka_unit_test(test_other_threads_never_join_a_chain),
+        cmocka_unit_test(test_parked_members),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
