@@ -731,7 +731,8 @@ typedef enum {
 /**
  * Log handler. @p message is a single line without a newline that starts with a stable event
  * name and a colon (doc/observability.md lists them: "phase_change:", "setup_flags_refused:",
- * "sqpoll_unavailable:", "eventfd_failed:", "destroy_waiting:", "target_infeasible:"); it is valid
+ * "sqpoll_unavailable:", "eventfd_failed:", "destroy_waiting:", "target_infeasible:",
+ * "metrics_server:"); it is valid
  * during the call only. Called on whichever thread hit the event (a polling thread for controller
  * events, the creating or destroying thread for the others), never with a library lock held, so
  * it may call into the library, but it should be quick: it delays that thread's I/O.
