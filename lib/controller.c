@@ -19,6 +19,13 @@
 #include "controller.h"
 
 #include <errno.h>
+#ifdef CTL_DEBUG
+#include <math.h>
+#include <stdio.h>
+#define DBG(...) fprintf(stderr, __VA_ARGS__)
+#else
+#define DBG(...) ((void)0)
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,6 +70,10 @@
 #define CTL_TARGET_SET 0.85
 /* Completions per target decision: a P99 from fewer moves by +-20% with correlated tails. */
 #define CTL_TARGET_WINDOW_N 2000u
+/* A stall: nothing completed for this many median latencies (and half as many tick intervals)
+ * with I/O in flight. A rate limiter that dispatches in slices (the kernel's block throttle) stalls
+ * between them; a device that merely slows down does not go silent for 8 of its latencies. */
+#define CTL_STALL 8.0
 
 /* Not tuning: sizes of the stats window, the table, the engine contract's binding share. */
 #define CTL_STATS_NS 100000000ull
@@ -102,6 +113,7 @@ struct ctl_epoch {
     uint64_t blk_start, blk_n, blk_b;
     double blk_sum, blk_sum2, blocks;
     double blk_r[CTL_BLOCKS]; /* the first blocks' rates, for the stationarity test */
+    uint32_t stalls;          /* stall ends seen; from the first one the epoch spans whole slices */
     struct histogram hist;
 };
 
@@ -115,6 +127,14 @@ struct ctl_group {
     uint64_t last_now, rng;
 
     struct ctl_epoch ep;
+    /* Slices: a device seen stalling between bursts measures in whole slices (see CTL_STALL). */
+    uint64_t last_done;  /* last tick that brought data completions */
+    bool busy;           /* I/O was in flight at the last tick */
+    double tick_dt;      /* usual interval between ticks that bring completions */
+    uint64_t p50;        /* median latency of the last epoch */
+    uint64_t period;     /* time between stalls (a slice); 0 = the device has not stalled */
+    uint64_t last_stall; /* end of the last stall */
+    uint32_t stall_w;    /* the shallowest depth seen stalling since the device started to */
     uint64_t settle_until;
     uint64_t settled_since; /* start of the first epoch after the last depth change */
     bool drain;             /* after a decrease: wait until in-flight fits the new depth */
@@ -219,10 +239,8 @@ static void epoch_reset(struct ctl_group *g, uint64_t now)
     g->ep.blk_start = now;
 }
 
-static void block_tick(struct ctl_epoch *e, uint64_t now)
+static void block_close(struct ctl_epoch *e, uint64_t now)
 {
-    if (e->blk_n < CTL_EPOCH_N / 8 || now <= e->blk_start)
-        return;
     double r = (double)(e->blk_b ? e->blk_b : e->blk_n) / (double)(now - e->blk_start);
     if (e->blocks < CTL_BLOCKS)
         e->blk_r[(int)e->blocks] = r;
@@ -231,6 +249,15 @@ static void block_tick(struct ctl_epoch *e, uint64_t now)
     e->blocks += 1;
     e->blk_n = e->blk_b = 0;
     e->blk_start = now;
+}
+
+/* Blocks of CTL_EPOCH_N / 8 completions; in an epoch of whole slices, a block is a slice. */
+static void block_tick(struct ctl_epoch *e, uint64_t now, bool stall_end)
+{
+    if (now <= e->blk_start)
+        return;
+    if (e->stalls ? stall_end && e->stalls > 1 : e->blk_n >= CTL_EPOCH_N / 8)
+        block_close(e, now);
 }
 
 /* Whether the epoch's rate moved between its first and second half by more than three
@@ -258,11 +285,12 @@ static bool epoch_trending(const struct ctl_epoch *e)
     return (a - b) * (a - b) > 9.0 * var_diff;
 }
 
-/* Squared relative standard error of the epoch's rate from its blocks; 1 below 4 blocks. */
+/* Squared relative standard error of the epoch's rate from its blocks; 1 below 4 blocks, except
+ * in whole slices, whose rate is the limiter's own (counting noise only). */
 static double epoch_se2(const struct ctl_epoch *e)
 {
     if (e->blocks < 4)
-        return 1.0;
+        return e->stalls > 1 && e->n ? 1.0 / (double)e->n : 1.0;
     double m = e->blk_sum / e->blocks;
     double v = (e->blk_sum2 / e->blocks - m * m) / (e->blocks - 1);
     return m > 0 && v > 0 ? v / (m * m) : 0.0;
@@ -301,7 +329,7 @@ static bool long_epoch(const struct ctl_group *g)
  * two); hold, probe and coast epochs take CTL_LONG x the time, so a held depth's noise is
  * judged on like-sized epochs. Every slot turns over 4 times: the completions that straddle
  * an epoch's edges (about W of them) stay a small part of it. */
-static bool epoch_done(struct ctl_group *g, uint64_t now)
+static bool epoch_done(struct ctl_group *g, uint64_t now, bool stall_end)
 {
     uint64_t dt = now - g->ep.start;
     uint64_t need = CTL_EPOCH_N, tmin = CTL_EPOCH_MIN_NS;
@@ -314,6 +342,14 @@ static bool epoch_done(struct ctl_group *g, uint64_t now)
     uint64_t slots = 4ull * g->w;
     if (need < slots)
         need = slots;
+    if (g->ep.stalls && dt < 2 * CTL_EPOCH_MAX_NS) {
+        /* Whole slices, from one stall's end to another's: the limiter's rate, not a burst's. */
+        double prec = CTL_EPS / 2;
+        return stall_end && g->ep.stalls > 1 && dt >= tmin && g->ep.n >= CTL_EPOCH_MIN_N &&
+               (g->ep.n >= need || epoch_se2(&g->ep) <= prec * prec);
+    }
+    if (g->period && dt < g->period + g->period / 4)
+        return false; /* a slicing device: a stall-free epoch must outlast a slice to be one */
     if (dt >= CTL_EPOCH_MAX_NS && g->ep.n >= (slots > CTL_EPOCH_MIN_N ? slots : CTL_EPOCH_MIN_N))
         return true;
     if (g->ep.n < need || dt < tmin)
@@ -333,6 +369,8 @@ static struct ctl_point epoch_point(const struct ctl_group *g, uint64_t dt)
     p.ops = (double)e->n * 1e9 / (double)dt;
     p.x = e->bytes ? (double)e->bytes * 1e9 / (double)dt : p.ops;
     p.lat = e->n ? (double)e->lat_sum / (double)e->n : 0.0;
+    if (e->stalls && g->p50 && (double)g->p50 < p.lat)
+        p.lat = (double)g->p50; /* the waits between slices are the limiter's queue, not the device's latency */
     if (auraio__histogram_percentile_reliable(&e->hist, 0.99))
         p.p99 = auraio__histogram_percentile(&e->hist, 0.99);
     return p;
@@ -375,8 +413,8 @@ static void tab_add(struct ctl_group *g, struct ctl_point p)
     while (i < g->ntab && g->tab[i].w < p.w)
         i++;
     if (i < g->ntab && g->tab[i].w == p.w) {
-        if (p.settled && !g->tab[i].settled && disagree(&g->tab[i], &p))
-            g->slow_settle = true;
+        if (p.settled && !g->tab[i].settled && !g->period && disagree(&g->tab[i], &p))
+            g->slow_settle = true; /* (a slicing device's epochs span whole slices already) */
         pool(&g->tab[i], &p);
         return;
     }
@@ -515,6 +553,14 @@ static uint32_t model_point(struct ctl_group *g)
     uint32_t knee = first->w;
     if (hi > 0) {
         knee = cross >= (double)g->tab[hi].w ? g->tab[hi].w : (uint32_t)(cross + 0.999);
+        if (g->period) {
+            /* A slicing limiter: latency is flat below its rate and W / C above, a kink no line
+             * fits. Little's law at the effective latency below it places the knee:
+             * W = X_line x (W / X)(lo). */
+            const struct ctl_point *lo = &g->tab[hi - 1];
+            double w = (double)lo->w * t / lo->x;
+            knee = w >= (double)g->tab[hi].w ? g->tab[hi].w : (uint32_t)(w + 0.999);
+        }
         if (knee <= g->tab[hi - 1].w)
             knee = g->tab[hi - 1].w + 1;
     }
@@ -534,6 +580,7 @@ static uint32_t model_point(struct ctl_group *g)
 }
 
 static void enter_hold(struct ctl_group *g, uint32_t w, uint64_t now);
+static uint32_t probe_interval(struct ctl_group *g);
 
 static void start_search(struct ctl_group *g, uint32_t from, uint32_t cap, uint64_t now)
 {
@@ -651,6 +698,10 @@ static void climb(struct ctl_group *g, const struct ctl_point *p, uint64_t now)
     bool gaining = excess > 0 && excess * excess > 4 * (p->se2 + g->se2_prev);
     if (g->x_prev > 0)
         g->misses = p->x < g->x_prev * (1.0 + CTL_GAIN_MISS) ? g->misses + 1 : 0;
+    /* On a slicing device's whole slices (the limiter's own rate) a miss three standard errors
+     * below the miss line is no noise: it ends the climb alone. */
+    if (g->period && g->misses && excess < 0 && excess * excess > 9 * (p->se2 + g->se2_prev))
+        g->misses = CTL_MISSES;
     /* Little's law lets the tail grow in proportion to the depth; far more, with no clear gain,
      * is a queue the throughput does not show (a throttle's slice wait): past the knee, stop. */
     bool cliff = g->p99_prev && p->p99 && !gaining &&
@@ -685,7 +736,7 @@ static void enter_hold(struct ctl_group *g, uint32_t w, uint64_t now)
     g->top_ratio = p && top > 0 && p->x < top ? p->x / top : 1.0;
     g->var = 0;
     g->chg_cnt = 0;
-    g->probe_in = CTL_PROBE_EPOCHS + (uint32_t)(rng_next(g) % CTL_PROBE_EPOCHS);
+    g->probe_in = probe_interval(g);
     auraio__histogram_reset(&g->tw_hist);
     g->phase = g->target ? AURAIO_CTL_PHASE_TARGET : AURAIO_CTL_PHASE_HOLD;
     if (w != g->w)
@@ -724,14 +775,26 @@ static void on_change(struct ctl_group *g, int dir, uint64_t now)
             search_below(g, g->w, now);
     } else {
         g->loss_cap = 0;
+        g->period = 0; /* the limiter that sliced is gone or raised: stall-free epochs are short again */
+        g->stall_w = 0;
         start_search(g, g->w, g->w_max, now);
     }
 }
 
+/* Held epochs to the next probe. A depth below the shallowest one that stalled under a slicing
+ * limiter reads the same whether the limiter is still there or not: only a probe can tell, so
+ * it probes every few epochs (a step up stalls, at no cost in P99, while the limiter stays). */
+static uint32_t probe_interval(struct ctl_group *g)
+{
+    uint32_t base = CTL_PROBE_EPOCHS;
+    return base + (uint32_t)(rng_next(g) % base);
+}
+
 static void start_probe(struct ctl_group *g, uint64_t now)
 {
-    g->probe_in = CTL_PROBE_EPOCHS + (uint32_t)(rng_next(g) % CTL_PROBE_EPOCHS);
-    g->probe_up = !g->probe_up;
+    g->probe_in = probe_interval(g);
+    /* Below a stalling depth only an up-probe can see the limiter go; a down-probe is lost IOPS. */
+    g->probe_up = !g->probe_up || (g->period && g->w < g->stall_w);
     uint32_t ceiling = g->loss_cap ? g->loss_cap : g->w_max;
     /* In target mode an up-probe that Little's law says would miss the target is skipped. */
     uint64_t p99 = auraio__histogram_percentile(&g->ep.hist, 0.99);
@@ -777,6 +840,8 @@ static void probe_done(struct ctl_group *g, const struct ctl_point *p, uint64_t 
         return;
     }
     if (g->probe_up) {
+        g->period = 0; /* a limiter that sliced is gone or raised */
+        g->stall_w = 0;
         start_search(g, g->w, g->loss_cap ? g->loss_cap : g->w_max, now);
         return;
     }
@@ -831,7 +896,7 @@ static void hold(struct ctl_group *g, const struct ctl_point *p, uint64_t now)
          * that outlasts short epochs, a throttle dispatching in slices longer than them): from
          * now on every epoch is a settled one spanning CTL_EPOCH_MAX_NS, and the search runs
          * again from its shallow end with those. */
-        bool off = !g->slow_settle && disagree(&g->searched, p);
+        bool off = !g->slow_settle && !g->period && disagree(&g->searched, p);
         g->searched.n = 0;
         if (off) {
             /* Short epochs read high here (a burst, a fresh depth): the knee is at or below the
@@ -897,9 +962,17 @@ static void end_epoch(struct ctl_group *g, uint64_t now)
 {
     uint64_t dt = now - g->ep.start;
     struct ctl_point p = epoch_point(g, dt);
+    DBG("%.3f epoch %s w %u dt %.1f ms n %.0f x %.0f lat %.0f p99 %lu se %.3f stalls %u slow %d\n", now * 1e-9,
+        phase_names[g->phase], g->w, dt * 1e-6, p.n, p.ops, p.lat, (unsigned long)p.p99, sqrt(p.se2), g->ep.stalls,
+        g->slow_settle);
     bool binding = g->ep.at_limit * CTL_BINDING_SHARE >= g->ep.n || 2u * g->ep.backlog_ticks >= g->ep.ticks;
-    if (p.lat > 0)
+    if (p.lat > 0) {
         g->last_lat = p.lat;
+        if (g->lmin == 0 || p.lat < g->lmin)
+            g->lmin = p.lat; /* every epoch's, as BBR keeps the minimum RTT of all its samples */
+    }
+    if (g->ep.n)
+        g->p50 = auraio__histogram_percentile(&g->ep.hist, 0.5);
 
     if (!binding) {
         coast(g, &p, now);
@@ -982,10 +1055,60 @@ static void take(struct ctl_group *g, struct ctl_ring *r, struct ctl_acc *a, uin
     auraio__histogram_merge(&g->ep.hist, &a->hist);
 }
 
+/* An epoch that met its first stall's end starts again there, so that it spans whole slices. */
+static void epoch_reset_aligned(struct ctl_group *g, uint64_t now)
+{
+    epoch_reset(g, now);
+    g->ep.stalls = 1;
+}
+
+/* A tick that brings completions: whether it ends a stall (CTL_STALL) and what that says about
+ * the device. The first stall of a search makes its earlier points suspect (short epochs inside
+ * a burst read the device, not the limiter): the search starts again from its shallow end.  The
+ * device counts as slicing until a held depth gains (on_change): the limiter is gone or raised. */
+static bool stall(struct ctl_group *g, uint64_t now, uint64_t inflight)
+{
+    (void)inflight;
+    uint64_t gap = now - g->last_done;
+    /* Silent for CTL_STALL median latencies, and for long enough that ticks (the only time
+     * this module sees) cannot fake it: half CTL_STALL mean intervals between them. */
+    double bar = CTL_STALL * (double)g->p50, tick_bar = CTL_STALL / 2 * g->tick_dt;
+    bar = bar > tick_bar ? bar : tick_bar;
+    if (!g->period && bar < (double)CTL_EPOCH_MIN_NS)
+        bar = (double)CTL_EPOCH_MIN_NS; /* the first stall must be long: one slow request on a
+                                           one-channel device is not a limiter's slice */
+    bool end = g->busy && g->last_done && bar > 0 && (double)gap > bar;
+    if (g->last_done && !end) {
+        /* Clamped: gaps just short of a stall must not raise the bar for the next one. */
+        double x = g->tick_dt > 0 && (double)gap > 2 * g->tick_dt ? 2 * g->tick_dt : (double)gap;
+        g->tick_dt = g->tick_dt > 0 ? g->tick_dt + 0.125 * (x - g->tick_dt) : x;
+    }
+    g->last_done = now;
+    if (!end)
+        return false;
+    bool first = g->period == 0;
+    uint64_t since = now - g->last_stall;
+    if (first) /* until two stalls measure the slice, assume the longest */
+        g->period = CTL_EPOCH_MAX_NS;
+    else if (since < 4 * g->period && since >= CTL_EPOCH_MIN_NS)
+        g->period = since; /* consecutive stalls, a slice (or a few) apart */
+    DBG("%.3f stall gap %.1f ms w %u period %.1f first %d phase %d\n", now * 1e-9, gap * 1e-6, g->w,
+        g->period * 1e-6, first, g->phase);
+    g->last_stall = now;
+    if (!g->stall_w || g->w < g->stall_w)
+        g->stall_w = g->w;
+    if (first && (g->phase == AURAIO_CTL_PHASE_GALLOP_UP || g->phase == AURAIO_CTL_PHASE_GALLOP_DOWN ||
+                  g->phase == AURAIO_CTL_PHASE_VERIFY)) {
+        start_search(g, g->w, g->cap, now);
+        return false;
+    }
+    return true;
+}
+
 void auraio__ctl_group_update(struct ctl_group *g, const struct ctl_ring_input *in, uint64_t now)
 {
     bool backwards = now < g->last_now;
-    uint64_t pending = 0, inflight = 0;
+    uint64_t pending = 0, inflight = 0, done = 0;
     for (uint32_t i = 0; i < g->nrings; i++) {
         struct ctl_ring *r = &g->rings[i];
         struct ctl_acc *a = in[i].acc;
@@ -995,6 +1118,7 @@ void auraio__ctl_group_update(struct ctl_group *g, const struct ctl_ring_input *
         r->demand += 0.3 * (d - r->demand); /* a few ticks of memory: demand shifts fast */
         if (!a)
             continue;
+        done += a->n;
         if (!backwards)
             take(g, r, a, now);
         auraio__ctl_acc_reset(a);
@@ -1003,6 +1127,7 @@ void auraio__ctl_group_update(struct ctl_group *g, const struct ctl_ring_input *
     if (backwards) {
         /* A clock step back: the interval is unknown, so drop it rather than divide by it. */
         g->settle_until = now;
+        g->last_done = 0; /* nor is the time since the last completion: no stall */
         epoch_reset(g, now);
         for (uint32_t i = 0; i < g->nrings; i++) {
             auraio__histogram_reset(&g->rings[i].win_hist);
@@ -1012,6 +1137,7 @@ void auraio__ctl_group_update(struct ctl_group *g, const struct ctl_ring_input *
         split(g);
         return;
     }
+    bool stall_end = done && stall(g, now, inflight);
     for (uint32_t i = 0; i < g->nrings; i++) {
         struct ctl_ring *r = &g->rings[i];
         uint64_t dt = now - r->win_start;
@@ -1024,16 +1150,19 @@ void auraio__ctl_group_update(struct ctl_group *g, const struct ctl_ring_input *
         lsum += g->rings[i].limit;
     if (g->drain && inflight <= (lsum > g->w ? lsum : g->w))
         g->drain = false;
+    g->busy = inflight > 0;
     if (now < g->settle_until || g->drain) {
         epoch_reset(g, now);
         g->settled_since = now;
     } else {
+        if (stall_end && g->ep.stalls++ == 0)
+            epoch_reset_aligned(g, now);
         g->ep.ticks++;
-        block_tick(&g->ep, now);
+        block_tick(&g->ep, now, stall_end);
         if (pending > inflight)
             g->ep.backlog_ticks++;
         uint64_t dt = now - g->ep.start;
-        if (dt > 0 && epoch_done(g, now))
+        if (dt > 0 && epoch_done(g, now, stall_end))
             end_epoch(g, now);
         else if (dt >= 16 * CTL_EPOCH_MAX_NS && g->ep.n < CTL_EPOCH_MIN_N)
             epoch_reset(g, now); /* (almost) nothing completed: no signal, change nothing */
