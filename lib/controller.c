@@ -19,13 +19,6 @@
 #include "controller.h"
 
 #include <errno.h>
-#ifdef CTL_DEBUG
-#include <math.h>
-#include <stdio.h>
-#define DBG(...) fprintf(stderr, __VA_ARGS__)
-#else
-#define DBG(...) ((void)0)
-#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -962,9 +955,6 @@ static void end_epoch(struct ctl_group *g, uint64_t now)
 {
     uint64_t dt = now - g->ep.start;
     struct ctl_point p = epoch_point(g, dt);
-    DBG("%.3f epoch %s w %u dt %.1f ms n %.0f x %.0f lat %.0f p99 %lu se %.3f stalls %u slow %d\n", now * 1e-9,
-        phase_names[g->phase], g->w, dt * 1e-6, p.n, p.ops, p.lat, (unsigned long)p.p99, sqrt(p.se2), g->ep.stalls,
-        g->slow_settle);
     bool binding = g->ep.at_limit * CTL_BINDING_SHARE >= g->ep.n || 2u * g->ep.backlog_ticks >= g->ep.ticks;
     if (p.lat > 0) {
         g->last_lat = p.lat;
@@ -1066,9 +1056,8 @@ static void epoch_reset_aligned(struct ctl_group *g, uint64_t now)
  * the device. The first stall of a search makes its earlier points suspect (short epochs inside
  * a burst read the device, not the limiter): the search starts again from its shallow end.  The
  * device counts as slicing until a held depth gains (on_change): the limiter is gone or raised. */
-static bool stall(struct ctl_group *g, uint64_t now, uint64_t inflight)
+static bool stall(struct ctl_group *g, uint64_t now)
 {
-    (void)inflight;
     uint64_t gap = now - g->last_done;
     /* Silent for CTL_STALL median latencies, and for long enough that ticks (the only time
      * this module sees) cannot fake it: half CTL_STALL mean intervals between them. */
@@ -1092,8 +1081,6 @@ static bool stall(struct ctl_group *g, uint64_t now, uint64_t inflight)
         g->period = CTL_EPOCH_MAX_NS;
     else if (since < 4 * g->period && since >= CTL_EPOCH_MIN_NS)
         g->period = since; /* consecutive stalls, a slice (or a few) apart */
-    DBG("%.3f stall gap %.1f ms w %u period %.1f first %d phase %d\n", now * 1e-9, gap * 1e-6, g->w,
-        g->period * 1e-6, first, g->phase);
     g->last_stall = now;
     if (!g->stall_w || g->w < g->stall_w)
         g->stall_w = g->w;
@@ -1137,7 +1124,7 @@ void auraio__ctl_group_update(struct ctl_group *g, const struct ctl_ring_input *
         split(g);
         return;
     }
-    bool stall_end = done && stall(g, now, inflight);
+    bool stall_end = done && stall(g, now);
     for (uint32_t i = 0; i < g->nrings; i++) {
         struct ctl_ring *r = &g->rings[i];
         uint64_t dt = now - r->win_start;
