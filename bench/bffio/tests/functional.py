@@ -127,6 +127,30 @@ def rate_iops_honoured(d):
 
 
 @case
+def more_options_honoured(d):
+    path = os.path.join(d, "more")
+    j = bffio_json(["--name=b", f"--filename={path}", "--size=8m", "--rw=randread", "--bssplit=4k/50:64k/50",
+                    "--iodepth=4"])["jobs"][0]
+    n, b = j["read"]["total_ios"], j["read"]["io_bytes"]
+    expect(8 << 20 <= b < (8 << 20) + (64 << 10), f"bssplit: {b} bytes")
+    expect(150 < n < 400, f"bssplit 4k/50:64k/50 over 8 MiB: {n} I/Os (about 240 expected)")
+    for dist in ["zipf:1.2", "pareto:0.9", "normal:20"]:
+        j = bffio_json(["--name=z", f"--filename={path}", "--size=8m", "--rw=randread",
+                        f"--random_distribution={dist}", "--iodepth=4"])["jobs"][0]
+        expect(j["read"]["io_bytes"] == 8 << 20, f"random_distribution={dist}: {j['read']['io_bytes']} bytes")
+    j = bffio_json(["--name=t", f"--filename={path}", "--size=8m", "--rw=randread", "--thinktime=10ms",
+                    "--iodepth=1", "--runtime=1", "--time_based"])["jobs"][0]
+    expect(j["read"]["iops"] <= 110, f"thinktime=10ms at depth 1: {j['read']['iops']:.0f} IOPS")
+    j = bffio_json(["--name=r", f"--filename={path}", "--size=8m", "--rw=randread", "--rate=2m", "--iodepth=4",
+                    "--runtime=2", "--time_based"])["jobs"][0]
+    bw = j["read"]["bw_bytes"]
+    expect(0.85 * (2 << 20) <= bw <= 1.15 * (2 << 20), f"rate=2m: {bw} B/s")
+    p = run([BFFIO, "--eta=never", "--name=m", f"--filename={path}", "--size=8m", "--rw=randread",
+             "--rate_iops=100", "--rate_min=1g", "--runtime=1", "--time_based"], check=False)
+    expect(p.returncode == 1 and "rate_min" in p.stderr, f"rate_min not met: exit {p.returncode}: {p.stderr}")
+
+
+@case
 def verify_catches_corruption(d):
     path = os.path.join(d, "verify")
     common = ["--name=v", f"--filename={path}", "--size=2m", "--bs=4k", "--verify=crc32c"]
@@ -279,6 +303,7 @@ def main():
             print("skip: io_uring unavailable:", p.stderr.strip())
             return 77
         for t in [rw_modes_move_their_bytes, loops_and_io_size, time_based_and_ramp, rate_iops_honoured,
+                  more_options_honoured,
                   verify_catches_corruption, bad_input_exit_2_nothing_left, group_reporting_and_numjobs,
                   self_tuned_report, eta_line, json_matches_fio, fio_job_files_run_unchanged]:
             t(d)
