@@ -151,6 +151,28 @@ def more_options_honoured(d):
 
 
 @case
+def log_files_in_fio_format(d):
+    path = os.path.join(d, "logs")
+    prefix = os.path.join(d, "lg")
+    j = bffio_json(["--name=l", f"--filename={path}", "--size=4m", "--rw=randrw", "--iodepth=2", "--runtime=1",
+                    "--time_based", f"--write_bw_log={prefix}", f"--write_iops_log={prefix}",
+                    "--log_avg_msec=200"])["jobs"][0]
+    for kind in ["bw", "iops"]:
+        rows = [r.split(", ") for r in open(f"{prefix}_{kind}.1.log").read().splitlines()]
+        expect(len(rows) >= 6 and all(len(r) == 5 for r in rows), f"{kind} log: {rows[:3]}")
+        expect({r[2] for r in rows} == {"0", "1"}, f"{kind} log directions: {sorted({r[2] for r in rows})}")
+        times = [int(r[0]) for r in rows]
+        expect(times == sorted(times) and 150 <= times[0] <= 400, f"{kind} log times: {times[:4]}")
+    j = bffio_json(["--name=l", f"--filename={path}", "--size=4m", "--rw=randread", "--iodepth=2", "--io_size=1m",
+                    f"--write_lat_log={prefix}2"])["jobs"][0]
+    for kind in ["clat", "lat", "slat"]:
+        rows = open(f"{prefix}2_{kind}.1.log").read().splitlines()
+        expect(len(rows) == j["read"]["total_ios"] == 256, f"{kind} log: {len(rows)} lines for "
+               f"{j['read']['total_ios']} I/Os")
+        expect(rows[0].endswith(", 0, 4096, 0"), f"{kind} log line: {rows[0]}")
+
+
+@case
 def verify_catches_corruption(d):
     path = os.path.join(d, "verify")
     common = ["--name=v", f"--filename={path}", "--size=2m", "--bs=4k", "--verify=crc32c"]
@@ -303,7 +325,7 @@ def main():
             print("skip: io_uring unavailable:", p.stderr.strip())
             return 77
         for t in [rw_modes_move_their_bytes, loops_and_io_size, time_based_and_ramp, rate_iops_honoured,
-                  more_options_honoured,
+                  more_options_honoured, log_files_in_fio_format,
                   verify_catches_corruption, bad_input_exit_2_nothing_left, group_reporting_and_numjobs,
                   self_tuned_report, eta_line, json_matches_fio, fio_job_files_run_unchanged]:
             t(d)
