@@ -5,9 +5,11 @@
 # bug and move the input into corpus/ so every build replays it (bffio_fuzz_corpus test).
 # Usage: bash bench/bffio/fuzz/run.sh [seconds, default 30] [build dir, default build-fuzz]
 set -euo pipefail
-cd "$(dirname "$0")"
+here=$(cd "$(dirname "$0")" && pwd)
 secs=${1:-30}
-out=${2:-../../../build-fuzz}
+# The build dir is relative to where the script was called from (the repository root in CI).
+out=$(realpath -m "${2:-$here/../../../build-fuzz}")
+cd "$here"
 mkdir -p "$out" "$out/corpus"
 cp corpus/* "$out/corpus/"
 clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE -std=c11 -I.. \
