@@ -352,10 +352,12 @@ AURAIO_API int auraio_request_pending(auraio_engine_t *engine, const auraio_requ
  * more SQEs than the ring has (a member with a deadline takes two), is abandoned: the submit fails with E2BIG and the members already
  * submitted complete with -ECANCELED. A submit that fails otherwise (EAGAIN, EINVAL...) leaves
  * the chain open, so it may be retried. auraio_cancel on a member still held, or still in the
- * backlog, cancels the whole chain (all members -ECANCELED); on a member in the kernel it
- * cancels that member (the later ones then get -ECANCELED), but the kernel cannot find a member
- * that is still waiting for its predecessor: cancel the running one. auraio_destroy completes
- * the members of a chain left open with -ECANCELED.
+ * backlog, cancels the whole chain (all members -ECANCELED); on a member the library parked
+ * behind an op it continues after (see above) it fails that member and the rest when the op
+ * completes; on a member in the kernel it cancels that member (the later ones then get
+ * -ECANCELED), but the kernel cannot find a member still waiting in the kernel for its
+ * predecessor: cancel the running one. auraio_destroy completes the members of a chain left open
+ * with -ECANCELED.
  */
 #define AURAIO_LINK (1u << 9)      /**< the next request of this thread depends on this one */
 #define AURAIO_HARDLINK (1u << 10) /**< as AURAIO_LINK, but a failure does not break the chain */
