@@ -56,6 +56,12 @@ SUITES_OF_FILE = {
     'lib/uring.c': INTEGRATION + ['fault'],
     'lib/uring_sys.c': INTEGRATION + ['fault'],
     'lib/version.c': ['options', 'request', 'header-c'],
+    'lib/ops.c': ['ops', 'chains', 'deadlines', 'fault-ops', 'io', 'lifecycle', 'bounds'],
+    'lib/api_ops.c': ['ops', 'chains', 'deadlines', 'fault-ops'],
+    'lib/log.c': ['log', 'fault'],
+    'lib/metrics.c': ['metrics', 'prom'],
+    'lib/metrics_prom.c': ['metrics', 'prom'],
+    'lib/metrics_http.c': ['http'],
 }
 DEFAULT_SUITES = INTEGRATION + CONTROLLER + ['options', 'request', 'fault', 'pool']
 
