@@ -59,8 +59,8 @@ SUITES_OF_FILE = {
     'lib/ops.c': ['ops', 'chains', 'deadlines', 'fault-ops', 'io', 'lifecycle', 'bounds'],
     'lib/api_ops.c': ['ops', 'chains', 'deadlines', 'fault-ops'],
     'lib/log.c': ['log', 'fault'],
-    'lib/metrics.c': ['metrics', 'prom'],
-    'lib/metrics_prom.c': ['metrics', 'prom'],
+    'lib/metrics.c': ['metrics', 'prom', 'metrics_edges'],
+    'lib/metrics_prom.c': ['metrics', 'prom', 'metrics_edges'],
     'lib/metrics_http.c': ['http'],
 }
 DEFAULT_SUITES = INTEGRATION + CONTROLLER + ['options', 'request', 'fault', 'pool']

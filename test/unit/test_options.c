@@ -17,6 +17,8 @@
 
 #include <cmocka.h>
 
+#include "engine.h"
+
 static void test_defaults(void **state)
 {
     (void)state;
@@ -62,6 +64,15 @@ static void test_invalid_options(void **state)
     EXPECT_EINVAL(o.max_in_flight = 257); /* default queue depth is 256 */
     EXPECT_EINVAL(o.initial_in_flight = -3);
     EXPECT_EINVAL((o.max_in_flight = 8, o.initial_in_flight = 9));
+    /* ...while every bound itself is a valid value. */
+    auraio_options_t edge;
+    auraio_options_init(&edge);
+    edge.max_in_flight = 8;
+    edge.initial_in_flight = 8;
+    edge.ring_select = AURAIO_SELECT_THREAD_LOCAL;
+    edge.queue_depth = 32768;
+    edge.ring_count = 4096;
+    assert_int_equal(auraio__options_validate(&edge), 0);
     EXPECT_EINVAL(o.max_p99_latency_ms = -0.5);
     EXPECT_EINVAL(o.max_p99_latency_ms = NAN);
     EXPECT_EINVAL(o.max_p99_latency_ms = INFINITY);
