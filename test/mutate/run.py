@@ -173,6 +173,23 @@ def run(cmd, timeout=None, **kw):
         raise
 
 
+def kill_strays(build):
+    """Kill test processes still running from @p build: when the wall-clock limit kills meson, the
+    tests it started in their own sessions would live on (a hung mutant never exits). Only
+    processes whose executable lies inside the scratch build are touched, by pid."""
+    prefix = os.path.realpath(build) + os.sep
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            exe = os.readlink(f'/proc/{pid}/exe')
+        except OSError:
+            continue
+        if exe.startswith(prefix):
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except OSError:
+                pass
+
+
 class Targets:
     """Which ninja targets (outputs relative to the build dir) the named tests depend on."""
 
@@ -224,6 +241,8 @@ def build_and_test(build, targets, tests, timeout, lock, verbose=False):
     with lock:
         rc, out, timed_out = run(['meson', 'test', '-C', build, '--no-rebuild', '--print-errorlogs',
                                   '--timeout-multiplier', TIMEOUT_MULTIPLIER] + tests, timeout=timeout)
+    if timed_out:
+        kill_strays(build)
     if verbose and rc != 0:
         print('\n'.join('    | ' + ln for ln in out.splitlines()[-60:]))
     if timed_out:
@@ -238,6 +257,8 @@ def build_and_test(build, targets, tests, timeout, lock, verbose=False):
         if names:
             with lock:
                 rc2, _, timed_out2 = run(['meson', 'test', '-C', build, '--no-rebuild'] + names, timeout=timeout)
+            if timed_out2:
+                kill_strays(build)
             if rc2 == 0 and not timed_out2:
                 return 'flaky', ' '.join(bad) + ' failed once, then passed'
         return 'failed', ' '.join(bad) or out[-300:].strip()
@@ -381,6 +402,7 @@ def main():
             if verdict == 'equivalent':
                 print(f'{"":19}equivalent: {m["equivalent"]}', flush=True)
     finally:
+        kill_strays(build)
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
 
