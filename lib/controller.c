@@ -128,6 +128,7 @@ struct ctl_group {
     uint64_t period;     /* time between stalls (a slice); 0 = the device has not stalled */
     uint64_t last_stall; /* end of the last stall */
     uint32_t stall_w;    /* the shallowest depth seen stalling since the device started to */
+    uint32_t w_first;    /* the first search's start, where a search restarted by a stall begins */
     uint64_t settle_until;
     uint64_t settled_since; /* start of the first epoch after the last depth change */
     bool drain;             /* after a decrease: wait until in-flight fits the new depth */
@@ -1086,7 +1087,7 @@ static bool stall(struct ctl_group *g, uint64_t now)
         g->stall_w = g->w;
     if (first && (g->phase == AURAIO_CTL_PHASE_GALLOP_UP || g->phase == AURAIO_CTL_PHASE_GALLOP_DOWN ||
                   g->phase == AURAIO_CTL_PHASE_VERIFY)) {
-        start_search(g, g->w, g->cap, now);
+        start_search(g, g->w < g->w_first ? g->w : g->w_first, g->cap, now);
         return false;
     }
     return true;
@@ -1183,7 +1184,8 @@ int auraio__ctl_group_init(struct ctl_group **out, const struct ctl_config *cfg,
     g->w = g->w_min;
     for (uint32_t i = 0; i < g->nrings; i++)
         g->rings[i].win_start = now_ns;
-    start_search(g, winit > g->w_max ? g->w_max : (uint32_t)winit, g->w_max, now_ns);
+    g->w_first = winit > g->w_max ? g->w_max : (uint32_t)winit;
+    start_search(g, g->w_first, g->w_max, now_ns);
     g->drain = false;
     g->settle_until = now_ns;
     split(g);
