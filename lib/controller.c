@@ -775,13 +775,11 @@ static void on_change(struct ctl_group *g, int dir, uint64_t now)
     }
 }
 
-/* Held epochs to the next probe. A depth below the shallowest one that stalled under a slicing
- * limiter reads the same whether the limiter is still there or not: only a probe can tell, so
- * it probes every few epochs (a step up stalls, at no cost in P99, while the limiter stays). */
+/* Held epochs to the next probe: CTL_PROBE_EPOCHS, jittered up to twice that so that groups
+ * sharing a device do not probe in step. */
 static uint32_t probe_interval(struct ctl_group *g)
 {
-    uint32_t base = CTL_PROBE_EPOCHS;
-    return base + (uint32_t)(rng_next(g) % base);
+    return CTL_PROBE_EPOCHS + (uint32_t)(rng_next(g) % CTL_PROBE_EPOCHS);
 }
 
 static void start_probe(struct ctl_group *g, uint64_t now)
