@@ -122,6 +122,8 @@ struct ctl_group {
     struct ctl_epoch ep;
     /* Slices: a device seen stalling between bursts measures in whole slices (see CTL_STALL). */
     uint64_t last_done;  /* last tick that brought data completions */
+    uint64_t waited, waited_at_done; /* the engine's running total of time asleep for
+                                        completions (now and at last_done); 0: never given */
     bool busy;           /* I/O was in flight at the last tick */
     double tick_dt;      /* usual interval between ticks that bring completions */
     uint64_t p50;        /* median latency of the last epoch */
@@ -1058,6 +1060,11 @@ static void epoch_reset_aligned(struct ctl_group *g, uint64_t now)
 static bool stall(struct ctl_group *g, uint64_t now)
 {
     uint64_t gap = now - g->last_done;
+    /* Only the silence the application saw while asleep waiting for it: a reaper preempted or
+     * busy elsewhere leaves the same hole in the completion stream on a device that never
+     * stopped (on a loaded machine that made an uncapped disk look sliced, and held 8 for 64). */
+    uint64_t seen = g->waited ? g->waited - g->waited_at_done : gap;
+    g->waited_at_done = g->waited;
     /* Silent for CTL_STALL median latencies, and for long enough that ticks (the only time
      * this module sees) cannot fake it: half CTL_STALL mean intervals between them. */
     double bar = CTL_STALL * (double)g->p50, tick_bar = CTL_STALL / 2 * g->tick_dt;
@@ -1065,7 +1072,7 @@ static bool stall(struct ctl_group *g, uint64_t now)
     if (!g->period && bar < (double)CTL_EPOCH_MIN_NS)
         bar = (double)CTL_EPOCH_MIN_NS; /* the first stall must be long: one slow request on a
                                            one-channel device is not a limiter's slice */
-    bool end = g->busy && g->last_done && bar > 0 && (double)gap > bar;
+    bool end = g->busy && g->last_done && bar > 0 && (double)gap > bar && (double)seen > bar;
     if (g->last_done && !end) {
         /* Clamped: gaps just short of a stall must not raise the bar for the next one. */
         double x = g->tick_dt > 0 && (double)gap > 2 * g->tick_dt ? 2 * g->tick_dt : (double)gap;
@@ -1197,6 +1204,12 @@ void auraio__ctl_group_destroy(struct ctl_group *g)
         return;
     free(g->rings);
     free(g);
+}
+
+void auraio__ctl_group_waited(struct ctl_group *g, uint64_t waited_ns)
+{
+    if (waited_ns > g->waited)
+        g->waited = waited_ns;
 }
 
 void auraio__ctl_set_p99_target(struct ctl_group *g, uint64_t target_ns)

@@ -29,6 +29,7 @@
  *                      in[i].pending = requests submitted by the app and not completed
  *                                      (in the kernel or in the backlog);
  *                      in[i].in_flight = requests in the kernel; unlock;
+ *       auraio__ctl_group_waited(group, total ns waiters slept in the kernel, I/O in flight);
  *       auraio__ctl_group_update(group, in, now_ns);   (consumes and resets every in[i].acc)
  *       for each ring: store auraio__ctl_ring_limit(group, i) and auraio__ctl_ring_batch(group, i)
  *     The swapped-out accumulator is touched by nobody else until the next swap, and update()
@@ -143,6 +144,15 @@ int auraio__ctl_group_init(struct ctl_group **out, const struct ctl_config *cfg,
 void auraio__ctl_group_destroy(struct ctl_group *g);
 /** One tick: @p in has ring_count entries. Consumes and resets every in[i].acc. */
 void auraio__ctl_group_update(struct ctl_group *g, const struct ctl_ring_input *in, uint64_t now_ns);
+/**
+ * Tell the group how long the application has slept in the kernel waiting for completions:
+ * @p waited_ns is a running total (monotonic), passed before each update. Once it has been
+ * given, a silence counts as a device stall only for the part of it spent asleep: a reaper that
+ * was preempted or busy elsewhere leaves the same silence in the completion stream, but says
+ * nothing about the device. Without it (an application that waits in its own epoll loop), every
+ * silence with I/O in flight is taken at face value.
+ */
+void auraio__ctl_group_waited(struct ctl_group *g, uint64_t waited_ns);
 /** Change the P99 target (0 removes it). Takes effect from the next update; re-searches. */
 void auraio__ctl_set_p99_target(struct ctl_group *g, uint64_t target_ns);
 

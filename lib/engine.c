@@ -580,6 +580,7 @@ static int sleep_once(struct auraio_engine *e, int wait_ms, bool sleep_when_idle
     atomic_store_explicit(&e->leader_asleep, sleep_when_idle ? LEADER_RUNS : LEADER_WAITS, memory_order_seq_cst);
     atomic_thread_fence(memory_order_seq_cst); /* pairs with wake_leader_if_it_must_return */
     if (!work_ready(e, sleep_when_idle)) {
+        uint64_t slept_from = e->ctl ? auraio__now_ns() : 0;
         if (e->direct_wait) {
             rc = auraio__ring_wait(&e->rings[0], wait_ms);
         } else {
@@ -594,6 +595,8 @@ static int sleep_once(struct auraio_engine *e, int wait_ms, bool sleep_when_idle
          * overflow or task work into the CQ yet, which that pass retries too. */
         if (rc == -ETIME || rc == -EINTR || rc == -EAGAIN || rc == -EBUSY)
             rc = 0;
+        if (e->ctl)
+            atomic_fetch_add_explicit(&e->waited_ns, auraio__now_ns() - slept_from, memory_order_relaxed);
     }
     atomic_store_explicit(&e->leader_asleep, LEADER_AWAKE, memory_order_relaxed);
 

@@ -41,6 +41,9 @@ struct auraio_engine {
     bool tick_lock_ready;
     struct ctl_ring_input *tick_in; /* ring_count entries, allocated at create */
     _Atomic uint64_t next_tick_ns;
+    /* Time waiters spent asleep in the kernel for completions, for the controller: a silence
+     * it slept through is the device's, one it did not is the application's (tick.c). */
+    _Atomic uint64_t waited_ns;
     bool infeasible_logged; /* under tick_lock: target_infeasible reported once per target */
 
     /* Registered buffers and files (registration.c): the engine's copies, shared read-only by

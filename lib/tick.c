@@ -119,6 +119,7 @@ void auraio__tick_maybe(struct auraio_engine *e, uint64_t now)
             /* Before update() resets the window: the lifetime histogram costs no work per I/O. */
             auraio__metrics_fold(&e->rings[i].life, e->tick_in[i].acc);
         }
+        auraio__ctl_group_waited(e->ctl, atomic_load_explicit(&e->waited_ns, memory_order_relaxed));
         auraio__ctl_group_update(e->ctl, e->tick_in, now);
         apply_limits(e);
         atomic_store_explicit(&e->next_tick_ns, now + TICK_INTERVAL_NS, memory_order_relaxed);

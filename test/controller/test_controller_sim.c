@@ -522,6 +522,14 @@ static void test_capped_device(void **state)
 
 /* The cap changes under the controller: uncapped, 20%, 5%, uncapped (3 s each). Every phase is
  * back in its band within 1.5 s of the change and stays there. */
+/* An uncapped device seen from a thread that is often off the CPU: its silences are the
+ * application's, not the device's, and must not be taken for a limiter's slices. */
+static void test_preempted_app(void **state)
+{
+    (void)state;
+    check_knee(run_kind(SIM_PREEMPTED, 0, "preempted-app"), 1.0);
+}
+
 static void test_cap_changes(void **state)
 {
     (void)state;
@@ -581,6 +589,7 @@ int main(void)
         cmocka_unit_test(test_multi_unequal),
         cmocka_unit_test(test_backwards_clock),
         cmocka_unit_test(test_cap_changes),
+        cmocka_unit_test(test_preempted_app),
     };
     int rc = cmocka_run_group_tests_name("controller-sim", tests, NULL, NULL);
     /* The controller does not meet the drifting device yet (see its per-draw output), and CI

@@ -167,6 +167,58 @@ static void test_app_limited_target_still_cuts(void **state)
     auraio__ctl_group_destroy(g);
 }
 
+/* A device whose rate grows with depth (100 us per request, no queueing): @p ms ticks of
+ * completions at the group's current depth, the app asleep between them. */
+static uint64_t feed(struct ctl_group *g, struct ctl_acc *a, uint64_t now, int ms, uint64_t *waited)
+{
+    for (int t = 0; t < ms; t++) {
+        uint32_t w = auraio__ctl_group_depth(g);
+        for (uint32_t i = 0; i < 10 * w; i++) {
+            auraio__ctl_acc_record(a, 100000, 4096);
+            auraio__ctl_acc_at_limit(a); /* the app keeps the ring full */
+        }
+        now += 1000000u;
+        *waited += 1000000u;
+        struct ctl_ring_input in = { a, w, w };
+        auraio__ctl_group_waited(g, *waited);
+        auraio__ctl_group_update(g, &in, now);
+    }
+    return now;
+}
+
+/* A 50 ms silence with I/O in flight while climbing: a stall (the first one restarts the search
+ * at the first depth) only when the application slept through it; the same silence while the
+ * reaper was off the CPU (the engine's waited total unchanged) changes nothing. */
+static void test_stall_only_when_slept_through(void **state)
+{
+    (void)state;
+    for (int slept = 0; slept <= 1; slept++) {
+        struct ctl_group *g = mk(1, 0);
+        struct ctl_acc a;
+        memset(&a, 0, sizeof(a));
+        uint64_t waited = 0;
+        uint64_t now = 1000000000ull;
+        for (int ms = 0; ms < 1000 && auraio__ctl_group_depth(g) < 16; ms++)
+            now = feed(g, &a, now, 1, &waited);
+        uint32_t before = auraio__ctl_group_depth(g);
+        assert_true(before >= 16); /* climbing: the device scales with depth */
+        assert_int_equal(auraio__ctl_group_phase(g), AURAIO_CTL_PHASE_GALLOP_UP);
+        now += 50000000u; /* silent, I/O in flight */
+        if (slept)
+            waited += 50000000u;
+        auraio__ctl_acc_record(&a, 50000000u, 4096);
+        auraio__ctl_acc_at_limit(&a);
+        struct ctl_ring_input in = { &a, before, before };
+        auraio__ctl_group_waited(g, waited);
+        auraio__ctl_group_update(g, &in, now);
+        if (slept)
+            assert_int_equal(auraio__ctl_group_depth(g), 4);
+        else
+            assert_int_equal(auraio__ctl_group_depth(g), before);
+        auraio__ctl_group_destroy(g);
+    }
+}
+
 static void test_init_rejects_bad_config(void **state)
 {
     (void)state;
@@ -188,6 +240,7 @@ int main(void)
         cmocka_unit_test(test_counters_do_not_overflow),
         cmocka_unit_test(test_rare_outliers_do_not_cut),
         cmocka_unit_test(test_app_limited_target_still_cuts),
+        cmocka_unit_test(test_stall_only_when_slept_through),
         cmocka_unit_test(test_init_rejects_bad_config),
     };
     return cmocka_run_group_tests_name("controller-unit", tests, NULL, NULL);

@@ -119,6 +119,12 @@ struct sim {
     struct ctl_ring_acc acc[SIM_MAX_RINGS];
     struct ctl_group *ctl;
     struct sim_result *res;
+    /* The app off the CPU over [pre_a, pre_b) (pre_b = 0: never); completions the device
+     * finished meanwhile wait in `held` for the reap at pre_b. */
+    struct rng preempt;
+    uint64_t pre_a, pre_b, pre_total;
+    struct ev *held;
+    size_t nheld, held_cap;
 };
 
 static void set_k(struct sim *s, uint32_t k)
@@ -247,6 +253,25 @@ static void log_completion(struct sim *s, const struct ev *e)
                                                   e->ring, e->kind };
 }
 
+static bool preempted(const struct sim *s)
+{
+    return s->pre_b && s->t >= s->pre_a && s->t < s->pre_b;
+}
+
+/* The next window off the CPU after the current one. */
+static void next_preemption(struct sim *s)
+{
+    const struct sim_scenario *sc = s->sc;
+    if (sc->preempt_every_s <= 0)
+        return;
+    double gap = -sc->preempt_every_s * log(1.0 - rng_unit(&s->preempt));
+    double len = rng_range(&s->preempt, sc->preempt_lo_s, sc->preempt_hi_s);
+    s->pre_a = s->pre_b + (uint64_t)(gap * 1e9);
+    s->pre_b = s->pre_a + (uint64_t)(len * 1e9);
+}
+
+static void reap(struct sim *s, struct ev e);
+
 static void complete(struct sim *s, struct ev e)
 {
     if (e.kind == 0) {
@@ -259,6 +284,23 @@ static void complete(struct sim *s, struct ev e)
             submit(s, -1);
         return;
     }
+    if (!preempted(s)) {
+        reap(s, e);
+        return;
+    }
+    if (s->nheld == s->held_cap) {
+        s->held_cap = s->held_cap ? 2 * s->held_cap : 256;
+        s->held = realloc(s->held, s->held_cap * sizeof(*s->held));
+        if (!s->held)
+            abort();
+    }
+    s->held[s->nheld++] = e;
+}
+
+/* The app sees a completion: latency is submit to reap, as the engine measures it. */
+static void reap(struct sim *s, struct ev e)
+{
+    e.t_done = s->t;
     uint32_t r = (uint32_t)e.ring;
     /* As the engine counts it (lib/ring.c): a completion whose reap found the ring at its limit,
      * and (below) a submission that went to the backlog. An app that keeps exactly the limit
@@ -305,13 +347,10 @@ static uint64_t ctl_now(const struct sim *s)
     return (uint64_t)((t + off) * 1e9);
 }
 
-static void tick(struct sim *s)
+/* One controller update, as the engine's tick does it. */
+static void update(struct sim *s)
 {
     const struct sim_scenario *sc = s->sc;
-    if (!s->ctl) {
-        push_tick(s->res, sc->fixed_w, AURAIO_CTL_PHASE_FIXED);
-        return;
-    }
     struct ctl_ring_input in[SIM_MAX_RINGS];
     for (uint32_t r = 0; r < sc->rings; r++) {
         in[r].acc = auraio__ctl_acc_swap(&s->acc[r]);
@@ -319,6 +358,8 @@ static void tick(struct sim *s)
         in[r].pending = d > s->in_flight[r] ? d : s->in_flight[r];
         in[r].in_flight = s->in_flight[r];
     }
+    /* The app sleeps waiting whenever it is on the CPU: its own work takes no time here. */
+    auraio__ctl_group_waited(s->ctl, s->t - s->pre_total);
     auraio__ctl_group_update(s->ctl, in, ctl_now(s));
     for (uint32_t r = 0; r < sc->rings; r++) {
         s->limit[r] = auraio__ctl_ring_limit(s->ctl, r);
@@ -328,6 +369,18 @@ static void tick(struct sim *s)
             s->res->max_ctl_tput = st.throughput_bps;
         fill(s, r);
     }
+}
+
+/* A tick of the simulated clock; the controller runs only when the app is on the CPU. */
+static void tick(struct sim *s)
+{
+    const struct sim_scenario *sc = s->sc;
+    if (!s->ctl) {
+        push_tick(s->res, sc->fixed_w, AURAIO_CTL_PHASE_FIXED);
+        return;
+    }
+    if (!preempted(s))
+        update(s);
     push_tick(s->res, auraio__ctl_group_depth(s->ctl), auraio__ctl_group_phase(s->ctl));
     if (sc->observe)
         sc->observe(s->ctl, (double)s->t * 1e-9, sc->observe_arg);
@@ -399,6 +452,8 @@ void sim_run(const struct sim_scenario *sc, struct sim_result *res)
         for (uint32_t r = 0; r < sc->rings; r++)
             s.limit[r] = auraio__ctl_ring_limit(s.ctl, r);
     }
+    s.preempt.s = sc->seed * 13 + 7;
+    next_preemption(&s);
     apply_world(&s, &sc->world[0]);
     int next_phase = 1;
     uint64_t end = (uint64_t)(sc->duration_s * 1e9);
@@ -410,10 +465,25 @@ void sim_run(const struct sim_scenario *sc, struct sim_result *res)
             t = next_tick;
         if (tp < t)
             t = tp;
+        uint64_t tb = s.pre_b && s.pre_a <= t ? s.pre_b : UINT64_MAX; /* back on the CPU */
+        if (tb <= t)
+            t = tb;
         if (t >= end)
             break;
         s.t = t;
-        if (t == tc) {
+        if (t == tb) {
+            /* Back on the CPU: reap everything that finished meanwhile, then tick. */
+            s.pre_total += s.pre_b - s.pre_a;
+            next_preemption(&s);
+            for (size_t i = 0; i < s.nheld; i++)
+                reap(&s, s.held[i]);
+            s.nheld = 0;
+            if (s.ctl)
+                update(&s);
+            else
+                for (uint32_t r = 0; r < sc->rings; r++)
+                    fill(&s, r);
+        } else if (t == tc) {
             complete(&s, heap_pop(&s.heap));
             if (sc->max_completions && res->n >= sc->max_completions)
                 break;
@@ -435,6 +505,7 @@ void sim_run(const struct sim_scenario *sc, struct sim_result *res)
     free(s.heap.a);
     free(s.free_at);
     free(s.drift);
+    free(s.held);
 }
 
 void sim_result_free(struct sim_result *res)
@@ -597,6 +668,17 @@ void sim_draw(enum sim_kind kind, uint64_t seed, struct sim_scenario *sc)
         sc->duration_s = 12.0;
         break;
     }
+    case SIM_PREEMPTED:
+        /* The uncapped device of the capped scenarios, driven from a loaded machine: the app's
+         * thread is off the CPU for 10-30 ms every ~100 ms, so completions arrive after silences
+         * as long as a throttle's, though the device never stopped. */
+        *w = base_world(&r, 16, 32, 80, 160);
+        w->p_slow = 0;
+        sc->preempt_every_s = 0.3;
+        sc->preempt_lo_s = 0.01;
+        sc->preempt_hi_s = 0.02;
+        sc->duration_s = 3.0;
+        break;
     default:
         break;
     }

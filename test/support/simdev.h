@@ -64,6 +64,13 @@ struct sim_scenario {
      * drift_sd and time constant drift_tau_s, drawn from its own stream of `seed` alone, so
      * the controller run and every fixed-depth run of the oracle see the same path. 0 = none. */
     double drift_sd, drift_tau_s;
+    /* The application's thread off the CPU (preempted on a loaded machine, or busy elsewhere):
+     * windows of uniform [preempt_lo_s, preempt_hi_s) length with exponential gaps of mean
+     * preempt_every_s, from their own stream of `seed`. Inside one the device keeps completing but
+     * nothing is reaped, submitted or ticked; at its end everything is reaped at once. The engine
+     * reports the time it slept waiting (auraio__ctl_group_waited), which excludes these windows.
+     * 0 = never. */
+    double preempt_every_s, preempt_lo_s, preempt_hi_s;
     /* > 0: the oracle measures every fixed depth over [oracle_t0, oracle_t1) of the scenario's
      * own clock (the drift path is a function of time: paired with the scored window). */
     double oracle_t0, oracle_t1;
@@ -121,7 +128,7 @@ enum sim_kind {
     SIM_KNEE_LOW, SIM_KNEE_HIGH, SIM_NO_PARALLEL, SIM_NO_KNEE, SIM_SHARP,
     SIM_PHASE_UP, SIM_PHASE_DOWN, SIM_SLOWDOWN, SIM_NEIGHBOUR, SIM_SPIKE, SIM_LOW_IOPS,
     SIM_FEW_OUTSTANDING, SIM_MIXED, SIM_MULTI_EQUAL, SIM_MULTI_UNEQUAL, SIM_DRIFT, SIM_CAPPED,
-    SIM_CAP_CHANGE, SIM_KIND_COUNT
+    SIM_CAP_CHANGE, SIM_PREEMPTED, SIM_KIND_COUNT
 };
 
 /** Randomized instance of a scenario kind; same kind and seed give the same instance. */
