@@ -7,7 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(gcc g++ clang libclang-rt-14-dev meson ninja-build pkg-config libcmocka-dev valgrind
-          liburing-dev fio git prometheus)
+          liburing-dev fio git prometheus
+          python3-cffi python3-setuptools python3-wheel python3-pytest python3-venv python3-dev
+          python3-matplotlib python3-numpy python3-pandas)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -54,6 +56,10 @@ configure build -Dwerror=true -Dbuildtype=debugoptimized
 ninja -C build
 run_tests build
 
+# The Python binding (python/, doc/python.md): built into a venv of Debian's python3, then pytest.
+echo "== python: test/python/run.sh build-py"
+bash test/python/run.sh build-py
+
 # bffio's job parser under libFuzzer for a bounded 30 s (a crash fails CI; see bench/bffio/fuzz).
 echo "== fuzz: bffio job parser (30 s)"
 bash bench/bffio/fuzz/run.sh 30 build-fuzz
@@ -82,6 +88,15 @@ for dir in "${ran[@]}"; do
   to=$(sed -n 's/^Timeout: *\([0-9]*\)/\1/p' "$f"); sk=$(sed -n 's/^Skipped: *\([0-9]*\)/\1/p' "$f")
   passed=$((passed + ${ok:-0} + ${xf:-0})); failed=$((failed + ${fl:-0} + ${up:-0} + ${to:-0}))
   skipped=$((skipped + ${sk:-0}))
+done
+# pytest's closing line: "N passed, N skipped in Xs" (or "N failed, ...").
+line=$(tail -n 1 build-py/pytest.txt)
+for kind in passed failed skipped error; do
+  n=$(echo "$line" | grep -oE "[0-9]+ $kind" | grep -oE '^[0-9]+' || true)
+  case $kind in
+    passed) passed=$((passed + ${n:-0})) ;; skipped) skipped=$((skipped + ${n:-0})) ;;
+    *) failed=$((failed + ${n:-0})) ;;
+  esac
 done
 echo "All test suites passed."
 echo "$passed passed, $failed failed, $skipped skipped"

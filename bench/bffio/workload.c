@@ -807,6 +807,36 @@ static int active_depth(auraio_engine_t *e, struct bffio_controller_record *ctl,
     return depth;
 }
 
+/* The controller phase of the ring with the most completions (the one doing the job's I/O). */
+static int busiest_phase(auraio_engine_t *e)
+{
+    int rings = auraio_get_ring_count(e), phase = 0;
+    uint64_t most = 0;
+    for (int r = 0; r < rings; r++) {
+        auraio_ring_stats_t rs;
+        if (auraio_get_ring_stats(e, r, &rs) == 0 && (r == 0 || rs.ops_completed > most)) {
+            most = rs.ops_completed;
+            phase = rs.phase;
+        }
+    }
+    return phase;
+}
+
+/* Percentile @p q of the samples that arrived since @p prev (the last interval's lifetime buckets,
+ * updated to @p now), from the library's histogram; 0 when there were none. */
+static uint64_t interval_percentile(const uint64_t *now, const uint64_t *prev, uint64_t total, double q)
+{
+    if (total == 0)
+        return 0;
+    uint64_t rank = (uint64_t)ceil(q * (double)total), seen = 0;
+    for (int b = 0; b < AURAIO_HISTOGRAM_BUCKETS; b++) {
+        seen += now[b] - prev[b];
+        if (seen >= rank && rank > 0)
+            return auraio_histogram_bucket_lower_ns(b);
+    }
+    return auraio_histogram_bucket_lower_ns(AURAIO_HISTOGRAM_BUCKETS - 1);
+}
+
 static void read_disk(const char *disk, uint64_t v[11], bool *ok)
 {
     char path[128];
@@ -974,6 +1004,8 @@ int bffio_run_group(const struct bffio_job *jobs, unsigned nr, const struct bffi
     }
     bool eta = opts->eta_out && opts->eta != BFFIO_ETA_NEVER;
     uint64_t *last_bytes = calloc(nworkers * BFFIO_DDIRS * LIVE_COUNTERS, sizeof(uint64_t));
+    /* The library's lifetime histogram at the last sample: the difference is the interval's. */
+    auraio_metrics_t *met_now = calloc(2, sizeof(*met_now)), *met_prev = met_now ? met_now + 1 : NULL;
     uint64_t next_sample = 0, tick = 0;
     int last_depth = -1;
     uint64_t depth_changed_ns = g->start_ns;
@@ -1003,6 +1035,14 @@ int bffio_run_group(const struct bffio_job *jobs, unsigned nr, const struct bffi
         if (out->ctl.depth_trace_nr < trace_cap)
             out->ctl.depth_trace[out->ctl.depth_trace_nr++] = depth;
         if (last_bytes && (el_ms >= next_sample || all_done)) {
+            uint64_t p50 = 0, p99 = 0;
+            if (met_now && auraio_get_metrics(g->engine, AURAIO_ALL_RINGS, met_now) == 0) {
+                uint64_t n = met_now->latency_count - met_prev->latency_count;
+                p50 = interval_percentile(met_now->latency_buckets, met_prev->latency_buckets, n, 0.50);
+                p99 = interval_percentile(met_now->latency_buckets, met_prev->latency_buckets, n, 0.99);
+                memcpy(met_prev, met_now, sizeof(*met_now));
+            }
+            int phase = busiest_phase(g->engine);
             for (unsigned i = 0; i < nworkers; i++) {
                 struct worker *w = &g->workers[i];
                 unsigned period = w->job->log_avg_msec ? w->job->log_avg_msec : DEFAULT_SAMPLE_MS;
@@ -1012,6 +1052,9 @@ int bffio_run_group(const struct bffio_job *jobs, unsigned nr, const struct bffi
                 memset(&sm, 0, sizeof(sm));
                 sm.t_ms = el_ms;
                 sm.depth = depth;
+                sm.p50_ns = p50;
+                sm.p99_ns = p99;
+                sm.phase = phase;
                 for (int d = 0; d < BFFIO_DDIRS; d++) {
                     uint64_t v[LIVE_COUNTERS] = {
                         atomic_load_explicit(&w->live_bytes[d], memory_order_relaxed),
@@ -1073,6 +1116,7 @@ int bffio_run_group(const struct bffio_job *jobs, unsigned nr, const struct bffi
         fflush(opts->eta_out);
     }
     free(last_bytes);
+    free(met_now);
     for (unsigned i = 0; i < nworkers; i++)
         if (g->workers[i].thread_started)
             pthread_join(g->workers[i].thread, NULL);

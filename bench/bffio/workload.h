@@ -29,6 +29,10 @@ struct bffio_sample {
     uint64_t clat_sum_ns[BFFIO_DDIRS];
     uint64_t slat_sum_ns[BFFIO_DDIRS];
     int depth;                    /* the engine's in-flight limit at the end of the interval */
+    /* Engine-wide (all clones) over the interval, from the library's lifetime latency histogram
+     * (submit to reap, reads and writes): 0 when the interval had no sample. */
+    uint64_t p50_ns, p99_ns;
+    int phase; /* the controller phase of the busiest ring at the end (auraio_phase_name) */
 };
 
 /* One I/O of a per-I/O latency log (write_lat_log without log_avg_msec). */

@@ -1,0 +1,168 @@
+# SPDX-License-Identifier: Apache-2.0
+"""asyncio: thousands of reads, cancellation, timeouts, the loop closing with I/O pending."""
+import asyncio
+import gc
+import os
+import weakref
+
+import pytest
+
+import auraio
+from auraio import aio
+
+
+class Buf(bytearray):
+    pass
+
+
+def test_thousand_concurrent_reads_verified(data_file):
+    path, content = data_file
+
+    async def main():
+        fd = os.open(path, os.O_RDONLY)
+        async with aio.Engine(ring_count=1, queue_depth=64) as e:  # 1000 tasks > 64 slots: they queue
+            bufs = [bytearray(1024) for _ in range(1000)]
+            offs = [(i * 7919 * 1024) % (len(content) - 1024) for i in range(1000)]
+            rs = await asyncio.gather(*(e.read(fd, b, o) for b, o in zip(bufs, offs)))
+            assert rs == [1024] * 1000
+            for b, o in zip(bufs, offs):
+                assert b == content[o:o + 1024]
+            assert e.sync.pending == 0
+        os.close(fd)
+
+    asyncio.run(main())
+
+
+def test_cancellation_cancels_the_io_and_keeps_the_buffer(pipe):
+    async def main():
+        async with aio.Engine(ring_count=1) as e:
+            b = Buf(8)
+            ref = weakref.ref(b)
+            task = asyncio.ensure_future(e.read(pipe[0], b))
+            await asyncio.sleep(0)  # let it submit
+            del b
+            assert e.sync.pending == 1
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            gc.collect()
+            assert ref() is not None or e.sync.pending == 0
+            while e.sync.pending:  # the kernel's -ECANCELED comes back through the loop
+                await asyncio.sleep(0.001)
+            gc.collect()
+            assert ref() is None
+            # the pipe is untouched: a later read gets the data
+            os.write(pipe[1], b"12345678")
+            b2 = bytearray(8)
+            assert await e.read(pipe[0], b2) == 8 and b2 == b"12345678"
+
+    asyncio.run(main())
+
+
+def test_timeouts(pipe):
+    async def main():
+        async with aio.Engine(ring_count=1) as e:
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(e.read(pipe[0], bytearray(8)), 0.05)
+            with pytest.raises(auraio.DeadlineExceeded):
+                await e.read(pipe[0], bytearray(8), deadline=0.02)
+            if hasattr(asyncio, "timeout"):
+                with pytest.raises(TimeoutError):
+                    async with asyncio.timeout(0.05):
+                        await e.read(pipe[0], bytearray(8))
+            while e.sync.pending:
+                await asyncio.sleep(0.001)
+
+    asyncio.run(main())
+
+
+def test_loop_closing_with_io_pending_then_engine_close(pipe):
+    e = aio.Engine(ring_count=1)
+    loop = asyncio.new_event_loop()
+    fut_holder = []
+
+    async def start():
+        fut_holder.append(asyncio.ensure_future(e.read(pipe[0], bytearray(8))))
+        await asyncio.sleep(0)
+
+    loop.run_until_complete(start())
+    assert e.sync.pending == 1
+    loop.close()  # the task never finished; its loop is gone
+    e.close()  # cancels in the kernel, delivers, leaves the dead loop alone: no crash
+    assert e.sync.closed
+
+
+def test_asyncio_run_cancels_leftover_tasks_cleanly(pipe):
+    e = aio.Engine(ring_count=1)
+
+    async def main():
+        asyncio.ensure_future(e.read(pipe[0], bytearray(8)))
+        await asyncio.sleep(0)
+
+    asyncio.run(main())  # cancels the leftover task: its I/O is cancelled
+    e.close()
+
+
+def test_async_file(tmp_path):
+    p = tmp_path / "af"
+
+    async def main():
+        async with aio.open(p, "wb") as f:
+            assert await f.write(b"hello ") == 6
+            assert await f.write(b"world") == 5
+            assert f.tell() == 11
+            await f.fsync()
+        async with aio.open(p, "rb") as f:
+            assert await f.read() == b"hello world"
+            assert await f.read(5, 6) == b"world"
+            f.seek(0)
+            assert await f.read(5) == b"hello" and f.tell() == 5
+            assert (await f.stat()).st_size == 11
+        f = await aio.open(p, "ab")
+        await f.write(b"!")
+        await f.close()
+        with pytest.raises(ValueError):
+            await f.read(1)
+        with pytest.raises(FileNotFoundError):
+            await aio.open(tmp_path / "missing", "rb")
+        with pytest.raises(ValueError):
+            aio.open(p, "r+t")
+
+    asyncio.run(main())
+    assert p.read_bytes() == b"hello world!"
+
+
+def test_other_ops_and_batch(tmp_path, data_file):
+    async def main():
+        async with aio.Engine(ring_count=1) as e:
+            fd = await e.openat(data_file[0])
+            st = await e.statx(fd)
+            assert st.st_size == len(data_file[1])
+            assert await e.pread(fd, 10, 5) == data_file[1][5:15]
+            buf = bytearray(8192)
+            assert await e.read_batch(fd, buf, [0, 4096], 4096) == [4096, 4096]
+            assert bytes(buf) == data_file[1][:8192]
+            await e.sleep(0.001)
+            await e.close_fd(fd)
+
+    asyncio.run(main())
+
+
+def test_engine_bound_to_one_loop():
+    e = aio.Engine(ring_count=1)
+
+    async def use():
+        await e.sleep(0.001)
+
+    asyncio.run(use())
+    asyncio.run(use())  # the first loop is closed: the engine moves to the new one
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(use())
+
+    async def other():
+        with pytest.raises(RuntimeError):
+            await e.sleep(0.001)
+
+    asyncio.run(other())
+    loop.close()
+    e.close()
