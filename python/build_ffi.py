@@ -142,7 +142,7 @@ auraio_request_t *pya_madvise(struct pya_engine *pe, uint32_t idx, uint64_t time
 auraio_request_t *pya_timer(struct pya_engine *pe, uint32_t idx, uint64_t timeout_ns);
 struct pya_batch;
 struct pya_batch *pya_batch_submit(struct pya_engine *pe, uint32_t idx, int write, int fd, char *base, size_t stride,
-                                   size_t len, const int64_t *offsets, uint32_t n, uint32_t *submitted, int *done);
+                                   size_t len, const int64_t *offsets, uint32_t n, uint32_t depth, int *done);
 const int64_t *pya_batch_results(const struct pya_batch *b);
 int pya_batch_cancel(struct pya_engine *pe, struct pya_batch *b);
 void pya_batch_free(struct pya_batch *b);

@@ -247,16 +247,72 @@ auraio_request_t *pya_timer(struct pya_engine *pe, uint32_t idx, uint64_t timeou
 
 struct pya_member {
     struct pya_batch *batch;
-    auraio_request_t *req;
+    _Atomic(auraio_request_t *) req; /* read by pya_batch_cancel on another thread */
 };
 
 struct pya_batch {
+    struct pya_engine *pe;
     struct pya_entry *entry;
-    _Atomic uint32_t remaining; /* members still out, plus one held by the submitter */
-    uint32_t n, submitted;
+    _Atomic uint32_t remaining; /* members not finished, plus one held by the submitter */
+    _Atomic uint32_t next;      /* the next member to submit */
+    _Atomic uint32_t submitted;
+    atomic_bool cancelled;
+    int write, fd;
+    char *base;
+    size_t stride, len;
+    const int64_t *offsets;
+    uint32_t n;
     int64_t *results;
     struct pya_member m[];
 };
+
+/* One member finished (completed, or failed before it reached the kernel): the last one delivers
+ * the batch. acq_rel: the thread that delivers it sees every member's result. */
+static void member_done(struct pya_batch *b, uint32_t count)
+{
+    if (atomic_fetch_sub_explicit(&b->remaining, count, memory_order_acq_rel) == count)
+        push(b->entry, (int64_t)atomic_load_explicit(&b->submitted, memory_order_relaxed));
+}
+
+static void on_member(auraio_request_t *req, ssize_t result, void *user_data);
+
+/* Fail every member not yet claimed with @p err (a submission failed, or the batch was cancelled);
+ * @return how many that was. */
+static uint32_t fail_rest(struct pya_batch *b, int err)
+{
+    uint32_t from = atomic_exchange_explicit(&b->next, b->n, memory_order_acq_rel);
+    for (uint32_t k = from; k < b->n; k++)
+        b->results[k] = -err;
+    return from < b->n ? b->n - from : 0;
+}
+
+/* Claim and submit the next member. @return 1 submitted, 0 none left, -1 a failure (the members
+ * not yet submitted, this one included, now carry -errno and are counted as finished). */
+static int submit_next(struct pya_batch *b)
+{
+    if (atomic_load_explicit(&b->cancelled, memory_order_acquire)) {
+        uint32_t failed = fail_rest(b, ECANCELED);
+        if (failed)
+            member_done(b, failed);
+        return 0;
+    }
+    uint32_t i = atomic_fetch_add_explicit(&b->next, 1, memory_order_acq_rel);
+    if (i >= b->n)
+        return 0;
+    auraio_buf_t buf = auraio_buf(b->base + (size_t)i * b->stride);
+    auraio_engine_t *e = b->pe->engine;
+    auraio_request_t *req = b->write ? auraio_write(e, b->fd, buf, b->len, b->offsets[i], on_member, &b->m[i])
+                                     : auraio_read(e, b->fd, buf, b->len, b->offsets[i], on_member, &b->m[i]);
+    if (!req) {
+        int err = errno;
+        b->results[i] = -err;
+        member_done(b, 1 + fail_rest(b, err));
+        return -1;
+    }
+    atomic_store_explicit(&b->m[i].req, req, memory_order_release);
+    atomic_fetch_add_explicit(&b->submitted, 1, memory_order_relaxed);
+    return 1;
+}
 
 static void on_member(auraio_request_t *req, ssize_t result, void *user_data)
 {
@@ -264,53 +320,62 @@ static void on_member(auraio_request_t *req, ssize_t result, void *user_data)
     struct pya_member *m = user_data;
     struct pya_batch *b = m->batch;
     b->results[m - b->m] = result;
-    /* acq_rel: the thread that delivers the batch sees every member's result. */
-    if (atomic_fetch_sub_explicit(&b->remaining, 1, memory_order_acq_rel) == 1)
-        push(b->entry, (int64_t)b->submitted);
+    /* Keep the window full from the callback: the library enters these submissions together when
+     * this batch of callbacks ends, as a C program resubmitting from its callbacks would. */
+    submit_next(b);
+    member_done(b, 1);
 }
 
 struct pya_batch *pya_batch_submit(struct pya_engine *pe, uint32_t idx, int write, int fd, char *base, size_t stride,
-                                   size_t len, const int64_t *offsets, uint32_t n, uint32_t *submitted, int *done)
+                                   size_t len, const int64_t *offsets, uint32_t n, uint32_t depth, int *done)
 {
-    *submitted = 0;
     *done = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (offsets[i] < 0) {
+            errno = ERANGE; /* told apart from the library's EINVAL: the caller's argument */
+            return NULL;
+        }
+    }
     struct pya_batch *b = calloc(1, sizeof(*b) + (size_t)n * sizeof(b->m[0]));
     int64_t *results = calloc(n ? n : 1, sizeof(*results));
-    if (!b || !results) {
+    if (!b || !results || n == 0) {
         free(b);
         free(results);
-        errno = ENOMEM;
+        errno = n == 0 ? EINVAL : ENOMEM;
         return NULL;
     }
+    b->pe = pe;
     b->entry = &pe->entries[idx];
+    b->write = write;
+    b->fd = fd;
+    b->base = base;
+    b->stride = stride;
+    b->len = len;
+    b->offsets = offsets;
     b->n = n;
     b->results = results;
-    atomic_init(&b->remaining, n + 1);
-    uint32_t i = 0;
-    int err = 0;
-    for (; i < n; i++) {
+    for (uint32_t i = 0; i < n; i++)
         b->m[i].batch = b;
-        auraio_buf_t buf = auraio_buf(base + (size_t)i * stride);
-        auraio_request_t *req = write ? auraio_write(pe->engine, fd, buf, len, offsets[i], on_member, &b->m[i])
-                                      : auraio_read(pe->engine, fd, buf, len, offsets[i], on_member, &b->m[i]);
-        if (!req) {
+    atomic_init(&b->remaining, n + 1);
+    atomic_init(&b->next, 0);
+    atomic_init(&b->submitted, 0);
+    atomic_init(&b->cancelled, false);
+    uint32_t window = depth && depth < n ? depth : n;
+    int err = 0;
+    for (uint32_t k = 0; k < window; k++) {
+        if (submit_next(b) < 0) {
             err = errno;
             break;
         }
-        b->m[i].req = req;
     }
-    b->submitted = i;
-    *submitted = i;
-    for (uint32_t k = i; k < n; k++)
-        results[k] = -err;
-    if (i == 0) {
+    if (atomic_load_explicit(&b->submitted, memory_order_relaxed) == 0) {
+        /* Nothing reached the library: every member failed above; no completion will come. */
         pya_batch_free(b);
-        errno = err;
+        errno = err ? err : EAGAIN;
         return NULL;
     }
-    /* Give back the unsubmitted members' counts and the submitter's own. */
-    if (atomic_fetch_sub_explicit(&b->remaining, n - i + 1, memory_order_acq_rel) == n - i + 1)
-        *done = 1;
+    if (atomic_fetch_sub_explicit(&b->remaining, 1, memory_order_acq_rel) == 1)
+        *done = 1; /* all of them finished already; nothing was pushed */
     return b;
 }
 
@@ -321,10 +386,13 @@ const int64_t *pya_batch_results(const struct pya_batch *b)
 
 int pya_batch_cancel(struct pya_engine *pe, struct pya_batch *b)
 {
+    atomic_store_explicit(&b->cancelled, true, memory_order_release);
     int issued = 0;
-    for (uint32_t i = 0; i < b->submitted; i++)
-        if (auraio_cancel(pe->engine, b->m[i].req) == 0)
+    for (uint32_t i = 0; i < b->n; i++) {
+        auraio_request_t *req = atomic_load_explicit(&b->m[i].req, memory_order_acquire);
+        if (req && auraio_cancel(pe->engine, req) == 0)
             issued++;
+    }
     return issued;
 }
 

@@ -61,16 +61,18 @@ auraio_request_t *pya_madvise(struct pya_engine *pe, uint32_t idx, uint64_t time
 auraio_request_t *pya_timer(struct pya_engine *pe, uint32_t idx, uint64_t timeout_ns);
 
 /*
- * A batch: @p n reads (or writes) of @p len bytes at @p offsets[i] into base + i * stride, one
- * completion for the whole batch on slot @p idx (its result: the members that were submitted).
- * Each member's result lands in pya_batch_results(). @return the batch, or NULL with errno when
- * not even the first member could be submitted. *submitted tells how many were; those past it
- * carry -errno already. When all of them completed before this returned, *done is 1 and no
- * completion is delivered for the batch.
+ * A batch: @p n reads (or writes) of @p len bytes, member i at @p offsets[i] into base + i * stride,
+ * at most @p depth (0: all) of them in flight at once: the first window is submitted here, and each
+ * member's completion submits the next from its callback (the library enters those together), so
+ * the whole batch runs without Python. One completion for the batch on slot @p idx. Each member's
+ * result (bytes or -errno) lands in pya_batch_results(); a member that could not be submitted
+ * carries the -errno, and so do the members after it. @return the batch, or NULL with errno when
+ * not even the first member could be submitted (ERANGE: a negative offset, checked first). *done is 1 when every member finished before this
+ * returned (then no completion is delivered for the batch).
  */
 struct pya_batch;
 struct pya_batch *pya_batch_submit(struct pya_engine *pe, uint32_t idx, int write, int fd, char *base, size_t stride,
-                                   size_t len, const int64_t *offsets, uint32_t n, uint32_t *submitted, int *done);
+                                   size_t len, const int64_t *offsets, uint32_t n, uint32_t depth, int *done);
 const int64_t *pya_batch_results(const struct pya_batch *b);
 int pya_batch_cancel(struct pya_engine *pe, struct pya_batch *b);
 void pya_batch_free(struct pya_batch *b);

@@ -289,3 +289,24 @@ def test_batch_cancel_on_pipe(engine, pipe):
     b = engine.read_batch(pipe[0], bytearray(16), [0, 0], 8)
     assert b.cancel()
     assert b.result(5) == [-errno.ECANCELED, -errno.ECANCELED]
+
+
+def test_batch_window_keeps_depth_and_reads_everything(data_file, rfd):
+    e = auraio.Engine(ring_count=1, queue_depth=64, initial_in_flight=4, max_in_flight=4, disable_adaptive=True)
+    n, size = 300, 1024  # more members than request slots: the window must stay under them
+    offs = array.array("q", [((i * 104729) % 1000) * size for i in range(n)])
+    buf = bytearray(n * size)
+    b = e.read_batch(rfd, buf, offs, size, depth=8)
+    assert b.result(5) == [size] * n
+    for i, o in enumerate(offs):
+        assert buf[i * size:(i + 1) * size] == data_file[1][o:o + size]
+    assert e.pending == 0 and e.metrics().ops["read"] == n
+    e.close()
+
+
+def test_batch_cancel_stops_the_rest(engine, pipe):
+    b = engine.read_batch(pipe[0], bytearray(40), list(range(0, 40, 4)), 4, depth=2)
+    assert engine.pending == 2  # the window
+    assert b.cancel()
+    assert b.result(5) == [-errno.ECANCELED] * 10
+    assert engine.pending == 0

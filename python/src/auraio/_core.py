@@ -910,22 +910,25 @@ class Engine:
             raise error_from_errno(-rc, "cancel_fd")
         return rc
 
-    def read_batch(self, fd: Any, buf: Any, offsets: Sequence[int], size: int, *,
+    def read_batch(self, fd: Any, buf: Any, offsets: Sequence[int], size: int, *, depth: int = 0,
                    callback: Optional[_Callback] = None) -> Batch:
-        """Submit len(offsets) reads of size bytes in one call: read i goes to
-        buf[i*size:(i+1)*size] from offsets[i]. One completion for the batch; result() returns each
-        read's result. The fast path for many small reads (no Python work per read)."""
-        return self._batch(False, fd, buf, offsets, size, callback)
+        """Read len(offsets) blocks of size bytes in one call: read i goes to buf[i*size:(i+1)*size]
+        from offsets[i] (a list, array('q') or int64 numpy array). depth: at most that many in
+        flight (0: all at once); each completion submits the next read in C, so no Python runs
+        per read. One completion for the batch; result() returns every read's result (bytes, or
+        -errno for a failed one)."""
+        return self._batch(False, fd, buf, offsets, size, depth, callback)
 
-    def write_batch(self, fd: Any, buf: Any, offsets: Sequence[int], size: int, *,
+    def write_batch(self, fd: Any, buf: Any, offsets: Sequence[int], size: int, *, depth: int = 0,
                     callback: Optional[_Callback] = None) -> Batch:
         """Like read_batch, writing buf[i*size:(i+1)*size] at offsets[i]."""
-        return self._batch(True, fd, buf, offsets, size, callback)
+        return self._batch(True, fd, buf, offsets, size, depth, callback)
 
-    def _batch(self, write: bool, fd: Any, buf: Any, offsets: Any, size: int, callback: Any) -> Batch:
+    def _batch(self, write: bool, fd: Any, buf: Any, offsets: Any, size: int, depth: int, callback: Any) -> Batch:
         self._check()
         fd = _fd(fd)
         size = _index(size, "size", 1)
+        depth = _index(depth, "depth")
         if type(buf) is Buffer:
             ptr, blen, cbuf = buf._ptr, buf._size, None
         else:
@@ -943,28 +946,29 @@ class Engine:
             coffs = ffi.from_buffer("int64_t[]", offsets)
         except TypeError:
             coffs = ffi.new("int64_t[]", [_index(o, "offset") for o in offsets])
-        if any(o < 0 for o in coffs):
-            raise ValueError("offsets must be >= 0")
+        if n > 0xFFFFFFFF:
+            raise ValueError("fewer than 2**32 offsets")
         op = Batch(self, (buf, offsets), [cbuf, coffs] if cbuf is not None else coffs, callback, None,
                    "write_batch" if write else "read_batch")
         op._n = n
         k = self._slot()
         self._ops[k] = op
-        sub = ffi.new("uint32_t *")
         done = ffi.new("int *")
-        b = lib.pya_batch_submit(self._pe, k, int(write), fd, ffi.cast("char *", ptr), size, size, coffs, n, sub,
+        b = lib.pya_batch_submit(self._pe, k, int(write), fd, ffi.cast("char *", ptr), size, size, coffs, n, depth,
                                  done)
         if b == ffi.NULL:
             err = ffi.errno
             self._ops[k] = None
             self._free.append(k)
+            if err == _errno.ERANGE:
+                raise ValueError("offsets must be >= 0")
             raise error_from_errno(err, op._what)
         op._batch = ffi.gc(b, lib.pya_batch_free)
         op._req = b
         if done[0]:
             self._ops[k] = None
             self._free.append(k)
-            op._complete(sub[0])
+            op._complete(0)
         return op
 
     # ---------------------------------------------------------------------------------------
