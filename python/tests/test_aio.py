@@ -15,6 +15,14 @@ class Buf(bytearray):
     pass
 
 
+async def drained(e, within=5.0):
+    """Every request of the engine completed (delivered through the loop) within `within` s."""
+    async def wait():
+        while e.sync.pending:
+            await asyncio.sleep(0.001)
+    await asyncio.wait_for(wait(), within)
+
+
 def test_thousand_concurrent_reads_verified(data_file):
     path, content = data_file
 
@@ -23,7 +31,7 @@ def test_thousand_concurrent_reads_verified(data_file):
         async with aio.Engine(ring_count=1, queue_depth=64) as e:  # 1000 tasks > 64 slots: they queue
             bufs = [bytearray(1024) for _ in range(1000)]
             offs = [(i * 7919 * 1024) % (len(content) - 1024) for i in range(1000)]
-            rs = await asyncio.gather(*(e.read(fd, b, o) for b, o in zip(bufs, offs)))
+            rs = await asyncio.wait_for(asyncio.gather(*(e.read(fd, b, o) for b, o in zip(bufs, offs))), 30)
             assert rs == [1024] * 1000
             for b, o in zip(bufs, offs):
                 assert b == content[o:o + 1024]
@@ -47,8 +55,7 @@ def test_cancellation_cancels_the_io_and_keeps_the_buffer(pipe):
                 await task
             gc.collect()
             assert ref() is not None or e.sync.pending == 0
-            while e.sync.pending:  # the kernel's -ECANCELED comes back through the loop
-                await asyncio.sleep(0.001)
+            await drained(e)  # the kernel's -ECANCELED comes back through the loop
             gc.collect()
             assert ref() is None
             # the pipe is untouched: a later read gets the data
@@ -70,8 +77,7 @@ def test_timeouts(pipe):
                 with pytest.raises(TimeoutError):
                     async with asyncio.timeout(0.05):
                         await e.read(pipe[0], bytearray(8))
-            while e.sync.pending:
-                await asyncio.sleep(0.001)
+            await drained(e)
 
     asyncio.run(main())
 

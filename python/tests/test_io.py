@@ -310,3 +310,15 @@ def test_batch_cancel_stops_the_rest(engine, pipe):
     assert b.cancel()
     assert b.result(5) == [-errno.ECANCELED] * 10
     assert engine.pending == 0
+
+
+def test_refused_submit_leaves_no_deadline_armed(engine, pipe):
+    with pytest.raises(OSError):
+        engine.read(3, bytearray(8), 0, fixed_file=True, deadline=0.001)  # ENOENT: no files registered
+    op = engine.read(pipe[0], bytearray(8))  # no deadline of its own
+    with pytest.raises(TimeoutError):
+        op.result(timeout=0.1)
+    assert not op.done(), "the refused submission's deadline was used by the next request"
+    op.cancel()
+    with pytest.raises(auraio.CancelledError):
+        op.result(5)
