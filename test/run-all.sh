@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 packages=(gcc g++ clang libclang-rt-14-dev meson ninja-build pkg-config libcmocka-dev valgrind
           liburing-dev fio git prometheus
           python3-cffi python3-setuptools python3-wheel python3-pytest python3-venv python3-dev
-          python3-matplotlib python3-numpy python3-pandas)
+          python3-matplotlib python3-numpy python3-pandas python3-uvloop)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

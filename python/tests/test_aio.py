@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """asyncio: thousands of reads, cancellation, timeouts, the loop closing with I/O pending."""
 import asyncio
+import errno
 import gc
 import os
 import weakref
@@ -172,3 +173,58 @@ def test_engine_bound_to_one_loop():
     asyncio.run(other())
     loop.close()
     e.close()
+
+
+def test_uvloop(data_file):
+    uvloop = pytest.importorskip("uvloop")
+    path, content = data_file
+
+    async def main():
+        async with aio.Engine(ring_count=1, queue_depth=32) as e:
+            fd = os.open(path, os.O_RDONLY)
+            bufs = [bytearray(4096) for _ in range(200)]
+            rs = await asyncio.wait_for(asyncio.gather(*(e.read(fd, b, i * 4096) for i, b in enumerate(bufs))), 30)
+            assert rs == [4096] * 200 and all(b == content[i * 4096:(i + 1) * 4096] for i, b in enumerate(bufs))
+            r, w = os.pipe()
+            task = asyncio.ensure_future(e.read(r, bytearray(4)))
+            await asyncio.sleep(0)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await drained(e)
+            os.close(fd)
+            os.close(r)
+            os.close(w)
+
+    loop = uvloop.new_event_loop()
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+
+
+def test_every_async_op(tmp_path):
+    p = str(tmp_path / "ops")
+
+    async def main():
+        async with aio.Engine(ring_count=1) as e:
+            fd = await e.openat(p, os.O_RDWR | os.O_CREAT, 0o600)
+            assert await e.writev(fd, [b"ab", b"cd"], 0) == 4
+            assert await e.write(fd, b"ef", 4) == 2
+            a, b = bytearray(3), bytearray(3)
+            assert await e.readv(fd, [a, b], 0) == 6 and a + b == b"abcdef"
+            assert await e.fsync(fd) == 0 and await e.fsync(fd, datasync=True) == 0
+            assert await e.fallocate(fd, 0, 8192) == 0
+            assert await e.sync_file_range(fd) == 0
+            assert await e.fadvise(fd, 0, 0, os.POSIX_FADV_NORMAL) == 0
+            try:
+                assert await e.ftruncate(fd, 6) == 0
+            except OSError as x:
+                assert x.errno == errno.EOPNOTSUPP
+            pb = e.buffer(4096)
+            assert await e.madvise(pb, 3) == 0  # MADV_WILLNEED
+            assert await e.read(fd, pb, 0) >= 6 and bytes(pb[:6]) == b"abcdef"
+            assert e.cancel_fd(fd) == 0
+            await e.close_fd(fd)
+
+    asyncio.run(main())

@@ -38,21 +38,30 @@ def job(path, **kw):
     return bench.Job("pyjob", **opts)
 
 
-def test_iops_agree_with_the_bffio_command(job_file):
-    exe = bffio_path()
-    j = job(job_file)
-    py, cmd = [], []
-    jf = os.path.join(os.path.dirname(job_file), "j.fio")
+def bffio_json(exe, j, tmpdir):
+    jf = os.path.join(tmpdir, "j.fio")
     with open(jf, "w") as f:
         f.write(j.text)
-    for _ in range(3):  # alternated, so drift hits both alike
-        py.append(bench.run(j, progress=False).iops)
-        out = subprocess.run([exe, "--output-format=json", jf], capture_output=True, text=True, check=True)
-        cmd.append(json.loads(out.stdout)["jobs"][0]["read"]["iops"])
+    out = subprocess.run([exe, "--output-format=json", jf], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)["jobs"][0]["read"]
+
+
+def test_iops_agree_with_the_bffio_command(job_file):
+    """The same job in-process and through the command. A machine shared with builds swings
+    unthrottled IOPS by several times between runs (bench/python/compare.py measures that under
+    the exclusive lock), so the test compares what must agree regardless: a rate-limited job's IOPS
+    (the C loop paces both the same way) and a sized job's exact count of I/Os."""
+    exe = bffio_path()
+    d = os.path.dirname(job_file)
+    paced = job(job_file, rate_iops=4000, runtime="1s")
+    py = [bench.run(paced, progress=False).iops for _ in range(2)]
+    cmd = [bffio_json(exe, paced, d)["iops"] for _ in range(2)]
     ratio = statistics.median(py) / statistics.median(cmd)
-    # Same C loop both ways: only machine noise separates them (the bench script checks 0.95-1.05
-    # under the exclusive lock; a test run shares the machine).
-    assert 0.75 <= ratio <= 1.33, (py, cmd)
+    assert 0.95 <= ratio <= 1.05, (py, cmd)
+    assert 0.95 <= statistics.median(py) / 4000 <= 1.05, py
+    sized = bench.Job("sized", filename=job_file, rw="randread", bs="4k", size="8m", iodepth=8)
+    r = bench.run(sized, progress=False)
+    assert r.jobs[0].read.ios == bffio_json(exe, sized, d)["total_ios"] == 2048
 
 
 def test_result_objects_and_series(job_file):
