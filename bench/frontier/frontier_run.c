@@ -41,6 +41,16 @@ double median(const double *v, int n)
     return isinf(m) ? NEVER : m;
 }
 
+/* Nearest-rank @p q quantile of n values, sorted in place. */
+double quantile_sort(double *v, int n, double q)
+{
+    if (n <= 0)
+        return 0.0;
+    qsort(v, (size_t)n, sizeof(*v), cmp_double);
+    int i = (int)ceil(q * n) - 1;
+    return v[i < 0 ? 0 : i];
+}
+
 /* ------------------------------------------------------------------------------------------- */
 /* Latency histogram: exact below 128 ns, then 64 sub-buckets per power of two (1.6%), so a P99 per
  * 100 ms window costs no sort and no per-sample memory. */

@@ -29,6 +29,8 @@
 /* Median of n values (copied, the input keeps its order). NEVER (-1) sorts as +infinity, so a
  * median of convergence times with "never" in the upper half is itself "never". */
 double median(const double *v, int n);
+/* Nearest-rank @p q quantile of n values, sorted in place. */
+double quantile_sort(double *v, int n, double q);
 
 /* Latency histogram: exact below 128 ns, then 64 sub-buckets per power of two (1.6%), so a P99 per
  * window costs no sort and no per-sample memory. */
@@ -143,6 +145,9 @@ struct frontier {
     double best_iops;
     int best, knee; /* indices */
     double p99_knee;
+    /* The knee depth's own window-P99 noise: the 95th percentile of its fixed runs' window P99s
+     * (0: not measured). A controller window is judged out of band only beyond max(band, this). */
+    double win_p99_noise;
 };
 
 /* Best and knee of f->pt[0..n) (sorted by depth). */
