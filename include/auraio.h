@@ -88,7 +88,7 @@ typedef struct {
 
 /** How a submission picks a ring. */
 typedef enum {
-    AURAIO_SELECT_ADAPTIVE = 0,     /**< local CPU's ring; spill to the lighter of two others when congested */
+    AURAIO_SELECT_ADAPTIVE = 0,     /**< local CPU's ring; spill to the lighter of two others when it is full at its largest limit */
     AURAIO_SELECT_CPU_LOCAL = 1,    /**< always the ring of the CPU the thread runs on */
     AURAIO_SELECT_ROUND_ROBIN = 2,  /**< rotate over all rings */
     AURAIO_SELECT_THREAD_LOCAL = 3, /**< a ring per submitting thread, assigned on first use */
@@ -574,9 +574,11 @@ AURAIO_API int auraio_get_poll_fd(const auraio_engine_t *engine);
 AURAIO_API int auraio_pending_count(const auraio_engine_t *engine);
 
 /**
- * How many more requests may be submitted right now and go to the kernel without waiting in a
- * backlog: the sum over rings of (in-flight limit - pending), never negative. A cheap relaxed read,
- * thread-safe; a concurrent submitter may use the room first.
+ * How many more requests may be submitted right now within the engine's in-flight limit: the sum
+ * of the rings' limits minus everything pending, never negative. Submitting that many keeps the
+ * kernel at the depth the controller chose, with at most a request or two per ring waiting in a
+ * backlog while the split between rings follows demand. A cheap relaxed read, thread-safe; a
+ * concurrent submitter may use the room first.
  * @return the count, or -EINVAL.
  */
 AURAIO_API int auraio_capacity(const auraio_engine_t *engine);

@@ -488,15 +488,15 @@ int auraio__engine_pending(const struct auraio_engine *e)
     return total;
 }
 
+/* The engine's total in-flight limit minus everything pending. Not the sum of each ring's room:
+ * under the controller a submission stays on its thread's ring (select.c), so room left on
+ * another ring would let a thread queue on its own without bound while capacity never fell. */
 int auraio__engine_capacity(const struct auraio_engine *e)
 {
     int total = 0;
-    for (uint32_t i = 0; i < e->ring_count; i++) {
-        int room = ring_limit(&e->rings[i]) - ring_pending(&e->rings[i]);
-        if (room > 0)
-            total += room;
-    }
-    return total;
+    for (uint32_t i = 0; i < e->ring_count; i++)
+        total += ring_limit(&e->rings[i]) - ring_pending(&e->rings[i]);
+    return total > 0 ? total : 0;
 }
 
 static bool any_submit_stalled(const struct auraio_engine *e)

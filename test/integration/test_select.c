@@ -687,6 +687,74 @@ static void test_adaptive_spills_with_many_rings(void **state)
     restore_affinity(&aff);
 }
 
+/* ADAPTIVE under the controller: one thread pinned to one CPU that keeps auraio_capacity() reads
+ * outstanding uses its own ring only. The local ring's limit is its share of the group's depth,
+ * which follows demand, so a request that finds it full queues there instead of spilling (spills
+ * made one thread's demand look like two rings' and kept both half full). auraio_capacity() is the
+ * total limit minus everything pending, so the thread never queues more than a request or so per
+ * ring beyond the limits, though the other ring always shows room. */
+struct closed_loop {
+    int done, errors;
+};
+
+static void closed_loop_cb(auraio_request_t *req, ssize_t result, void *user_data)
+{
+    (void)req;
+    struct closed_loop *c = user_data;
+    c->done++;
+    if (result != BLOCK)
+        c->errors++;
+}
+
+static void test_adaptive_controller_keeps_one_thread_on_one_ring(void **state)
+{
+    (void)state;
+    int cpus[64];
+    assert_true(allowed_cpus(cpus, 64) >= 1);
+    struct saved_affinity aff;
+    save_affinity(&aff);
+    assert_int_equal(pin_self(cpus[0]), cpus[0]);
+    enum { RINGS = 2, TOTAL = 20000 };
+    auraio_options_t o;
+    auraio_options_init(&o);
+    o.ring_count = RINGS;
+    o.queue_depth = 4096; /* the controller's depth stays far below a ring's largest limit */
+    o.ring_select = AURAIO_SELECT_ADAPTIVE;
+    auraio_engine_t *e = auraio_create_with_options(&o);
+    assert_non_null(e);
+    int local = cpus[0] % RINGS;
+    static unsigned char buf[BLOCK];
+    struct closed_loop c = {0, 0};
+    int submitted = 0, worst_excess = 0;
+    while (submitted < TOTAL) {
+        for (; auraio_capacity(e) > 0 && submitted < TOTAL; submitted++)
+            assert_non_null(auraio_read(e, g_fd, auraio_buf(buf), BLOCK,
+                                        (int64_t)(submitted % FILE_BLOCKS) * BLOCK, closed_loop_cb, &c));
+        int limits = 0, pending = 0;
+        for (int i = 0; i < RINGS; i++) {
+            auraio_ring_stats_t rs;
+            ring_stats(e, i, &rs);
+            limits += rs.in_flight_limit;
+            pending += rs.pending_count;
+        }
+        if (pending - limits > worst_excess)
+            worst_excess = pending - limits;
+        assert_true(auraio_wait(e, 1000) >= 0);
+    }
+    while (c.done < submitted)
+        assert_true(auraio_wait(e, 1000) >= 0);
+    assert_int_equal(c.errors, 0);
+    uint64_t on_local = ring_ops(e, local), elsewhere = ring_ops(e, 1 - local);
+    print_message("one thread, ADAPTIVE + controller: %llu ops on its ring, %llu on the other, %llu spills, "
+                  "pending at most %d beyond the limits\n", (unsigned long long)on_local,
+                  (unsigned long long)elsewhere, (unsigned long long)spills(e), worst_excess);
+    assert_int_equal(on_local + elsewhere, (uint64_t)TOTAL);
+    assert_true(elsewhere * 50 <= (uint64_t)TOTAL); /* the other ring's minimum share only */
+    assert_true(worst_excess <= RINGS);
+    auraio_destroy(e);
+    restore_affinity(&aff);
+}
+
 /* Threads on different CPUs under ADAPTIVE with the local ring never congested (one read in
  * flight per thread, limit 8): each thread's reads land on its own CPU's ring, zero spills. */
 static void test_adaptive_stays_local_without_congestion(void **state)
@@ -775,6 +843,7 @@ int main(void)
         cmocka_unit_test(test_thread_local_does_not_survive_destroy),
         cmocka_unit_test(test_adaptive_spill_rule),
         cmocka_unit_test(test_adaptive_spills_with_many_rings),
+        cmocka_unit_test(test_adaptive_controller_keeps_one_thread_on_one_ring),
         cmocka_unit_test(test_adaptive_stays_local_without_congestion),
         cmocka_unit_test(test_single_ring_every_mode),
     };
