@@ -27,14 +27,6 @@
 /* fadvise/madvise lengths travel in the SQE's 32-bit len on every kernel that has the ops. */
 #define ADVISE_MAX_LEN UINT32_MAX
 
-int auraio__api_link_flag(unsigned flags, uint8_t *link)
-{
-    if ((flags & AURAIO_LINK) && (flags & AURAIO_HARDLINK))
-        return -EINVAL;
-    *link = (flags & AURAIO_HARDLINK) ? IOSQE_IO_HARDLINK : (flags & AURAIO_LINK) ? IOSQE_IO_LINK : 0;
-    return 0;
-}
-
 static auraio_request_t *fail(int rc)
 {
     errno = -rc;

@@ -53,15 +53,15 @@ static inline void cpu_relax(void)
  * took milliseconds: several percent of cached-read IOPS at 10 scrapes a second. Trying in the
  * gaps between the I/O thread's critical sections costs it nothing; blocking stays the fallback.
  */
-static void lock_politely(pthread_mutex_t *m)
+static void lock_politely(struct auraio_lock *m)
 {
     for (int i = 0; i < POLITE_TRIES; i++) {
-        if (pthread_mutex_trylock(m) == 0)
+        if (auraio__lock_try(m))
             return;
         for (int k = 0; k < 16; k++)
             cpu_relax();
     }
-    pthread_mutex_lock(m);
+    auraio__lock(m);
 }
 
 /* Add ring @p i into @p out. Called with the tick lock held (when there is a controller). */
@@ -83,7 +83,7 @@ static void add_ring(struct auraio_engine *e, uint32_t i, auraio_metrics_t *out,
             out->errors[k][c] += atomic_load_explicit(&r->life.errors[k][c], memory_order_relaxed);
     }
     out->submissions_at_limit += atomic_load_explicit(&r->submissions_at_limit, memory_order_relaxed);
-    pthread_mutex_unlock(&r->lock);
+    auraio__unlock(&r->lock);
 
     add_histogram(out, &w->hist);
     add_histogram(out, &r->life.folded);

@@ -108,8 +108,3 @@ void auraio__op_prepare_link_timeout(struct io_uring_sqe *sqe, struct request *q
     set_timespec(&q->ts, q->args.timeout_ns);
     uring_prep(sqe, IORING_OP_LINK_TIMEOUT, -1, (uint64_t)(uintptr_t)&q->ts, 1, 0, handle | USER_DATA_TIMEOUT_BIT);
 }
-
-unsigned auraio__op_sqe_count(const struct request_args *a)
-{
-    return a->timeout_ns != 0 && a->op != REQ_TIMEOUT ? 2u : 1u;
-}

@@ -22,6 +22,10 @@ void auraio__op_prepare(struct io_uring_sqe *sqe, struct request *q, uint64_t ha
 /* Fill the LINK_TIMEOUT SQE that follows @p q's own for its deadline. */
 void auraio__op_prepare_link_timeout(struct io_uring_sqe *sqe, struct request *q, uint64_t handle);
 /* SQEs (and CQEs) the request takes: 2 with a deadline, else 1. */
-unsigned auraio__op_sqe_count(const struct request_args *a);
+/* SQEs a request takes: its op, and a linked timeout when it has a deadline. */
+static inline unsigned auraio__op_sqe_count(const struct request_args *a)
+{
+    return a->timeout_ns != 0 && a->op != REQ_TIMEOUT ? 2u : 1u;
+}
 
 #endif

@@ -30,10 +30,10 @@ static void publish_buffers(struct auraio_engine *e, uint32_t rings, const struc
 {
     for (uint32_t i = 0; i < rings; i++) {
         struct ring *r = &e->rings[i];
-        pthread_mutex_lock(&r->lock);
+        auraio__lock(&r->lock);
         r->fixed_bufs = bufs;
         r->fixed_buf_count = count;
-        pthread_mutex_unlock(&r->lock);
+        auraio__unlock(&r->lock);
     }
 }
 
@@ -41,9 +41,9 @@ static void publish_files(struct auraio_engine *e, uint32_t rings, uint32_t coun
 {
     for (uint32_t i = 0; i < rings; i++) {
         struct ring *r = &e->rings[i];
-        pthread_mutex_lock(&r->lock);
+        auraio__lock(&r->lock);
         r->fixed_file_count = count;
-        pthread_mutex_unlock(&r->lock);
+        auraio__unlock(&r->lock);
     }
 }
 
@@ -168,7 +168,7 @@ static bool hide_if_idle(struct auraio_engine *e, auraio_reg_type_t type)
 {
     for (uint32_t i = 0; i < e->ring_count; i++) {
         struct ring *r = &e->rings[i];
-        pthread_mutex_lock(&r->lock);
+        auraio__lock(&r->lock);
         bool busy = type == AURAIO_REG_BUFFERS ? r->fixed_buf_users > 0 : r->fixed_file_users > 0;
         if (!busy) {
             if (type == AURAIO_REG_BUFFERS) {
@@ -178,7 +178,7 @@ static bool hide_if_idle(struct auraio_engine *e, auraio_reg_type_t type)
                 r->fixed_file_count = 0;
             }
         }
-        pthread_mutex_unlock(&r->lock);
+        auraio__unlock(&r->lock);
         if (busy) {
             if (type == AURAIO_REG_BUFFERS)
                 publish_buffers(e, i, e->fixed_bufs, e->fixed_buf_count);

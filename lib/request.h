@@ -96,6 +96,9 @@ struct request {
     int32_t timeout_result; /* the linked timeout's CQE: -ETIME when the deadline fired */
     uint8_t cqes_left;      /* CQEs still to come: the op's and its linked timeout's */
     uint32_t generation; /* never 0 */
+    /* request_make_handle(ring, slot, generation), kept in step with generation: the handle is
+     * needed three times per I/O (SQE, submit's return, completion). */
+    uint64_t handle;
     uint16_t slot;
     uint8_t state;       /* enum request_state; read and written under the ring lock only */
     bool cancel_issued;
@@ -107,9 +110,9 @@ struct request {
 #define REQUEST_MAX_SLOTS (1u << REQUEST_SLOT_BITS)
 #define REQUEST_MAX_RINGS (1u << REQUEST_RING_BITS)
 
-static inline uint64_t request_handle(uint32_t ring_index, const struct request *r)
+static inline uint64_t request_make_handle(uint32_t ring_index, uint32_t slot, uint32_t generation)
 {
-    return ((uint64_t)r->generation << 32) | ((uint64_t)ring_index << REQUEST_SLOT_BITS) | r->slot;
+    return ((uint64_t)generation << 32) | ((uint64_t)ring_index << REQUEST_SLOT_BITS) | slot;
 }
 
 static inline uint32_t handle_generation(uint64_t h)
@@ -143,6 +146,7 @@ static inline void request_retire(struct request *r)
     r->generation = (r->generation + 1) & REQUEST_GENERATION_MASK;
     if (r->generation == 0)
         r->generation = 1;
+    r->handle = ((uint64_t)r->generation << 32) | (uint32_t)r->handle; /* same ring and slot */
     r->state = REQ_FREE;
     r->cancel_issued = false;
     r->split = false;

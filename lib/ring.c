@@ -69,9 +69,7 @@ int auraio__ring_init(struct ring *r, uint32_t index, const struct ring_config *
     r->index = index;
     r->uring.fd = -1;
     r->event_fd = -1;
-    rc = pthread_mutex_init(&r->lock, NULL);
-    if (rc)
-        return -rc;
+    auraio__lock_init(&r->lock);
     rc = auraio__uring_init(&r->uring, cfg->queue_depth, cfg->setup_flags, cfg->sqpoll_idle_ms);
     if (rc < 0)
         goto fail;
@@ -85,6 +83,7 @@ int auraio__ring_init(struct ring *r, uint32_t index, const struct ring_config *
     for (uint32_t i = r->nreqs; i-- > 0;) {
         r->reqs[i].slot = (uint16_t)i;
         r->reqs[i].generation = 1;
+        r->reqs[i].handle = request_make_handle(index, i, 1);
         r->reqs[i].next = r->free_list;
         r->free_list = &r->reqs[i];
     }
@@ -97,6 +96,15 @@ int auraio__ring_init(struct ring *r, uint32_t index, const struct ring_config *
         r->eventfd_registered = true;
     }
     r->event_fd = cfg->event_fd;
+#if defined(AURAIO_HAVE_VALGRIND)
+    r->under_valgrind = RUNNING_ON_VALGRIND != 0;
+#endif
+    _Static_assert(REQ_OP_COUNT <= 32, "plain_ops is a 32-bit mask");
+    for (unsigned op = 0; op < REQ_OP_COUNT; op++) {
+        struct request_args plain = {.op = (uint8_t)op};
+        if (!auraio__op_missing(&r->uring, &plain))
+            r->plain_ops |= 1u << op;
+    }
     r->max_limit = (uint32_t)cfg->max_limit;
     atomic_init(&r->limit, cfg->initial_limit);
     atomic_init(&r->batch_threshold, cfg->batch_threshold);
@@ -119,7 +127,6 @@ void auraio__ring_destroy(struct ring *r)
     auraio__uring_exit(&r->uring);
     free(r->reqs);
     r->reqs = NULL;
-    pthread_mutex_destroy(&r->lock);
 }
 
 static void pending_add(struct ring *r, int delta)
@@ -147,7 +154,7 @@ static bool splits_after(const struct request *q)
  * decides whether its failure breaks the chain and the timeout's keeps the chain going. */
 static void start_member(struct ring *r, struct request *q, uint8_t link)
 {
-    uint64_t handle = request_handle(r->index, q);
+    uint64_t handle = q->handle;
     struct io_uring_sqe *sqe = auraio__uring_get_sqe(&r->uring);
     auraio__op_prepare(sqe, q, handle);
     q->cqes_left = 1;
@@ -176,7 +183,57 @@ static void start_member(struct ring *r, struct request *q, uint8_t link)
  * share the SQ and a stalled submit (EAGAIN/EBUSY) keeps them there: then the caller keeps the
  * chain in the backlog. @return false when the SQ or the CQ budget has no room for it.
  */
-static bool start_chain(struct ring *r, struct request *head)
+static bool start_chain_slow(struct ring *r, struct request *head);
+
+/* The SQE opcodes of the plain data ops (start_plain). */
+static const uint8_t plain_opcode[REQ_WRITEV + 1] = {
+    [REQ_READ] = IORING_OP_READ,
+    [REQ_WRITE] = IORING_OP_WRITE,
+    [REQ_READV] = IORING_OP_READV,
+    [REQ_WRITEV] = IORING_OP_WRITEV,
+};
+
+/* A lone read or write with neither a registered buffer nor a deadline: the hot path, one SQE
+ * written in place (ops.c's general preparation costs a call and a switch). */
+static inline bool request_plain(const struct request *q)
+{
+    return q->chain_next == NULL && q->args.op <= REQ_WRITEV && !q->args.fixed_buffer && q->args.timeout_ns == 0;
+}
+
+static inline void start_plain(struct ring *r, struct request *q)
+{
+    const struct request_args *a = &q->args;
+    struct uring *u = &r->uring;
+    struct io_uring_sqe *sqe = &u->sqes[u->sqe_tail++ & u->sq_mask]; /* the caller checked for room */
+    /* uring_prep's fields, cleared with memset: four vector stores where gcc makes the compound
+     * literal nineteen instructions (uring_prep keeps it: its callers may pass a NULL get_sqe, and
+     * gcc warns about a memset there). */
+    memset(sqe, 0, sizeof(*sqe));
+    sqe->opcode = plain_opcode[a->op];
+    sqe->fd = a->fd;
+    sqe->addr = a->addr;
+    sqe->len = a->len;
+    sqe->off = a->offset;
+    sqe->user_data = q->handle;
+    if (a->fixed_file)
+        sqe->flags = IOSQE_FIXED_FILE;
+    q->cqes_left = 1;
+    q->state = REQ_INFLIGHT;
+    r->inflight++;
+}
+
+static inline bool start_chain(struct ring *r, struct request *head)
+{
+    if (auraio_likely(request_plain(head))) {
+        if (auraio_unlikely(r->uring.sq_entries - auraio__uring_sq_pending(&r->uring) < 1 || !cq_has_room(r, 1)))
+            return false;
+        start_plain(r, head);
+        return true;
+    }
+    return start_chain_slow(r, head);
+}
+
+static bool start_chain_slow(struct ring *r, struct request *head)
 {
     unsigned sqes = 0;
     for (struct request *q = head; q; q = q->chain_next) {
@@ -443,17 +500,26 @@ static void abandon_chain_locked(struct ring *r, struct ring_chain *chain)
     r->failed_locally = true;
 }
 
+/* The opcode probe's answer for @p a: plain forms from the mask ring_init computed, the rest (a
+ * registered buffer's READ_FIXED/WRITE_FIXED, a deadline's LINK_TIMEOUT) from the probe itself. */
+static inline bool ring_op_missing(const struct ring *r, const struct request_args *a)
+{
+    if (auraio_likely(!a->fixed_buffer && a->timeout_ns == 0))
+        return !(r->plain_ops & (1u << a->op));
+    return auraio__op_missing(&r->uring, a);
+}
+
 int auraio__ring_submit(struct ring *r, const struct request_args *a, uint64_t now_ns, enum submit_flush flush,
                         struct ring_chain *chain, uint64_t *handle)
 {
     int rc = RING_SUBMITTED;
     bool failed = false;
-    pthread_mutex_lock(&r->lock);
+    auraio__lock(&r->lock);
     if (auraio_unlikely(r->shutdown)) {
         rc = -ESHUTDOWN;
         goto out;
     }
-    if (auraio_unlikely(auraio__op_missing(&r->uring, a))) {
+    if (auraio_unlikely(ring_op_missing(r, a))) {
         rc = -EOPNOTSUPP;
         goto out;
     }
@@ -472,21 +538,20 @@ int auraio__ring_submit(struct ring *r, const struct request_args *a, uint64_t n
         rc = -EAGAIN;
         goto out;
     }
-    struct request_args checked = *a;
+    q->args = *a; /* the slot is still on the free list: a refusal below leaves it there */
     if (auraio_unlikely(a->fixed_buffer || a->fixed_file || a->file_index)) {
-        rc = check_registered_locked(r, &checked);
+        rc = check_registered_locked(r, &q->args);
         if (rc < 0)
             goto out;
     }
     r->free_list = q->next;
-    q->args = checked;
     q->next = NULL;
     q->chain_head = q;
     q->chain_next = NULL;
     q->chain_len = 1;
     q->submit_ns = now_ns;
     q->cancel_issued = false;
-    *handle = request_handle(r->index, q);
+    *handle = q->handle;
 
     struct request *head = q;
     if (auraio_unlikely(chain != NULL)) {
@@ -564,17 +629,17 @@ int auraio__ring_submit(struct ring *r, const struct request_args *a, uint64_t n
         rc = RING_QUEUED; /* queued, not entered: the caller owes a flush */
     }
 out:
-    pthread_mutex_unlock(&r->lock);
+    auraio__unlock(&r->lock);
     wake_for_local_failures(r, failed);
     return rc;
 }
 
 int auraio__ring_flush(struct ring *r)
 {
-    pthread_mutex_lock(&r->lock);
+    auraio__lock(&r->lock);
     int rc = flush_locked(r);
     bool failed = take_local_failures(r);
-    pthread_mutex_unlock(&r->lock);
+    auraio__unlock(&r->lock);
     wake_for_local_failures(r, failed);
     return rc;
 }
@@ -621,7 +686,7 @@ static void resolve_split_locked(struct ring *r, struct request *q, int32_t resu
     r->backlog_len += len;
 }
 
-static struct completion finish_locked(struct ring *r, struct request *q, int32_t result)
+static inline void finish_locked(struct ring *r, struct request *q, int32_t result, struct completion *c)
 {
     if (auraio_unlikely(q->split))
         resolve_split_locked(r, q, result);
@@ -633,17 +698,14 @@ static struct completion finish_locked(struct ring *r, struct request *q, int32_
      * A timer is not an operation. */
     if (q->args.op != REQ_TIMEOUT)
         auraio__metrics_complete(&r->life, q->args.op, result);
-    struct completion c = {
-        .callback = q->args.callback,
-        .user_data = q->args.user_data,
-        .handle = request_handle(r->index, q),
-        .result = result,
-    };
+    c->callback = q->args.callback;
+    c->user_data = q->args.user_data;
+    c->handle = q->handle;
+    c->result = result;
     request_retire(q);
     q->next = r->free_list;
     r->free_list = q;
     pending_add(r, -1);
-    return c;
 }
 
 static struct request *lookup_locked(struct ring *r, uint64_t handle);
@@ -667,21 +729,20 @@ static int deliver_local_failures_locked(struct ring *r, struct completion *out,
     while (r->local_done && n < room) {
         struct request *q = r->local_done;
         r->local_done = q->next;
-        out[n++] = finish_locked(r, q, q->result);
+        finish_locked(r, q, q->result, &out[n++]);
     }
     return n;
 }
 
 int auraio__ring_reap(struct ring *r, struct completion *out, int max, uint64_t now_ns, bool *took_wake)
 {
-    struct uring_cqe cqes[64];
     int n = 0;
 
-    pthread_mutex_lock(&r->lock);
+    auraio__lock(&r->lock);
     while (r->local_done && n < max) {
         struct request *q = r->local_done;
         r->local_done = q->next;
-        out[n++] = finish_locked(r, q, q->result);
+        finish_locked(r, q, q->result, &out[n++]);
     }
     int events_rc = 0;
     if (auraio__uring_cq_needs_enter(&r->uring) && auraio__uring_cq_ready(&r->uring) == 0)
@@ -692,12 +753,18 @@ int auraio__ring_reap(struct ring *r, struct completion *out, int max, uint64_t 
      * outstanding never fills the ring. Each completion of this reap counts once if it did. */
     int limit = atomic_load_explicit(&r->limit, memory_order_relaxed);
     bool full = r->inflight >= (uint32_t)limit;
+    /* Under the lock the tick cannot swap the accumulator: one lookup for the whole reap. */
+    struct ctl_acc *acc = auraio__ctl_acc_active(&r->acc);
     while (n < max) {
-        unsigned want = (unsigned)(max - n) < 64 ? (unsigned)(max - n) : 64;
-        unsigned got = auraio__uring_reap(&r->uring, cqes, want);
+        /* CQEs are read where the kernel wrote them and their slots given back after the batch. */
+        unsigned want = (unsigned)(max - n);
+        uint32_t head;
+        unsigned got = auraio__uring_cq_peek(&r->uring, want, &head);
         for (unsigned i = 0; i < got; i++) {
-            uint64_t ud = cqes[i].user_data;
-            if (ud & USER_DATA_CANCEL_BIT) {
+            const struct io_uring_cqe *cqe = auraio__uring_cqe_at(&r->uring, head + i);
+            uint64_t ud = cqe->user_data;
+            int32_t res = cqe->res;
+            if (auraio_unlikely(ud & USER_DATA_CANCEL_BIT)) {
                 r->cancels_pending--;
                 /* The cancel is over, whatever it achieved: if its target is still in the kernel
                  * (-EALREADY: running in a worker), a later cancel may ask again. */
@@ -706,7 +773,7 @@ int auraio__ring_reap(struct ring *r, struct completion *out, int max, uint64_t 
                     target->cancel_issued = false;
                 continue;
             }
-            if (ud == USER_DATA_WAKE) {
+            if (auraio_unlikely(ud == USER_DATA_WAKE)) {
                 r->wake_pending = false;
                 *took_wake = true;
                 continue;
@@ -720,33 +787,35 @@ int auraio__ring_reap(struct ring *r, struct completion *out, int max, uint64_t 
                 continue;
             if (auraio_unlikely(ud & USER_DATA_TIMEOUT_BIT)) {
                 /* The deadline's own CQE: never a callback of its own, only the op's result. */
-                q->timeout_result = cqes[i].res;
+                q->timeout_result = res;
                 r->extra_cqes--;
             } else if (auraio_unlikely(q->args.op == REQ_TIMEOUT)) {
-                q->result = cqes[i].res; /* a timer: no op, no latency, no bytes */
+                q->result = res; /* a timer: no op, no latency, no bytes */
                 r->timers--;
             } else {
-                q->result = cqes[i].res;
+                q->result = res;
                 r->inflight--;
                 /* The reap time stands for every CQE of the batch: one clock read per batch, and
                  * the batch was copied out within microseconds. */
                 uint64_t latency = now_ns > q->submit_ns ? now_ns - q->submit_ns : 0;
-                struct ctl_acc *acc = auraio__ctl_acc_active(&r->acc);
                 if (full)
                     auraio__ctl_acc_at_limit(acc);
                 /* Only data ops that ran their course are latency samples: metadata ops, fsync and
                  * a deadline's failures say nothing about the device's depth curve. */
-                if (!request_op_is_data(q->args.op) || (q->args.timeout_ns && cqes[i].res < 0)) {
+                if (auraio_unlikely(!request_op_is_data(q->args.op) || (q->args.timeout_ns && res < 0))) {
                     auraio__ctl_acc_record_other(acc, latency);
                 } else {
-                    uint64_t bytes = cqes[i].res > 0 ? (uint64_t)cqes[i].res : 0;
+                    uint64_t bytes = res > 0 ? (uint64_t)res : 0;
                     auraio__ctl_acc_record(acc, latency, bytes);
                 }
-                mark_read_defined(&q->args, cqes[i].res);
+                if (auraio_unlikely(r->under_valgrind))
+                    mark_read_defined(&q->args, res);
             }
             if (--q->cqes_left == 0)
-                out[n++] = finish_locked(r, q, request_result(q));
+                finish_locked(r, q, request_result(q), &out[n++]);
         }
+        if (got > 0)
+            auraio__uring_cq_release(&r->uring, head + got);
         if (got < want)
             break;
     }
@@ -762,7 +831,7 @@ int auraio__ring_reap(struct ring *r, struct completion *out, int max, uint64_t 
         if (r->local_done)
             r->failed_locally = true;
     }
-    pthread_mutex_unlock(&r->lock);
+    auraio__unlock(&r->lock);
     /* Transient results (EAGAIN/EBUSY: the overflow could not be flushed yet) are retried by the
      * next reap; anything else means the ring is unusable and the caller must hear of it. */
     if (n == 0 && events_rc < 0 && events_rc != -EAGAIN && events_rc != -EBUSY)
@@ -830,7 +899,7 @@ int auraio__ring_cancel(struct ring *r, uint64_t handle)
     int rc;
     bool wake = false;
     bool failed = false;
-    pthread_mutex_lock(&r->lock);
+    auraio__lock(&r->lock);
     struct request *q = lookup_locked(r, handle);
     if (r->shutdown) {
         rc = -ESHUTDOWN;
@@ -861,7 +930,7 @@ int auraio__ring_cancel(struct ring *r, uint64_t handle)
                 rc = frc;
         }
     }
-    pthread_mutex_unlock(&r->lock);
+    auraio__unlock(&r->lock);
     wake_for_local_failures(r, failed);
     /* The request completes without a CQE: wake a waiter so it is delivered promptly. */
     if (wake && r->event_fd >= 0)
@@ -873,17 +942,17 @@ int auraio__ring_cancel(struct ring *r, uint64_t handle)
 
 int auraio__ring_request_pending(struct ring *r, uint64_t handle)
 {
-    pthread_mutex_lock(&r->lock);
+    auraio__lock(&r->lock);
     struct request *q = lookup_locked(r, handle);
     int rc = q && (q->state == REQ_BACKLOG || q->state == REQ_INFLIGHT || q->state == REQ_FORMING ||
                    q->state == REQ_PARKED);
-    pthread_mutex_unlock(&r->lock);
+    auraio__unlock(&r->lock);
     return rc;
 }
 
 void auraio__ring_cancel_all(struct ring *r)
 {
-    pthread_mutex_lock(&r->lock);
+    auraio__lock(&r->lock);
     r->shutdown = true;
     while (r->backlog_head) {
         struct request *q = r->backlog_head;
@@ -905,44 +974,44 @@ void auraio__ring_cancel_all(struct ring *r)
     for (uint32_t i = 0; i < r->nreqs; i++) {
         struct request *q = &r->reqs[i];
         if (q->state == REQ_INFLIGHT && !q->cancel_issued) {
-            if (queue_cancel_locked(r, request_handle(r->index, q), 0) < 0)
+            if (queue_cancel_locked(r, q->handle, 0) < 0)
                 break;
             q->cancel_issued = true;
         }
     }
     /* A refusal is retried by destroy's reaps, or fails the requests (delivered by them too). */
     (void)flush_locked(r);
-    pthread_mutex_unlock(&r->lock);
+    auraio__unlock(&r->lock);
 }
 
 bool auraio__ring_has_work(struct ring *r)
 {
-    pthread_mutex_lock(&r->lock);
+    auraio__lock(&r->lock);
     /* SQEs of a stalled ring wait for the waiter's millisecond retry, not for a spin. */
     bool unentered = auraio__uring_sq_pending(&r->uring) > 0 &&
                      !atomic_load_explicit(&r->submit_stalled, memory_order_relaxed);
     bool work = r->local_done != NULL || unentered || auraio__uring_cq_ready(&r->uring) > 0 ||
                 auraio__uring_cq_needs_enter(&r->uring);
-    pthread_mutex_unlock(&r->lock);
+    auraio__unlock(&r->lock);
     return work;
 }
 
 bool auraio__ring_idle(struct ring *r)
 {
-    pthread_mutex_lock(&r->lock);
+    auraio__lock(&r->lock);
     bool idle = r->inflight == 0 && r->timers == 0 && r->extra_cqes == 0 && r->forming == 0 && r->backlog_head == NULL &&
                 r->local_done == NULL;
-    pthread_mutex_unlock(&r->lock);
+    auraio__unlock(&r->lock);
     return idle;
 }
 
 void auraio__ring_take_window(struct ring *r, struct ctl_ring_input *in)
 {
-    pthread_mutex_lock(&r->lock);
+    auraio__lock(&r->lock);
     in->acc = auraio__ctl_acc_swap(&r->acc);
     in->in_flight = r->inflight;
     in->pending = r->inflight + r->backlog_len;
-    pthread_mutex_unlock(&r->lock);
+    auraio__unlock(&r->lock);
 }
 
 void auraio__ring_set_limits(struct ring *r, int limit, int batch_threshold)
@@ -965,7 +1034,7 @@ int auraio__ring_wait(struct ring *r, int timeout_ms)
 
 void auraio__ring_wake(struct ring *r)
 {
-    pthread_mutex_lock(&r->lock);
+    auraio__lock(&r->lock);
     bool failed = false;
     /* No room in the CQ budget means every slot is in flight with a cancel pending: those CQEs
      * will wake the waiter anyway. */
@@ -983,7 +1052,7 @@ void auraio__ring_wake(struct ring *r)
             failed = take_local_failures(r);
         }
     }
-    pthread_mutex_unlock(&r->lock);
+    auraio__unlock(&r->lock);
     /* Signal only: a NOP here could recurse into this function without end. */
     if (failed && r->event_fd >= 0)
         auraio__sys_eventfd_signal(r->event_fd);
@@ -1021,7 +1090,7 @@ static int cancel_fd_walk_locked(struct ring *r, int fd)
         struct request *q = &r->reqs[i];
         if (q->state != REQ_INFLIGHT || q->cancel_issued || !request_uses_fd(q, fd))
             continue;
-        if (queue_cancel_locked(r, request_handle(r->index, q), 0) < 0)
+        if (queue_cancel_locked(r, q->handle, 0) < 0)
             break; /* no room: the rest stay; the count says how many were asked */
         q->cancel_issued = true;
         count++;
@@ -1035,9 +1104,9 @@ int auraio__ring_cancel_fd(struct ring *r, int fd)
     int rc = 0;
     bool wake = false;
     bool failed = false;
-    pthread_mutex_lock(&r->lock);
+    auraio__lock(&r->lock);
     if (r->shutdown) {
-        pthread_mutex_unlock(&r->lock);
+        auraio__unlock(&r->lock);
         return -ESHUTDOWN;
     }
     /* The backlog: a chain that touches the file has not started, so all of it goes. */
@@ -1085,7 +1154,7 @@ int auraio__ring_cancel_fd(struct ring *r, int fd)
             failed = take_local_failures(r) || failed;
         }
     }
-    pthread_mutex_unlock(&r->lock);
+    auraio__unlock(&r->lock);
     wake_for_local_failures(r, failed || wake);
     return rc < 0 ? rc : count;
 }

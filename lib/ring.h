@@ -10,6 +10,7 @@
 
 #include "compiler.h"
 #include "controller.h"
+#include "lock.h"
 #include "metrics.h"
 #include "request.h"
 #include "uring.h"
@@ -40,7 +41,7 @@ struct completion {
 };
 
 struct ring {
-    pthread_mutex_t lock;
+    struct auraio_lock lock;
     struct uring uring;
     uint32_t index;
     int event_fd;
@@ -68,6 +69,9 @@ struct ring {
     uint32_t forming;         /* slots held by chains whose last request is not submitted yet */
     bool no_sync_cancel;      /* IORING_REGISTER_SYNC_CANCEL refused: cancel_fd walks the slots */
     bool resumed;             /* a parked chain rest was released or failed during this reap */
+    uint32_t plain_ops;       /* bit per enum request_op the kernel has (plain form; set at init) */
+    bool under_valgrind;      /* tell memcheck what the kernel wrote (the client request costs ~12
+                                 instructions per read even outside valgrind) */
     uint32_t max_limit;
     /* Registrations as this ring sees them (set and cleared by registration.c under the lock):
      * a submit using one checks it here and counts itself in *_users until its CQE is reaped,

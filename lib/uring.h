@@ -85,6 +85,26 @@ struct uring_cqe {
     uint32_t flags;
 };
 
+/* Reading CQEs in place (the ring lock's holder is the only consumer): the first @p *head and how
+ * many are ready (at most @p max), then each with cqe_at, then cq_release to give the slots back.
+ * Saves copying each CQE out and back in on the reap path. */
+static inline unsigned auraio__uring_cq_peek(const struct uring *u, unsigned max, uint32_t *head)
+{
+    *head = uring_load_relaxed(u->kcq_head); /* only we write it */
+    unsigned n = uring_load_acquire(u->kcq_tail) - *head;
+    return n < max ? n : max;
+}
+
+static inline const struct io_uring_cqe *auraio__uring_cqe_at(const struct uring *u, uint32_t index)
+{
+    return &u->cqes[index & u->cq_mask];
+}
+
+static inline void auraio__uring_cq_release(struct uring *u, uint32_t new_head)
+{
+    uring_store_release(u->kcq_head, new_head);
+}
+
 /* Copy up to @p max CQEs out and release their slots to the kernel. @return how many. */
 unsigned auraio__uring_reap(struct uring *u, struct uring_cqe *out, unsigned max);
 

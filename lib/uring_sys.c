@@ -12,6 +12,7 @@
 #include "uring_abi.h"
 
 #include <errno.h>
+#include <linux/futex.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -90,4 +91,15 @@ int auraio__sys_wait_either_readable(int fd1, int fd2, int timeout_ms)
     if (rc < 0)
         return -errno;
     return rc > 0 ? 1 : 0;
+}
+
+void auraio__sys_futex_wait(_Atomic uint32_t *addr, uint32_t val)
+{
+    /* EAGAIN (the word changed), EINTR and wakes all mean "look again": nothing to report. */
+    (void)syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+}
+
+void auraio__sys_futex_wake(_Atomic uint32_t *addr, int n)
+{
+    (void)syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
 }

@@ -8,6 +8,7 @@
 #define AURAIO_URING_SYS_H
 
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 struct io_uring_params;
@@ -30,5 +31,9 @@ int auraio__sys_eventfd_signal(int fd);
 int auraio__sys_wait_readable(int fd, int timeout_ms);
 /* The same for two fds: 1 when either is readable, 0 timeout, -errno. */
 int auraio__sys_wait_either_readable(int fd1, int fd2, int timeout_ms);
+/* Sleep while *addr == val (FUTEX_WAIT_PRIVATE; returns at once if it differs, or on any wake or
+ * signal: the caller re-checks). Wake up to n sleepers on addr. The ring lock's slow path (lock.c). */
+void auraio__sys_futex_wait(_Atomic uint32_t *addr, uint32_t val);
+void auraio__sys_futex_wake(_Atomic uint32_t *addr, int n);
 
 #endif

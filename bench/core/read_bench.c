@@ -96,6 +96,7 @@ struct bench {
     bool fixed_files;   /* the file is registered file 0 (IOSQE_FIXED_FILE) */
     int error;       /* first negative result or submit errno */
     uint64_t ops;    /* completions before end_ns */
+    uint64_t max_ops; /* --ops: stop after this many completions (0: time only) */
     struct hist hist;
 };
 
@@ -145,7 +146,7 @@ static void on_read(auraio_request_t *req, ssize_t result, void *user_data)
             return;
         }
     }
-    if (now >= b->end_ns) {
+    if (now >= b->end_ns || (b->max_ops && b->ops >= b->max_ops)) {
         b->stopping = true;
         return;
     }
@@ -182,6 +183,7 @@ static void usage(const char *argv0)
             "                     implies --verify\n"
             "  --depth N          requests in flight (default 32)\n"
             "  --seconds S        run time (default 5)\n"
+            "  --ops N            stop after N reads instead (a fixed amount of work, for callgrind)\n"
             "  --bs N             block size (default 4096)\n"
             "  --direct           open with O_DIRECT (default: buffered, page cache)\n"
             "  --default-rings    library's ring count (one per CPU) instead of 1\n"
@@ -205,6 +207,7 @@ int main(int argc, char **argv)
     bool direct = false, default_rings = false, single_issuer = false, verify = false;
     bool fixed_buffers = false, fixed_files = false;
     uint64_t seed = 1;
+    uint64_t max_ops = 0;
     int metrics_port = -1;
     static const struct option longopts[] = {
         {"file", required_argument, NULL, 'f'},     {"temp-size", required_argument, NULL, 't'},
@@ -213,7 +216,7 @@ int main(int argc, char **argv)
         {"default-rings", no_argument, NULL, 'R'},  {"single-issuer", no_argument, NULL, 'S'},
         {"verify", no_argument, NULL, 'v'},         {"seed", required_argument, NULL, 'x'},
         {"fixed-buffers", no_argument, NULL, 'B'},  {"fixed-files", no_argument, NULL, 'F'},
-        {"metrics-port", required_argument, NULL, 'm'},
+        {"metrics-port", required_argument, NULL, 'm'}, {"ops", required_argument, NULL, 'o'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     int c;
@@ -232,6 +235,7 @@ int main(int argc, char **argv)
         case 'F': fixed_files = true; break;
         case 'x': seed = strtoull(optarg, NULL, 0); break;
         case 'm': metrics_port = atoi(optarg); break;
+        case 'o': max_ops = strtoull(optarg, NULL, 0); break;
         case 'h': usage(argv[0]); return 0;
         default: usage(argv[0]); return 2;
         }
@@ -279,6 +283,7 @@ int main(int argc, char **argv)
     b->blocks = (uint64_t)st.st_size / bs;
     b->rng = seed ? seed : 1;
     b->verify = verify;
+    b->max_ops = max_ops;
 
     auraio_options_t o;
     auraio_options_init(&o);
@@ -346,7 +351,7 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     uint64_t start = bench_now_ns();
-    b->end_ns = start + (uint64_t)(seconds * 1e9);
+    b->end_ns = max_ops ? UINT64_MAX : start + (uint64_t)(seconds * 1e9);
     for (int i = 0; i < depth; i++) {
         int rc = submit_slot(b, &slots[i]);
         if (rc < 0) {
@@ -367,7 +372,7 @@ int main(int argc, char **argv)
         if (!b->stopping && bench_now_ns() >= b->end_ns)
             b->stopping = true;
     }
-    double elapsed = (double)(b->end_ns - start) / 1e9;
+    double elapsed = (double)((max_ops ? bench_now_ns() : b->end_ns) - start) / 1e9;
 
     auraio_ring_stats_t rs;
     if (auraio_get_ring_stats(b->engine, 0, &rs) == 0)

@@ -99,6 +99,8 @@ int real_sys_eventfd_drain(int fd);
 int real_sys_eventfd_signal(int fd);
 int real_sys_wait_readable(int fd, int timeout_ms);
 int real_sys_wait_either_readable(int fd1, int fd2, int timeout_ms);
+void real_sys_futex_wait(_Atomic uint32_t *addr, uint32_t val);
+void real_sys_futex_wake(_Atomic uint32_t *addr, int n);
 
 int auraio__sys_setup(unsigned entries, struct io_uring_params *p)
 {
@@ -188,4 +190,15 @@ int auraio__sys_wait_either_readable(int fd1, int fd2, int timeout_ms)
 {
     int rc = injected(FAULT_POLL);
     return rc ? rc : real_sys_wait_either_readable(fd1, fd2, timeout_ms);
+}
+
+/* The ring lock's futex: passed through (a failed futex call only means "look again"). */
+void auraio__sys_futex_wait(_Atomic uint32_t *addr, uint32_t val)
+{
+    real_sys_futex_wait(addr, val);
+}
+
+void auraio__sys_futex_wake(_Atomic uint32_t *addr, int n)
+{
+    real_sys_futex_wake(addr, n);
 }

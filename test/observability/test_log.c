@@ -55,6 +55,14 @@ static bool held(pthread_mutex_t *m)
     return false;
 }
 
+static bool held_ring(struct auraio_lock *m)
+{
+    if (!auraio__lock_try(m))
+        return true;
+    auraio__unlock(m);
+    return false;
+}
+
 static void handler(int level, const char *message, void *user_data)
 {
     assert_ptr_equal(user_data, &g);
@@ -63,7 +71,7 @@ static void handler(int level, const char *message, void *user_data)
     if (e) {
         locked = held(&e->tick_lock) || held(&e->wait_lock) || held(&e->reg_lock);
         for (uint32_t i = 0; i < e->ring_count; i++)
-            locked = locked || held(&e->rings[i].lock);
+            locked = locked || held_ring(&e->rings[i].lock);
     }
     pthread_mutex_lock(&g.lock);
     if (locked)
