@@ -86,11 +86,11 @@ AURAIO_API auraio_buf_t auraio_buf_fixed(int index, size_t offset)
         return guarded_rc;                                                                                             \
     } while (0)
 
-static auraio_request_t *submit_or_errno(struct auraio_engine *e, const struct request_args *a)
+static auraio_request_t *submit_or_errno(struct auraio_engine *e, const struct request_args *a, bool plain)
 {
     uint64_t handle;
     auraio__engine_call_begin(e);
-    int rc = auraio__engine_submit(e, a, &handle);
+    int rc = plain ? auraio__engine_submit_plain(e, a, &handle) : auraio__engine_submit(e, a, &handle);
     auraio__engine_call_end(e);
     if (rc < 0) {
         errno = -rc;
@@ -141,8 +141,7 @@ static int check_rw(const auraio_engine_t *e, int fd, auraio_buf_t buf, size_t l
 static auraio_request_t *submit_rw(auraio_engine_t *e, uint8_t op, int fd, auraio_buf_t buf, size_t len, int64_t offset,
                                    unsigned flags, auraio_callback_t cb, void *ud)
 {
-    struct request_args a;
-    memset(&a, 0, sizeof(a));
+    struct request_args a = {.op = op, .user_data = ud}; /* the rest zero, as the ring expects */
     int rc = flags & ~(AURAIO_FIXED_FILE | AURAIO_LINK | AURAIO_HARDLINK) ? -EINVAL
                                                                            : check_rw(e, fd, buf, len, offset, cb, &a);
     if (rc == 0)
@@ -151,10 +150,9 @@ static auraio_request_t *submit_rw(auraio_engine_t *e, uint8_t op, int fd, aurai
         errno = -rc;
         return NULL;
     }
-    a.op = op;
     a.fixed_file = (flags & AURAIO_FIXED_FILE) != 0;
-    a.user_data = ud;
-    return submit_or_errno(e, &a);
+    /* No flags and plain memory: the hot path (no link, registered buffer or file). */
+    return submit_or_errno(e, &a, flags == 0 && buf.type == AURAIO_BUF_UNREGISTERED);
 }
 
 AURAIO_API auraio_request_t *auraio_read(auraio_engine_t *engine, int fd, auraio_buf_t buf, size_t len, int64_t offset,
@@ -207,7 +205,7 @@ static auraio_request_t *submit_vec(auraio_engine_t *e, uint8_t op, int fd, cons
     a.offset = (uint64_t)offset;
     a.callback = cb;
     a.user_data = ud;
-    return submit_or_errno(e, &a);
+    return submit_or_errno(e, &a, flags == 0);
 }
 
 AURAIO_API auraio_request_t *auraio_readv(auraio_engine_t *engine, int fd, const struct iovec *iov, int iovcnt,
@@ -258,7 +256,7 @@ AURAIO_API auraio_request_t *auraio_fsync(auraio_engine_t *engine, int fd, unsig
     a.link = link;
     a.callback = callback;
     a.user_data = user_data;
-    return submit_or_errno(engine, &a);
+    return submit_or_errno(engine, &a, false);
 }
 
 AURAIO_API int auraio_cancel(auraio_engine_t *engine, auraio_request_t *req)

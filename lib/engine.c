@@ -298,7 +298,8 @@ static int submit_special(struct auraio_engine *e, const struct request_args *a,
     return rc;
 }
 
-int auraio__engine_submit(struct auraio_engine *e, const struct request_args *a, uint64_t *handle)
+/* auraio__engine_submit and _submit_plain: one body, so the two cannot drift apart. */
+static inline int engine_submit(struct auraio_engine *e, const struct request_args *a, uint64_t *handle, bool plain)
 {
     if (auraio_unlikely(atomic_load_explicit(&e->shutting_down, memory_order_acquire)))
         return -ESHUTDOWN;
@@ -313,6 +314,8 @@ int auraio__engine_submit(struct auraio_engine *e, const struct request_args *a,
     int rc;
     if (auraio_unlikely(tls_submit_state != 0 || a->link))
         rc = submit_special(e, a, flush, now, &ring, handle);
+    else if (plain)
+        rc = auraio__ring_submit_plain(&e->rings[ring], a, now, flush, handle);
     else
         rc = auraio__ring_submit(&e->rings[ring], a, now, flush, NULL, handle);
     if (rc < 0)
@@ -324,6 +327,16 @@ int auraio__engine_submit(struct auraio_engine *e, const struct request_args *a,
             tls_deferred_ring = DEFERRED_NONE; /* this submit entered everything queued there */
     }
     return 0;
+}
+
+int auraio__engine_submit(struct auraio_engine *e, const struct request_args *a, uint64_t *handle)
+{
+    return engine_submit(e, a, handle, false);
+}
+
+int auraio__engine_submit_plain(struct auraio_engine *e, const struct request_args *a, uint64_t *handle)
+{
+    return engine_submit(e, a, handle, true);
 }
 
 int auraio__engine_set_next_timeout(struct auraio_engine *e, uint64_t timeout_ns)

@@ -441,6 +441,28 @@ static bool chain_fits(const struct ring *r, uint32_t len, int limit)
     return r->inflight + len <= (uint32_t)limit || r->inflight == 0;
 }
 
+/* A chain of @p len must wait in the backlog: behind earlier backlog (never ahead of it), or when
+ * it does not fit under @p limit now. */
+static inline bool must_wait(const struct ring *r, uint32_t len, int limit)
+{
+    return r->backlog_head || !chain_fits(r, len, limit);
+}
+
+/*
+ * Whether a submission of @p len requests enters the kernel before its submit returns. Batching is
+ * only allowed when the caller promises a flush that no other thread can hold up (see
+ * auraio__engine_submit); everything else enters the kernel now, since a thread asleep in wait
+ * would never flush it. A single-issuer submit outside callbacks enters at once on an idle ring
+ * (nothing to batch with, and the thread may compute a while before its next wait); from a
+ * callback the batch's end comes within microseconds, and entering one SQE early only costs a
+ * system call (a 9% rise in enters per read at QD32 on cached reads).
+ */
+static inline bool enters_now(const struct ring *r, enum submit_flush flush, uint32_t len)
+{
+    return flush == SUBMIT_ENTER_NOW || (flush == SUBMIT_BATCH_IF_BUSY && r->inflight + r->timers == len) ||
+           auraio__uring_sq_pending(&r->uring) >= (unsigned)atomic_load_explicit(&r->batch_threshold, memory_order_relaxed);
+}
+
 /* Move backlog chains into the kernel while the limit allows. */
 static void refill_locked(struct ring *r)
 {
@@ -595,7 +617,7 @@ int auraio__ring_submit(struct ring *r, const struct request_args *a, uint64_t n
         }
     } else {
         int limit = atomic_load_explicit(&r->limit, memory_order_relaxed);
-        bool at_limit = r->backlog_head || !chain_fits(r, head->chain_len, limit);
+        bool at_limit = must_wait(r, head->chain_len, limit);
         if (at_limit || !start_chain(r, head)) {
             /* At the limit (or, rarely, no free SQE): queue in order behind earlier backlog,
              * never ahead of it, the whole chain as one entry. */
@@ -614,21 +636,51 @@ int auraio__ring_submit(struct ring *r, const struct request_args *a, uint64_t n
             goto out;
         }
     }
-    /* Batching is only allowed when the caller promises a flush that no other thread can hold up
-     * (see auraio__engine_submit); everything else enters the kernel now, since a thread asleep in
-     * wait would never flush it. A single-issuer submit outside callbacks enters at once on an idle
-     * ring (nothing to batch with, and the thread may compute a while before its next wait); from
-     * a callback the batch's end comes within microseconds, and entering one SQE early only costs
-     * a system call (a 9% rise in enters per read at QD32 on cached reads). A refused enter is not
-     * this request's failure: flush_locked keeps or fails the SQEs and their callbacks say so. */
-    if (flush == SUBMIT_ENTER_NOW || (flush == SUBMIT_BATCH_IF_BUSY && r->inflight + r->timers == head->chain_len) ||
-        auraio__uring_sq_pending(&r->uring) >= (unsigned)atomic_load_explicit(&r->batch_threshold, memory_order_relaxed)) {
+    /* A refused enter is not this request's failure: flush_locked keeps or fails the SQEs and
+     * their callbacks say so. */
+    if (enters_now(r, flush, head->chain_len)) {
         (void)flush_locked(r);
         failed = take_local_failures(r) || failed;
     } else {
         rc = RING_QUEUED; /* queued, not entered: the caller owes a flush */
     }
 out:
+    auraio__unlock(&r->lock);
+    wake_for_local_failures(r, failed);
+    return rc;
+}
+
+int auraio__ring_submit_plain(struct ring *r, const struct request_args *a, uint64_t now_ns, enum submit_flush flush,
+                              uint64_t *handle)
+{
+    auraio__lock(&r->lock);
+    struct request *q = r->free_list;
+    int limit = atomic_load_explicit(&r->limit, memory_order_relaxed);
+    /* Everything unusual (no slot, shutdown, a missing opcode, the backlog or the limit, no room
+     * in the SQ or the CQ budget) takes the general path, which sorts it out. */
+    if (auraio_unlikely(!q || r->shutdown || !(r->plain_ops & (1u << a->op)) || must_wait(r, 1, limit) ||
+                        r->uring.sq_entries - auraio__uring_sq_pending(&r->uring) < 1 || !cq_has_room(r, 1))) {
+        auraio__unlock(&r->lock);
+        return auraio__ring_submit(r, a, now_ns, flush, NULL, handle);
+    }
+    r->free_list = q->next;
+    q->args = *a;
+    q->next = NULL;
+    q->chain_head = q;
+    q->chain_next = NULL;
+    q->chain_len = 1;
+    q->submit_ns = now_ns;
+    pending_add(r, 1);
+    start_plain(r, q);
+    *handle = q->handle;
+    int rc = RING_SUBMITTED;
+    bool failed = false;
+    if (enters_now(r, flush, 1)) {
+        (void)flush_locked(r);
+        failed = take_local_failures(r);
+    } else {
+        rc = RING_QUEUED;
+    }
     auraio__unlock(&r->lock);
     wake_for_local_failures(r, failed);
     return rc;

@@ -131,6 +131,10 @@ struct ring_chain {
  */
 int auraio__ring_submit(struct ring *r, const struct request_args *a, uint64_t now_ns, enum submit_flush flush,
                         struct ring_chain *chain, uint64_t *handle);
+/* auraio__ring_submit for a lone plain read or write (op <= REQ_WRITEV; no link, registered
+ * buffer or file, file index or deadline; no chain open): the hot path, the same results. */
+int auraio__ring_submit_plain(struct ring *r, const struct request_args *a, uint64_t now_ns, enum submit_flush flush,
+                              uint64_t *handle);
 /* See auraio_cancel_fd: cancels this ring's requests on @p fd. @return how many, or -errno. */
 int auraio__ring_cancel_fd(struct ring *r, int fd);
 /* Enter the kernel with every prepared SQE. @return SQEs submitted or -errno (see flush_locked:

@@ -54,6 +54,8 @@ bash test/style.sh
 
 configure build -Dwerror=true -Dbuildtype=debugoptimized
 ninja -C build
+# Every suite, the callgrind one included: library instructions per cached read against the
+# budget in bench/core/meson.build (issue #11; a few seconds under valgrind).
 run_tests build
 
 # The Python binding (python/, doc/python.md): built into a venv of Debian's python3, then pytest.

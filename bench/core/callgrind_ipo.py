@@ -151,7 +151,8 @@ def main():
     ap.add_argument("--build-dir", default=os.path.join(here, "..", "..", "build-rel"))
     ap.add_argument("--ops", type=int, default=20000, help="I/Os of the shorter run (the longer does 3x)")
     ap.add_argument("--depth", type=int, default=32)
-    ap.add_argument("--file", help="file to read (default: a 64 MiB temp file in the build dir)")
+    ap.add_argument("--file", help="file to read (default: a temp file of --size MiB in the build dir)")
+    ap.add_argument("--size", type=int, default=64, help="temp file size in MiB (default 64)")
     ap.add_argument("--single-issuer", action="store_true", help="both sides with SINGLE_ISSUER|DEFER_TASKRUN")
     ap.add_argument("--only-read", action="store_true", help="skip the peer and the NOP bench (the CI test)")
     ap.add_argument("--budget", type=float, help="fail if read_bench's library instructions/IO exceed this")
@@ -173,7 +174,7 @@ def main():
         if not path:
             path = os.path.join(tmp, "data")
             with open(path, "wb") as f:
-                f.write(os.urandom(64 << 20))
+                f.write(os.urandom(args.size << 20))
             with open(path, "rb") as f:  # into the page cache: the reads are cached reads
                 while f.read(1 << 20):
                     pass
