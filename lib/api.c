@@ -141,7 +141,10 @@ static int check_rw(const auraio_engine_t *e, int fd, auraio_buf_t buf, size_t l
 static auraio_request_t *submit_rw(auraio_engine_t *e, uint8_t op, int fd, auraio_buf_t buf, size_t len, int64_t offset,
                                    unsigned flags, auraio_callback_t cb, void *ud)
 {
-    struct request_args a = {.op = op, .user_data = ud}; /* the rest zero, as the ring expects */
+    struct request_args a;
+    request_args_clear(&a);
+    a.op = op;
+    a.user_data = ud;
     int rc = flags & ~(AURAIO_FIXED_FILE | AURAIO_LINK | AURAIO_HARDLINK) ? -EINVAL
                                                                            : check_rw(e, fd, buf, len, offset, cb, &a);
     if (rc == 0)

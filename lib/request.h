@@ -80,6 +80,30 @@ struct request_args {
     uint64_t timeout_ns; /* deadline (IORING_OP_LINK_TIMEOUT) or a timer's delay; 0: none */
 };
 
+/* Every field zero, field by field: for this 88-byte struct gcc emits `rep stosq` for a memset or
+ * an initializer, eleven iterations plus setup on every read and write (callgrind, issue #11). */
+static inline void request_args_clear(struct request_args *a)
+{
+    _Static_assert(sizeof(struct request_args) == 88, "request_args_clear must clear every field");
+    a->callback = NULL;
+    a->user_data = NULL;
+    a->addr = 0;
+    a->offset = 0;
+    a->len = 0;
+    a->fd = 0;
+    a->op = 0;
+    a->fixed_buffer = 0;
+    a->fixed_file = 0;
+    a->buf_index = 0;
+    a->fsync_flags = 0;
+    a->link = 0;
+    a->op_flags = 0;
+    a->aux = 0;
+    a->file_index = 0;
+    a->addr2 = 0;
+    a->timeout_ns = 0;
+}
+
 struct request {
     struct request_args args;
     struct request *next; /* free list or backlog link (backlog: chain heads only) */
