@@ -189,7 +189,9 @@ ffi.set_source(
     extra_compile_args=["-std=gnu11", "-O2", "-fvisibility=hidden", "-pthread", "-Wno-format-truncation"],
     extra_link_args=["-pthread"],
     libraries=["m"],
-    py_limited_api=True,
+    # One abi3 module for every CPython >= 3.9; AURAIO_NO_ABI3=1 builds a version-specific one
+    # (bench/python/abi3_cost.py measured the difference: doc/python.md).
+    py_limited_api=os.environ.get("AURAIO_NO_ABI3") != "1",
 )
 
 if __name__ == "__main__":

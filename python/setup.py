@@ -46,9 +46,10 @@ vendor()
 if not os.path.isdir(VENDOR):
     sys.exit("auraio: no C sources (expected ../lib from the repository or _vendor/ from an sdist)")
 
+ABI3 = os.environ.get("AURAIO_NO_ABI3") != "1"
 setup(
     version=version(),
     cffi_modules=["build_ffi.py:ffi"],
     # One wheel for every CPython >= 3.9 (cffi builds the module against the limited API).
-    options={"bdist_wheel": {"py_limited_api": "cp39"}},
+    options={"bdist_wheel": {"py_limited_api": "cp39"}} if ABI3 else {},
 )

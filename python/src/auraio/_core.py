@@ -32,6 +32,7 @@ _BOOL_OPTIONS = ("disable_adaptive", "single_issuer", "enable_sqpoll")
 _DEFAULT_QUEUE_DEPTH = 256  # the library's default (include/auraio.h)
 _RESULT_SLICE_S = 0.01  # Operation.result() waits in slices: another thread may deliver it
 _PENDING = object()
+_MAX_SLOTS = 1 << 20  # requests one engine holds at once from Python (the C limit is rings x depth)
 AT_FDCWD = -100
 AT_EMPTY_PATH = 0x1000
 STATX_BASIC_STATS = 0x7FF
@@ -411,7 +412,7 @@ class Engine:
         rings = ring_count or os.cpu_count() or 1
         # One Python slot per request slot of the library (rings * queue_depth), plus room for the
         # rings the library may add; a submission finding none free fails with EAGAIN as C does.
-        slots = (rings + 1) * (queue_depth or _DEFAULT_QUEUE_DEPTH)
+        slots = min((rings + 1) * (queue_depth or _DEFAULT_QUEUE_DEPTH), _MAX_SLOTS)
         pe = lib.pya_create(opts, slots)
         if pe == ffi.NULL:
             raise error_from_errno(ffi.errno, "auraio_create")
