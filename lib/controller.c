@@ -765,14 +765,19 @@ static void on_change(struct ctl_group *g, int dir, uint64_t now)
 {
     if (dir < 0) {
         g->loss_cap = g->w;
-        if (g->w <= g->w_min)
+        if (g->w <= g->w_min) {
             enter_hold(g, g->w, now);
-        else
+            /* The table's reading of this depth is the regime that just ended: compared with it,
+             * every later epoch is a loss again, and the gain of a cap lifted never shows. */
+            g->x_ref = 0;
+            g->searched.n = 0;
+        } else
             search_below(g, g->w, now);
     } else {
         g->loss_cap = 0;
         g->period = 0; /* the limiter that sliced is gone or raised: stall-free epochs are short again */
         g->stall_w = 0;
+        g->slow_settle = false; /* a new regime: short epochs until it contradicts them again */
         start_search(g, g->w, g->w_max, now);
     }
 }
@@ -836,6 +841,7 @@ static void probe_done(struct ctl_group *g, const struct ctl_point *p, uint64_t 
     if (g->probe_up) {
         g->period = 0; /* a limiter that sliced is gone or raised */
         g->stall_w = 0;
+        g->slow_settle = false;
         start_search(g, g->w, g->loss_cap ? g->loss_cap : g->w_max, now);
         return;
     }

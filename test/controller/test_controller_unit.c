@@ -4,6 +4,7 @@
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -219,6 +220,55 @@ static void test_stall_only_when_slept_through(void **state)
     }
 }
 
+/* @p ms ticks of a device that completes @p rate requests per second whatever the depth (one
+ * channel behind a slicing limiter: the knee is depth 1), the app keeping the limit full. @return whether @p phase was
+ * seen at any tick. */
+static bool run_flat(struct ctl_group *g, struct ctl_acc *a, uint64_t *now, int ms, double rate, int phase)
+{
+    bool seen = false;
+    double owed = 0;
+    for (int t = 0; t < ms; t++) {
+        uint32_t w = auraio__ctl_group_depth(g);
+        /* Dispatched in 100 ms slices, like the kernel's throttle: silent for the last 25 ms. */
+        bool silent = (*now / 1000000u) % 100 >= 75;
+        for (owed += silent ? 0 : rate / 750; owed >= 1; owed--) {
+            auraio__ctl_acc_record(a, (uint64_t)(1e9 * w / rate), 4096);
+            auraio__ctl_acc_at_limit(a);
+        }
+        *now += 1000000u;
+        struct ctl_ring_input in = { a, w, w };
+        auraio__ctl_group_waited(g, *now); /* asleep whenever not completing */
+        auraio__ctl_group_update(g, &in, *now);
+        seen = seen || auraio__ctl_group_phase(g) == phase;
+    }
+    return seen;
+}
+
+/* A loss found at the smallest depth (a cap dropped to below what depth 1 does) holds there with
+ * a fresh reference: measured against the search's old reading of depth 1, every later epoch was
+ * a loss again, and when the cap went back up the gain never showed (on this disk the schedule's
+ * last segment stayed at depth 1 for 5 s). */
+static void test_loss_at_min_depth_then_gain_climbs(void **state)
+{
+    (void)state;
+    struct ctl_group *g = mk(1, 0);
+    struct ctl_acc a;
+    memset(&a, 0, sizeof(a));
+    uint64_t now = 1000000000ull;
+    for (int ms = 0; ms < 10000; ms++) {
+        run_flat(g, &a, &now, 1, 20000, -1);
+        if (auraio__ctl_group_phase(g) == AURAIO_CTL_PHASE_HOLD && auraio__ctl_group_depth(g) == 1)
+            break;
+    }
+    assert_int_equal(auraio__ctl_group_phase(g), AURAIO_CTL_PHASE_HOLD);
+    assert_int_equal(auraio__ctl_group_depth(g), 1);
+    run_flat(g, &a, &now, 3000, 10000, -1); /* a cap at half of depth 1's rate */
+    assert_int_equal(auraio__ctl_group_depth(g), 1);
+    /* The cap lifted: back to the rate the search measured. */
+    assert_true(run_flat(g, &a, &now, 3000, 20000, AURAIO_CTL_PHASE_GALLOP_UP));
+    auraio__ctl_group_destroy(g);
+}
+
 static void test_init_rejects_bad_config(void **state)
 {
     (void)state;
@@ -241,6 +291,7 @@ int main(void)
         cmocka_unit_test(test_rare_outliers_do_not_cut),
         cmocka_unit_test(test_app_limited_target_still_cuts),
         cmocka_unit_test(test_stall_only_when_slept_through),
+        cmocka_unit_test(test_loss_at_min_depth_then_gain_climbs),
         cmocka_unit_test(test_init_rejects_bad_config),
     };
     return cmocka_run_group_tests_name("controller-unit", tests, NULL, NULL);
