@@ -1006,7 +1006,10 @@ int bffio_run_group(const struct bffio_job *jobs, unsigned nr, const struct bffi
     uint64_t *last_bytes = calloc(nworkers * BFFIO_DDIRS * LIVE_COUNTERS, sizeof(uint64_t));
     /* The library's lifetime histogram at the last sample: the difference is the interval's. */
     auraio_metrics_t *met_now = calloc(2, sizeof(*met_now)), *met_prev = met_now ? met_now + 1 : NULL;
-    uint64_t next_sample = 0, tick = 0;
+    /* The first sample closes the first full interval: one taken at the first tick would log a
+     * near-empty interval whenever the monitor starts a millisecond late (slow thread start). */
+    uint64_t next_sample = g->workers[0].job->log_avg_msec ? g->workers[0].job->log_avg_msec : DEFAULT_SAMPLE_MS;
+    uint64_t tick = 0;
     int last_depth = -1;
     uint64_t depth_changed_ns = g->start_ns;
     unsigned trace_cap = 0;
