@@ -231,8 +231,8 @@ AURAIO_API void auraio_destroy(auraio_engine_t *engine);
  *
  * When a request reaches the kernel (unless it waits in the backlog): before the submit call
  * returns, except in two cases that batch to save a system call per I/O. A submission made from a
- * callback is entered when the ring's batch threshold fills, or else when the thread running that
- * callback finishes its current batch of callbacks (at most 64). On a single_issuer engine, a
+ * callback is entered when the thread running that callback finishes its current batch of
+ * callbacks (at most 64), or earlier if half the ring's submission queue is waiting. On a single_issuer engine, a
  * submission to a busy ring is entered when the threshold fills or at that thread's next
  * poll/wait/run/flush. So no request ever waits for another thread: not for one asleep in
  * auraio_wait, nor for one running a slow callback. A refusal of the kernel to take the request is not a submit error: it

@@ -52,9 +52,6 @@ static _Atomic uint64_t next_engine_id = 1;
 
 /* The engine whose callback this thread is running (NULL outside callbacks). */
 static _Thread_local const struct auraio_engine *tls_callback_engine ENGINE_TLS_MODEL;
-/* The clock reading of the reap whose callbacks this thread is running: a request submitted from
- * one of them is stamped with it instead of a clock read of its own (see run_callbacks). */
-static _Thread_local uint64_t tls_callback_now ENGINE_TLS_MODEL;
 
 /* Rings this thread's callbacks submitted to without entering the kernel (deferred), flushed when
  * the batch of callbacks ends. One ring index, or DEFERRED_MANY, or DEFERRED_NONE. */
@@ -309,8 +306,9 @@ static inline int engine_submit(struct auraio_engine *e, const struct request_ar
     enum submit_flush flush = in_callback ? SUBMIT_BATCH
                               : e->opts.single_issuer ? SUBMIT_BATCH_IF_BUSY
                                                       : SUBMIT_ENTER_NOW;
-    /* From a callback, the batch's clock (see run_callbacks); otherwise a fresh reading. */
-    uint64_t now = in_callback ? tls_callback_now : auraio__now_ns();
+    /* From a callback, 0: the ring stamps the request when its SQE enters the kernel, at the end
+     * of the batch of callbacks, with one clock read for all of them (ring.c, stamp_entering). */
+    uint64_t now = in_callback ? 0 : auraio__now_ns();
     int rc;
     if (auraio_unlikely(tls_submit_state != 0 || a->link))
         rc = submit_special(e, a, flush, now, &ring, handle);
@@ -321,15 +319,10 @@ static inline int engine_submit(struct auraio_engine *e, const struct request_ar
     if (rc < 0)
         return rc;
     if (in_callback) {
-        if (rc == RING_QUEUED) {
+        if (rc == RING_QUEUED)
             note_deferred(ring);
-        } else if (rc == RING_SUBMITTED) {
-            if (tls_deferred_ring == ring)
-                tls_deferred_ring = DEFERRED_NONE; /* this submit entered everything queued there */
-            /* It entered the kernel, which may have run the reads inline (cached reads: ~1 us
-             * each): time moved on, so the batch's clock does too (see run_callbacks). */
-            tls_callback_now = auraio__now_ns();
-        }
+        else if (rc == RING_SUBMITTED && tls_deferred_ring == ring)
+            tls_deferred_ring = DEFERRED_NONE; /* this submit entered everything queued there */
     }
     return 0;
 }
@@ -392,23 +385,13 @@ int auraio__engine_request_pending(struct auraio_engine *e, uint64_t handle)
 /* ------------------------------------------------------------------------------------------- */
 /* Event loop */
 
-/*
- * Requests submitted by these callbacks take @p now, the reap's clock reading, as their submit
- * time, refreshed after each submit that entered the kernel (the batch threshold's flushes, where
- * the time goes: cached reads run inside that system call): one clock read per flush instead of
- * one per request. The stamp is early by the user time of the callbacks since the last reading, at
- * most a batch threshold's worth; measured in doc/benchmarks.md ("One clock read per batch").
- */
-static void run_callbacks(struct auraio_engine *e, const struct completion *c, int n, uint64_t now)
+static void run_callbacks(struct auraio_engine *e, const struct completion *c, int n)
 {
     const struct auraio_engine *saved = tls_callback_engine;
-    uint64_t saved_now = tls_callback_now;
     tls_callback_engine = e;
-    tls_callback_now = now;
     for (int i = 0; i < n; i++)
         c[i].callback((auraio_request_t *)(uintptr_t)c[i].handle, (ssize_t)c[i].result, c[i].user_data);
     tls_callback_engine = saved;
-    tls_callback_now = saved_now;
 }
 
 /* Enter the kernel with what this thread's callbacks left in the SQs (see auraio__engine_submit). */
@@ -439,7 +422,7 @@ static int poll_ring(struct auraio_engine *e, struct ring *r, bool *took_wake)
         if (n <= 0)
             return total > 0 ? total : n;
         auraio__tick_maybe(e, now);
-        run_callbacks(e, batch, n, now);
+        run_callbacks(e, batch, n);
         flush_deferred(e);
         total += n;
         /* Bounded: callbacks that resubmit cached reads would otherwise keep us here forever. */

@@ -59,6 +59,8 @@ struct ring {
     struct request *free_list;
     struct request *backlog_head;
     struct request *backlog_tail;
+    /* Lone requests whose SQE waits to enter the kernel, to be stamped then (ring.c, stamp_entering). */
+    struct request *unstamped;
     /* Requests completed without the kernel (cancelled in the backlog), delivered by next reap. */
     struct request *local_done;
     uint32_t inflight; /* SQEs prepared or in the kernel */
@@ -101,7 +103,8 @@ int auraio__ring_init(struct ring *r, uint32_t index, const struct ring_config *
  * eventfd before closing the ring, so the kernel never signals a recycled fd. */
 void auraio__ring_destroy(struct ring *r);
 
-/* When a submitted SQE enters the kernel (see auraio__engine_submit for who may batch). */
+/* When a submitted SQE enters the kernel (see auraio__engine_submit for who may batch). A
+ * submit's now_ns of 0 asks the ring to stamp the request when it enters the kernel. */
 enum submit_flush {
     SUBMIT_ENTER_NOW,     /* before ring_submit returns */
     SUBMIT_BATCH_IF_BUSY, /* an idle ring enters at once, a busy one at the batch threshold */

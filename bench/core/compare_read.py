@@ -1,0 +1,108 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""Issue #11's speed check: cached 4 KiB random reads at 32 in flight, one thread, through
+read_bench (auraio_read), the minimal liburing loop (read_liburing) and fio's io_uring engine, in
+the same run. Each round runs the three in a rotating order; medians of --runs rounds, ratios of
+the medians and the median of each round's ratios, and the verdicts: read_bench >= 0.95x the
+liburing loop and >= 1.3x fio. --single-issuer runs read_bench and the liburing loop with
+SINGLE_ISSUER|DEFER_TASKRUN (fio 3.33 has no such option; it runs as it is).
+
+Run it under the exclusive lock on a shared machine:
+  flock /tmp/auraio-bench.lock bench/core/compare_read.py [--single-issuer] [--runs 5] [--seconds 3]
+Standard library only; reuses compare_fio.py's file and fio helpers.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import compare_fio as cf  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build-dir", default=os.path.join(cf.REPO, "build-rel"))
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--seconds", type=float, default=3)
+    ap.add_argument("--size", type=int, default=1024, help="test file MiB (default 1024)")
+    ap.add_argument("--file", help="an existing file to read (default: a temp file)")
+    ap.add_argument("--dir", default=os.environ.get("TMPDIR", "/var/tmp"))
+    ap.add_argument("--single-issuer", action="store_true")
+    ap.add_argument("--before", metavar="BUILD_DIR",
+                    help="also run this build's read_bench (e.g. the commit before a change) in each round")
+    a = ap.parse_args()
+
+    core = os.path.join(a.build_dir, "bench", "core")
+    read_bench = os.path.join(core, "read_bench")
+    peer = os.path.join(core, "read_liburing")
+    for p in (read_bench, peer):
+        if not os.path.exists(p):
+            cf.die(f"{p} not built (meson setup {a.build_dir} --buildtype=release; liburing-dev for the peer)")
+    bt = cf.build_type(a.build_dir)
+    print(f"build: {a.build_dir} ({bt}); fio: {cf.run(['fio', '--version']).strip()}; kernel {os.uname().release}")
+    print(f"load average at start: {open('/proc/loadavg').read().split()[0]}")
+    si = ["--single-issuer"] if a.single_issuer else []
+
+    tmp = None
+    path = a.file
+    if not path:
+        tmp = tempfile.mkdtemp(prefix="auraio-read-", dir=a.dir)
+        path = os.path.join(tmp, "data")
+        cf.make_file(path, a.size << 20)
+    try:
+        cf.precache(path)
+        secs = str(a.seconds)
+        cmds = {
+            "auraio": [read_bench, f"--file={path}", "--depth=32", f"--seconds={secs}"] + si,
+            "liburing": [peer, f"--file={path}", "--depth=32", f"--seconds={secs}"] + si,
+            "fio": cf.fio_cmd(path, 32, False, secs, "cached"),
+        }
+        for k, c in cmds.items():
+            print(f"  {k:8s} {' '.join(c)}")
+        if a.before:
+            cmds["before"] = [os.path.join(a.before, "bench", "core", "read_bench")] + cmds["auraio"][1:]
+            print(f"  {'before':8s} {' '.join(cmds['before'])}")
+        runners = {
+            "auraio": lambda: float(cf.parse_result(cf.run(cmds["auraio"]))["iops"]),
+            "liburing": lambda: float(cf.parse_result(cf.run(cmds["liburing"]))["iops"]),
+            "fio": lambda: cf.run_fio(cmds["fio"])["iops"],
+        }
+        if a.before:
+            runners["before"] = lambda: float(cf.parse_result(cf.run(cmds["before"]))["iops"])
+        names = list(runners)
+        res = {k: [] for k in names}
+        t0 = time.time()
+        for i in range(a.runs):
+            order = names[i % len(names):] + names[:i % len(names)]
+            for k in order:
+                res[k].append(runners[k]())
+            print(f"  round {i + 1}: " + "  ".join(f"{k} {res[k][-1]:>9.0f}" for k in names), flush=True)
+    finally:
+        if tmp:
+            os.unlink(path)
+            os.rmdir(tmp)
+
+    med = {k: statistics.median(v) for k, v in res.items()}
+    paired = {p: statistics.median(x / y for x, y in zip(res["auraio"], res[p])) for p in ("liburing", "fio")}
+    print(f"\ncached 4 KiB randread, QD32, {a.runs} rounds x {a.seconds} s{' (single issuer)' if si else ''},"
+          f" {time.time() - t0:.0f} s, load average at end {open('/proc/loadavg').read().split()[0]}")
+    print("| peer | peer IOPS (median) | read_bench IOPS (median) | ratio of medians | median of round ratios |")
+    print("|---|---|---|---|---|")
+    peers = ("liburing", "fio", "before") if a.before else ("liburing", "fio")
+    paired = {p: statistics.median(x / y for x, y in zip(res["auraio"], res[p])) for p in peers}
+    for p in peers:
+        print(f"| {p} | {med[p]:.0f} | {med['auraio']:.0f} | {med['auraio'] / med[p]:.3f} | {paired[p]:.3f} |")
+    ok_lib = med["auraio"] / med["liburing"] >= 0.95
+    ok_fio = med["auraio"] / med["fio"] >= 1.3
+    print(f"verdict: read_bench / liburing loop {med['auraio'] / med['liburing']:.3f} (>= 0.95): "
+          f"{'PASS' if ok_lib else 'FAIL'}; read_bench / fio {med['auraio'] / med['fio']:.3f} (>= 1.3): "
+          f"{'PASS' if ok_fio else 'FAIL'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
