@@ -121,7 +121,8 @@ typedef struct {
     uint64_t submissions_at_limit; /**< submissions that found their ring at its in-flight limit */
     uint64_t adaptive_spills;     /**< ADAPTIVE submissions sent to a non-local ring */
     int pending_count;            /**< requests submitted and not yet completed (all rings) */
-    int in_flight_limit;          /**< sum of the rings' in-flight limits */
+    int in_flight_limit;          /**< the engine's total in-flight limit: the controller's depth
+                                       (each ring's limit is its share; one without demand keeps 1) */
     double throughput_bps;        /**< recent throughput, bytes per second (0 before the first window) */
     double p99_latency_ms;        /**< the highest ring P99 of the last window; 0 without samples */
     unsigned char reserved[64];
@@ -574,10 +575,11 @@ AURAIO_API int auraio_get_poll_fd(const auraio_engine_t *engine);
 AURAIO_API int auraio_pending_count(const auraio_engine_t *engine);
 
 /**
- * How many more requests may be submitted right now within the engine's in-flight limit: the sum
- * of the rings' limits minus everything pending, never negative. Submitting that many keeps the
- * kernel at the depth the controller chose, with at most a request or two per ring waiting in a
- * backlog while the split between rings follows demand. A cheap relaxed read, thread-safe; a
+ * How many more requests may be submitted right now within the engine's in-flight limit
+ * (auraio_stats_t.in_flight_limit: the controller's depth, or the sum of the fixed limits) minus
+ * everything pending, never negative. Submitting that many keeps the kernel at the depth the
+ * controller chose; while the split between rings follows a shift in demand, a few may wait in a
+ * ring's backlog. A cheap relaxed read, thread-safe; a
  * concurrent submitter may use the room first.
  * @return the count, or -EINVAL.
  */

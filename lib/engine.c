@@ -507,13 +507,22 @@ int auraio__engine_pending(const struct auraio_engine *e)
 
 /* The engine's total in-flight limit minus everything pending. Not the sum of each ring's room:
  * under the controller a submission stays on its thread's ring (select.c), so room left on
- * another ring would let a thread queue on its own without bound while capacity never fell. */
+ * another ring would let a thread queue on its own without bound while capacity never fell. The
+ * total is the controller's depth, not the rings' limits: those include a limit of 1 on every
+ * ring without demand, and counting it kept one request of every batch in the backlog. */
 int auraio__engine_capacity(const struct auraio_engine *e)
 {
-    int total = 0;
-    for (uint32_t i = 0; i < e->ring_count; i++)
-        total += ring_limit(&e->rings[i]) - ring_pending(&e->rings[i]);
-    return total > 0 ? total : 0;
+    int limit = 0, pending = 0;
+    for (uint32_t i = 0; i < e->ring_count; i++) {
+        limit += ring_limit(&e->rings[i]);
+        pending += ring_pending(&e->rings[i]);
+    }
+    if (e->ctl) {
+        int w = (int)atomic_load_explicit(&((struct auraio_engine *)e)->group_limit, memory_order_relaxed);
+        if (w < limit)
+            limit = w;
+    }
+    return limit > pending ? limit - pending : 0;
 }
 
 static bool any_submit_stalled(const struct auraio_engine *e)

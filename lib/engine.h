@@ -44,6 +44,9 @@ struct auraio_engine {
     /* Time waiters spent asleep in the kernel for completions, for the controller: a silence
      * it slept through is the device's, one it did not is the application's (tick.c). */
     _Atomic uint64_t waited_ns;
+    /* The controller's depth: the engine's total in-flight limit (tick.c). The rings' limits can
+     * add up to a little more, since a ring without demand keeps a limit of 1. */
+    _Atomic uint32_t group_limit;
     bool infeasible_logged; /* under tick_lock: target_infeasible reported once per target */
 
     /* Registered buffers and files (registration.c): the engine's copies, shared read-only by

@@ -26,6 +26,7 @@
 /* Hand the controller's current decision to every ring. Called with tick_lock held. */
 static void apply_limits(struct auraio_engine *e)
 {
+    atomic_store_explicit(&e->group_limit, auraio__ctl_group_depth(e->ctl), memory_order_relaxed);
     for (uint32_t i = 0; i < e->ring_count; i++)
         auraio__ring_set_limits(&e->rings[i], (int)auraio__ctl_ring_limit(e->ctl, i),
                                 (int)auraio__ctl_ring_batch(e->ctl, i));
@@ -172,6 +173,11 @@ void auraio__engine_stats(struct auraio_engine *e, auraio_stats_t *out)
             out->p99_latency_ms = rs.p99_latency_ms;
     }
     out->adaptive_spills = atomic_load_explicit(&e->adaptive_spills, memory_order_relaxed);
+    if (e->ctl) {
+        int w = (int)atomic_load_explicit(&e->group_limit, memory_order_relaxed);
+        if (w < out->in_flight_limit)
+            out->in_flight_limit = w;
+    }
 }
 
 int auraio__engine_histogram(struct auraio_engine *e, uint32_t ring, auraio_histogram_t *out)
