@@ -755,6 +755,16 @@ static void search_below(struct ctl_group *g, uint32_t from, uint64_t now)
     set_w(g, from, now);
 }
 
+/* A gain at the held depth (or an up-probe that hit): a limiter that sliced is gone or raised,
+ * so stall-free epochs are short again, and the settled-epoch latch, learnt in the old regime,
+ * waits until the new one contradicts a short epoch. */
+static void new_regime(struct ctl_group *g)
+{
+    g->period = 0;
+    g->stall_w = 0;
+    g->slow_settle = false;
+}
+
 /* A lasting change of the held depth's throughput. A loss (a cap, a neighbour, a slower mix)
  * searches only below the held depth, so two tenants never ratchet each other up: it measures
  * the held depth afresh (the epochs that saw the change straddle it), then halves. A device
@@ -775,9 +785,7 @@ static void on_change(struct ctl_group *g, int dir, uint64_t now)
             search_below(g, g->w, now);
     } else {
         g->loss_cap = 0;
-        g->period = 0; /* the limiter that sliced is gone or raised: stall-free epochs are short again */
-        g->stall_w = 0;
-        g->slow_settle = false; /* a new regime: short epochs until it contradicts them again */
+        new_regime(g);
         start_search(g, g->w, g->w_max, now);
     }
 }
@@ -839,9 +847,7 @@ static void probe_done(struct ctl_group *g, const struct ctl_point *p, uint64_t 
         return;
     }
     if (g->probe_up) {
-        g->period = 0; /* a limiter that sliced is gone or raised */
-        g->stall_w = 0;
-        g->slow_settle = false;
+        new_regime(g);
         start_search(g, g->w, g->loss_cap ? g->loss_cap : g->w_max, now);
         return;
     }

@@ -716,13 +716,8 @@ static void test_adaptive_controller_keeps_one_thread_on_one_ring(void **state)
     save_affinity(&aff);
     assert_int_equal(pin_self(cpus[0]), cpus[0]);
     enum { RINGS = 2, TOTAL = 20000 };
-    auraio_options_t o;
-    auraio_options_init(&o);
-    o.ring_count = RINGS;
-    o.queue_depth = 4096; /* the controller's depth stays far below a ring's largest limit */
-    o.ring_select = AURAIO_SELECT_ADAPTIVE;
-    auraio_engine_t *e = auraio_create_with_options(&o);
-    assert_non_null(e);
+    /* Queue depth 4096: the controller's depth stays far below a ring's largest limit. */
+    auraio_engine_t *e = engine_with(RINGS, 4096, 0, AURAIO_SELECT_ADAPTIVE);
     int local = cpus[0] % RINGS;
     static unsigned char buf[BLOCK];
     struct closed_loop c = {0, 0};
