@@ -108,6 +108,7 @@ struct group {
     struct worker *workers;
     unsigned nworkers;
     uint64_t start_ns;
+    int fixed_depth; /* sum of iodepth x numjobs when every job has a fixed depth, else 0 */
     atomic_bool abort;
 };
 
@@ -786,8 +787,16 @@ static void worker_free(struct group *g, struct worker *w)
     pthread_mutex_destroy(&w->lock);
 }
 
-static int active_depth(auraio_engine_t *e, struct bffio_controller_record *ctl, bool fill)
+/*
+ * The group's depth now: the controller's (the in-flight limits of the rings doing I/O), or with
+ * fixed depths the sum of the clones' iodepth - the engine's limit is then only the queue size,
+ * set high so that it never holds a clone back, and says nothing about the depth that ran.
+ * With @p fill, the per-ring record too (a fixed-depth ring's depth is the most it carried at a
+ * monitor tick, @p peak).
+ */
+static int active_depth(const struct group *g, struct bffio_controller_record *ctl, bool fill, int *peak)
 {
+    auraio_engine_t *e = g->engine;
     int rings = auraio_get_ring_count(e), depth = 0;
     for (int r = 0; r < rings; r++) {
         auraio_ring_stats_t rs;
@@ -795,8 +804,10 @@ static int active_depth(auraio_engine_t *e, struct bffio_controller_record *ctl,
             continue;
         if (rs.ops_completed > 0)
             depth += rs.in_flight_limit;
+        if (peak && r < ctl->rings && rs.pending_count > peak[r])
+            peak[r] = rs.pending_count;
         if (fill && ctl->ring && r < ctl->rings) {
-            ctl->ring[r].depth = rs.in_flight_limit;
+            ctl->ring[r].depth = g->fixed_depth && peak ? peak[r] : rs.in_flight_limit;
             ctl->ring[r].phase = rs.phase;
             ctl->ring[r].p99_ms = rs.p99_latency_ms;
             ctl->ring[r].p50_ms = rs.p50_latency_ms;
@@ -804,7 +815,7 @@ static int active_depth(auraio_engine_t *e, struct bffio_controller_record *ctl,
             ctl->ring[r].ops = rs.ops_completed;
         }
     }
-    return depth;
+    return g->fixed_depth ? g->fixed_depth : depth;
 }
 
 /* The controller phase of the ring with the most completions (the one doing the job's I/O). */
@@ -952,16 +963,18 @@ int bffio_run_group(const struct bffio_job *jobs, unsigned nr, const struct bffi
         free(g);
         return -1;
     }
+    g->fixed_depth = adaptive ? 0 : (int)(fixed_total > INT32_MAX ? INT32_MAX : fixed_total);
     out->ctl.adaptive = adaptive;
     out->ctl.fixed_depth = adaptive ? 0 : jobs[0].iodepth;
     out->ctl.target_p99_ms = target;
     out->ctl.rings = auraio_get_ring_count(g->engine);
     out->ctl.ring = calloc((size_t)out->ctl.rings, sizeof(*out->ctl.ring));
+    int *ring_peak = calloc((size_t)out->ctl.rings + 1, sizeof(*ring_peak));
     g->workers = calloc(nworkers, sizeof(*g->workers));
     g->nworkers = nworkers;
     int rc = -1;
     unsigned k = 0, inited = 0;
-    if (!g->workers || !out->ctl.ring)
+    if (!g->workers || !out->ctl.ring || !ring_peak)
         goto out;
     for (unsigned i = 0; i < nr; i++) {
         for (unsigned c = 0; c < jobs[i].numjobs; c++, k++) {
@@ -1022,7 +1035,7 @@ int bffio_run_group(const struct bffio_job *jobs, unsigned nr, const struct bffi
                         atomic_load_explicit(&g->workers[i].done, memory_order_acquire);
         uint64_t now = now_ns();
         uint64_t el_ms = (now - g->start_ns) / 1000000;
-        int depth = active_depth(g->engine, &out->ctl, false);
+        int depth = active_depth(g, &out->ctl, false, ring_peak);
         if (depth != last_depth) {
             last_depth = depth;
             depth_changed_ns = now;
@@ -1124,7 +1137,7 @@ int bffio_run_group(const struct bffio_job *jobs, unsigned nr, const struct bffi
         if (g->workers[i].thread_started)
             pthread_join(g->workers[i].thread, NULL);
     out->elapsed_ms = (now_ns() - g->start_ns) / 1000000;
-    out->ctl.final_depth = active_depth(g->engine, &out->ctl, true);
+    out->ctl.final_depth = active_depth(g, &out->ctl, true, ring_peak);
     uint64_t measured_from = g->start_ns + jobs[0].startdelay_us * 1000 + jobs[0].ramp_us * 1000;
     out->ctl.converge_s =
         depth_changed_ns > measured_from ? (double)(depth_changed_ns - measured_from) / 1e9 : 0.0;
@@ -1141,6 +1154,7 @@ out:
     for (unsigned i = 0; i < inited; i++)
         worker_free(g, &g->workers[i]);
     free(g->workers);
+    free(ring_peak);
     auraio_destroy(g->engine);
     free(g);
     return rc;

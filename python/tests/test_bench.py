@@ -75,7 +75,7 @@ def test_result_objects_and_series(job_file):
         b.t_s - a.t_s for a, b in zip(r.series, r.series[1:])]))
     assert abs(total - r.jobs[0].read.ios) / r.jobs[0].read.ios < 0.05
     s = r.series[2]
-    assert s.depth == r.controller.final_depth and s.phase == "FIXED" and s.p99_us >= s.p50_us > 0
+    assert s.depth == r.controller.final_depth == 16 and s.phase == "FIXED" and s.p99_us >= s.p50_us > 0
     c = r.controller
     assert c.mode == "fixed" and c.iodepth == 16 and abs(len(c.depth_trace) - 20) <= 2
     d = r.to_dict()

@@ -240,6 +240,19 @@ def self_tuned_report(d):
                     "--runtime=1", "--time_based"])["jobs"][0]
     expect(j["auraio"]["mode"] == "fixed" and j["auraio"]["iodepth"] == 3, "fixed depth record")
     expect(j["iodepth_level"]["2"] > 50.0, f"iodepth=3 depth levels: {j['iodepth_level']}")
+    # A fixed depth is reported as the depth that ran (iodepth x numjobs), not the engine's queue
+    # limit: final_depth, every point of the trace, the busy ring and the log's depth column.
+    for qd, nj in [(32, 1), (3, 2)]:
+        js = bffio_json(["--name=s", f"--filename={path}", "--size=8m", "--rw=randread", f"--iodepth={qd}",
+                         f"--numjobs={nj}", "--runtime=1", "--time_based"])["jobs"]
+        a = js[0]["auraio"]
+        expect(a["final_depth"] == qd * nj and set(a["depth_trace_100ms"]) == {qd * nj},
+               f"iodepth={qd} numjobs={nj}: final_depth {a['final_depth']}, trace {a['depth_trace_100ms'][:5]}")
+        expect(max(r["depth"] for r in a["rings"]) <= qd * nj, f"iodepth={qd} numjobs={nj}: rings {a['rings']}")
+    expect(max(r["depth"] for r in a["rings"]) >= 1, f"ring depths {a['rings']}")
+    p = run([BFFIO, "--eta=never", "--name=s", f"--filename={path}", "--size=8m", "--rw=randread", "--iodepth=32",
+             "--runtime=1", "--time_based"])
+    expect("depth=32 (fixed iodepth)" in p.stdout, f"summary line:\n{p.stdout[-300:]}")
 
 
 def keyset(o, p=""):
