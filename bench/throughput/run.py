@@ -7,12 +7,16 @@ bffio+fio pair holds the exclusive bench lock (/tmp/auraio-bench.lock). Medians,
 verdicts of issue #14's "Checked by" are computed from this run's numbers only:
   - O_DIRECT 4 KiB randread at fixed iodepth 1 and 32: bffio >= 0.95x fio's IOPS
   - cached 4 KiB randread at iodepth 32: bffio >= 1.3x fio
-  - adaptive (no iodepth) >= 0.95x the IOPS of fio's best fixed depth of the sweep (1, 8, 32, 128),
-    with P99 no worse than 1.25x that depth's P99
+  - adaptive (no iodepth) >= 0.95x the IOPS of fio's best fixed depth of the sweep (1, 8, 16, 32,
+    64, 128), with P99 no worse than 1.25x that depth's P99
+The randread sweep and the adaptive case all run with the same ramp_time for both tools
+(--sweep-ramp, 2 s: long enough for the controller's climb, so the check compares the depth it
+settles at with fio's depths, each measured after the same warm-up). The adaptive case is also run
+with the other cases' 0.5 s ramp, climb included in its numbers, and reported without a verdict.
 Then hyperfine measures the whole-command cost of a tiny job (start-up and teardown) for both.
 
 Usage: bench/throughput/run.py [--bffio PATH] [--runs 5] [--seconds 3] [--size 512M] [--quick]
-       [--json OUT.json] [--cases substring,...] [--lock-wait S]
+       [--json OUT.json] [--cases substring,...] [--lock-wait S] [--sweep-ramp S]
 Standard library only (Debian 12's python3).
 """
 
@@ -30,6 +34,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 LOCK = "/tmp/auraio-bench.lock"
+RAMP_S = 0.5  # every case but the randread sweep and adaptive: fio's stats reset after it
+SWEEP_DEPTHS = (1, 8, 16, 32, 64, 128)
 
 
 def die(msg):
@@ -78,12 +84,16 @@ def summarise(js):
     out = {"iops": iops, "bw": bw, "p50": pct.get("50.000000", 0) / 1e3, "p99": pct.get("99.000000", 0) / 1e3,
            "p999": pct.get("99.900000", 0) / 1e3}
     if "auraio" in j:
-        out["depth"] = j["auraio"]["final_depth"]
+        a = j["auraio"]
+        out["depth"] = a["final_depth"]
+        if a["mode"] == "adaptive":
+            out["converge_s"] = a["converge_s"]
+            out["depth_trace_100ms"] = a["depth_trace_100ms"]
     return out
 
 
-def one(tool, bffio, args, seconds):
-    common = ["--output-format=json", f"--runtime={seconds}", "--time_based", "--ramp_time=0.5",
+def one(tool, bffio, args, seconds, ramp=RAMP_S):
+    common = ["--output-format=json", f"--runtime={seconds}", "--time_based", f"--ramp_time={ramp}",
               "--lat_percentiles=1"]
     if tool == "bffio":
         cmd = [bffio, "--eta=never"] + args + common
@@ -129,9 +139,11 @@ def main():
     ap.add_argument("--lock-wait", type=float, default=60,
                     help="seconds to wait for the exclusive bench lock before running a pair unlocked")
     ap.add_argument("--cases", help="comma-separated substrings: run only matching cases")
+    ap.add_argument("--sweep-ramp", type=float, default=2.0,
+                    help="ramp_time of the randread sweep and adaptive cases, both tools (default 2 s)")
     a = ap.parse_args()
     if a.quick:
-        a.runs, a.seconds, a.size = 1, 1, "64M"
+        a.runs, a.seconds, a.size, a.sweep_ramp = 1, 1, "64M", RAMP_S
     if not shutil.which("fio"):
         print("throughput: fio is not installed (apt-get install fio): nothing to compare with")
         return 77
@@ -142,7 +154,8 @@ def main():
     path = os.path.join(d, "data")
     try:
         print(f"bffio: {bffio}\nfio: {run(['fio', '--version']).strip()}\nfile: {path} ({a.size}), "
-              f"{a.runs} runs x {a.seconds} s per tool and case, alternating order")
+              f"{a.runs} runs x {a.seconds} s per tool and case, alternating order; ramp_time {a.sweep_ramp} s "
+              f"for the randread sweep and adaptive cases, {RAMP_S} s for the others")
         make_file(path, size)
         f = f"--filename={path}"
         rr = ["--name=t", f, "--rw=randread", "--bs=4k"]
@@ -150,18 +163,23 @@ def main():
         for direct in (0, 1):
             kind = "direct" if direct else "cached"
             extra = [f"--direct={direct}"] + ([] if direct else ["--invalidate=0"])
-            for qd in (1, 8, 32, 128):
-                cases.append((f"{kind} 4k randread qd{qd}", rr + extra + [f"--iodepth={qd}"], None))
-            cases.append((f"{kind} 4k randread adaptive", rr + extra, f"{kind} 4k randread qd"))
+            for qd in SWEEP_DEPTHS:
+                cases.append((f"{kind} 4k randread qd{qd}", rr + extra + [f"--iodepth={qd}"], None, a.sweep_ramp))
+            cases.append((f"{kind} 4k randread adaptive", rr + extra, f"{kind} 4k randread qd", a.sweep_ramp))
+            if a.sweep_ramp != RAMP_S:
+                cases.append((f"{kind} 4k randread adaptive ramp{RAMP_S}", rr + extra, f"{kind} 4k randread qd",
+                              RAMP_S))
         cases += [
-            ("direct 128k seqread qd8", ["--name=t", f, "--rw=read", "--bs=128k", "--direct=1", "--iodepth=8"], None),
+            ("direct 128k seqread qd8", ["--name=t", f, "--rw=read", "--bs=128k", "--direct=1", "--iodepth=8"],
+             None, RAMP_S),
             ("direct 4k randwrite fsync=32 qd8",
-             ["--name=t", f, "--rw=randwrite", "--bs=4k", "--direct=1", "--fsync=32", "--iodepth=8"], None),
+             ["--name=t", f, "--rw=randwrite", "--bs=4k", "--direct=1", "--fsync=32", "--iodepth=8"], None, RAMP_S),
             ("direct 4k randrw 70/30 qd16",
-             ["--name=t", f, "--rw=randrw", "--rwmixread=70", "--bs=4k", "--direct=1", "--iodepth=16"], None),
+             ["--name=t", f, "--rw=randrw", "--rwmixread=70", "--bs=4k", "--direct=1", "--iodepth=16"], None,
+             RAMP_S),
             ("direct 4k randread numjobs=2 qd16",
              ["--name=t", f, "--rw=randread", "--bs=4k", "--direct=1", "--iodepth=16", "--numjobs=2",
-              "--group_reporting"], None),
+              "--group_reporting"], None, RAMP_S),
         ]
         if a.cases:
             want = a.cases.split(",")
@@ -169,7 +187,7 @@ def main():
         results = {}
         unlocked_pairs = [0]
         lockf = open(LOCK if not a.quick else os.devnull, "a+" if not a.quick else "r")
-        for name, args, _ in cases:
+        for name, args, _, ramp in cases:
             b_runs, f_runs = [], []
             for i in range(a.runs):
                 if "cached" in name:
@@ -181,21 +199,22 @@ def main():
                     for tool in order:
                         if tool == "fio" and "adaptive" in name:
                             continue  # compared with fio's best fixed depth of the sweep instead
-                        r = one(tool, bffio, args, a.seconds)
+                        r = one(tool, bffio, args, a.seconds, ramp)
                         (b_runs if tool == "bffio" else f_runs).append(r)
                 finally:
                     fcntl.flock(lockf, fcntl.LOCK_UN)
-            res = {"bffio": {k: median(b_runs, k) for k in ("iops", "bw", "p50", "p99", "p999", "depth")},
-                   "bffio_runs": b_runs, "fio_runs": f_runs}
+            res = {"bffio": {k: median(b_runs, k) for k in ("iops", "bw", "p50", "p99", "p999", "depth", "converge_s")},
+                   "bffio_runs": b_runs, "fio_runs": f_runs, "ramp_time": ramp}
             if f_runs:
                 res["fio"] = {k: median(f_runs, k) for k in ("iops", "bw", "p50", "p99", "p999")}
             results[name] = res
             fb = res.get("fio", {}).get("iops", 0)
             print(f"  {name:36s} bffio {res['bffio']['iops']:>10.0f} IOPS p99 {res['bffio']['p99']:8.0f} us"
                   + (f"   fio {fb:>10.0f} IOPS p99 {res['fio']['p99']:8.0f} us   ratio {res['bffio']['iops'] / fb:5.2f}x"
-                     if fb else f"   (depth {res['bffio']['depth']:.0f})"), flush=True)
+                     if fb else f"   (depth {res['bffio']['depth']:.0f}, converged after "
+                                f"{res['bffio']['converge_s']:.1f} s, ramp {ramp} s)"), flush=True)
         # Adaptive against fio's best fixed depth of the same run.
-        for name, _, sweep in cases:
+        for name, _, sweep, _ in cases:
             if not sweep:
                 continue
             best = max((n for n in results if n.startswith(sweep)), key=lambda n: results[n]["fio"]["iops"],
@@ -223,7 +242,10 @@ def main():
                 x = r["bffio"]["iops"] / fb["iops"]
                 p = r["bffio"]["p99"] / fb["p99"] if fb["p99"] else float("inf")
                 check(f"{name} >= 0.95x fio best fixed ({fb['case'].split()[-1]}), P99 <= 1.25x", name,
-                      x >= 0.95 and p <= 1.25, f"IOPS {x:.2f}x, P99 {p:.2f}x (depth {r['bffio']['depth']:.0f})")
+                      x >= 0.95 and p <= 1.25,
+                      f"IOPS {x:.2f}x ({r['bffio']['iops']:.0f} vs {fb['iops']:.0f}), P99 {p:.2f}x "
+                      f"({r['bffio']['p99']:.0f} vs {fb['p99']:.0f} us) (depth {r['bffio']['depth']:.0f}, "
+                      f"converged after {r['bffio']['converge_s']:.1f} s; ramp {r['ramp_time']} s for both tools)")
         # Whole-command cost of a tiny job: start-up and teardown.
         hf = shutil.which("hyperfine")
         startup = None
