@@ -1167,10 +1167,6 @@ static int finish_job(struct pctx *c)
             set_err(c, "verify", "job '%s': verify blocks need bs >= 64 for their header", j->name);
             goto out;
         }
-        if (j->verify_backlog) {
-            set_err(c, "verify_backlog", "job '%s': verify_backlog is not supported by bffio yet", j->name);
-            goto out;
-        }
     }
     if (j->verify == BFFIO_VERIFY_PATTERN && j->verify_pattern_len == 0) {
         set_err(c, "verify_pattern", "job '%s': verify=pattern needs verify_pattern", j->name);
@@ -1190,11 +1186,17 @@ static int finish_job(struct pctx *c)
         }
     }
     if (j->wait_for[0]) {
-        bool found = false;
+        int found = 0;
         for (int i = 0; i < c->cur; i++)
-            found |= !strcmp(c->set->jobs[i].name, j->wait_for);
+            found += !strcmp(c->set->jobs[i].name, j->wait_for);
         if (!found) {
             set_err(c, "wait_for", "job '%s' waits for '%s', which is not an earlier job", j->name, j->wait_for);
+            goto out;
+        }
+        if (found > 1) {
+            /* fio's rule: a waitee's name must be unique */
+            set_err(c, "wait_for", "job '%s' waits for '%s', a name %d earlier jobs have", j->name, j->wait_for,
+                    found);
             goto out;
         }
     }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * bffio: fio's interface, auraio's engine. Parses every job first (any error: exit 2 before any
- * I/O), then runs the jobs group by group (stonewall / wait_for start a new group), then prints
+ * I/O), then runs the jobs group by group (a stonewall starts a new group; wait_for only holds its
+ * job back until the job it names has finished, as in fio), then prints
  * fio's normal text or JSON. Exit status: 0 ok, 1 a job failed (I/O error, verify mismatch,
  * rate_min), 2 bad input.
  */
@@ -49,7 +50,7 @@ static void print_header(FILE *f, const struct bffio_jobset *set)
     unsigned group = 0, threads = 0;
     for (unsigned i = 0; i < set->nr; i++) {
         const struct bffio_job *j = &set->jobs[i];
-        if (i > 0 && (j->stonewall || j->wait_for[0]))
+        if (i > 0 && j->stonewall)
             group++;
         threads += j->numjobs;
         char depth[32];
@@ -119,7 +120,7 @@ int main(int argc, char **argv)
     }
     for (unsigned first = 0; first < set.nr && !interrupted;) {
         unsigned last = first + 1;
-        while (last < set.nr && !set.jobs[last].stonewall && !set.jobs[last].wait_for[0])
+        while (last < set.nr && !set.jobs[last].stonewall)
             last++;
         struct bffio_report_group *g = &groups[ngroups];
         g->groupid = ngroups;
@@ -141,9 +142,18 @@ int main(int argc, char **argv)
         ngroups++;
         if (r > 0) {
             status = 1;
-            for (unsigned i = 0; i < g->r.nr; i++)
-                if (g->r.res[i].error)
-                    fprintf(stderr, "bffio: job '%s': %s\n", g->r.res[i].job->name, g->r.res[i].errmsg);
+            for (unsigned i = 0; i < g->r.nr; i++) {
+                const struct bffio_result *res = &g->r.res[i];
+                /* verify_fatal=0: every bad block, then the count in errmsg */
+                for (const char *l = res->verify_log; l && *l;) {
+                    const char *e = strchr(l, '\n');
+                    int n = e ? (int)(e - l) : (int)strlen(l);
+                    fprintf(stderr, "bffio: job '%s': %.*s\n", res->job->name, n, l);
+                    l += n + (e != NULL);
+                }
+                if (res->error)
+                    fprintf(stderr, "bffio: job '%s': %s\n", res->job->name, res->errmsg);
+            }
         }
         first = last;
     }

@@ -10,6 +10,10 @@
  *
  * Depth: with iodepth=N the clone keeps N requests in flight and the engine's controller is off;
  * without it the clone submits only while auraio_capacity() says the controller has room.
+ *
+ * Verify: a write job marks each block it writes; its verify pass (do_verify) reads back the marked
+ * ones after the writes drain, and with verify_backlog=N it stops every N writes, drains, and
+ * reads those N back before writing on (their marks cleared, so the final pass skips them).
  */
 #include "workload.h"
 
@@ -40,6 +44,11 @@
 #define ZIPF_MAX_RANGES 10000000u /* fio's ZIPF_MAX_GEN: beyond it zeta is computed on this many */
 
 struct worker;
+
+struct backlog_block {
+    unsigned file;
+    uint64_t offset;
+};
 
 struct slot {
     struct worker *w;
@@ -94,11 +103,19 @@ struct worker {
     bool verify_phase;
     unsigned verify_file;
     uint64_t verify_pos;
-    uint8_t **written; /* per file bitmap of blocks written (verify) */
+    uint8_t **written; /* per file bitmap of blocks written and not verified yet (verify) */
+    struct backlog_block *backlog; /* verify_backlog: written since the last backlog check */
+    unsigned backlog_nr, backlog_cap, backlog_next;
+    bool backlog_due;   /* verify_backlog blocks written: hold writes until they are read back */
+    bool backlog_phase; /* reading the backlog back */
     /* live counters for the monitor (written under lock, read without it) */
     _Atomic uint64_t live_bytes[BFFIO_DDIRS], live_ios[BFFIO_DDIRS], live_lat[BFFIO_DDIRS];
     _Atomic uint64_t live_clat[BFFIO_DDIRS], live_slat[BFFIO_DDIRS];
     atomic_bool done;
+    /* wait_for: the clones of the waitee job in g->workers ([wait_first, wait_first + wait_nr)) */
+    unsigned wait_first, wait_nr;
+    atomic_bool waiting; /* still waiting for them: not running yet */
+    _Atomic uint64_t started_ns; /* 0 until the clone starts issuing */
     pthread_t thread;
     bool thread_started;
 };
@@ -109,8 +126,21 @@ struct group {
     unsigned nworkers;
     uint64_t start_ns;
     int fixed_depth; /* sum of iodepth x numjobs when every job has a fixed depth, else 0 */
+    int last_fixed;  /* the fixed depth at the last tick anything ran (the monitor's) */
     atomic_bool abort;
+    /* A clone's end is announced under done_lock, so wait_for waiters cannot miss it. */
+    pthread_mutex_t done_lock;
+    pthread_cond_t done_cond;
 };
+
+/* Stop every clone (Ctrl-C, a failed start, a failed wait) and wake wait_for waiters. */
+static void group_abort(struct group *g)
+{
+    pthread_mutex_lock(&g->done_lock);
+    atomic_store(&g->abort, true);
+    pthread_cond_broadcast(&g->done_cond);
+    pthread_mutex_unlock(&g->done_lock);
+}
 
 static uint64_t now_ns(void)
 {
@@ -350,17 +380,48 @@ static bool rate_held(struct worker *w, int d, uint64_t now)
     return now < due;
 }
 
+/* A verify block was submitted: the final pass (or, every verify_backlog writes, the backlog check)
+ * reads it back. Marked only once the submission took, so a refused one is never checked. */
+static void mark_written(struct worker *w, const struct slot *s)
+{
+    const struct bffio_job *j = w->job;
+    uint64_t b = (s->offset - w->files[s->file].start) / j->bs[BFFIO_DDIR_WRITE];
+    w->written[s->file][b / 8] |= (uint8_t)(1u << (b % 8));
+    if (!j->verify_backlog)
+        return;
+    if (w->backlog_nr == w->backlog_cap) {
+        /* Sized at set-up for min(verify_backlog, blocks); grows only when loops write more. */
+        unsigned nc = w->backlog_cap ? w->backlog_cap * 2 : 64;
+        struct backlog_block *nb = realloc(w->backlog, nc * sizeof(*nb));
+        if (!nb) {
+            set_error(w, ENOMEM, "out of memory for verify_backlog");
+            return;
+        }
+        w->backlog = nb;
+        w->backlog_cap = nc;
+    }
+    w->backlog[w->backlog_nr++] = (struct backlog_block){s->file, s->offset};
+    if (w->backlog_nr >= j->verify_backlog)
+        w->backlog_due = true;
+}
+
 /* Issue one I/O into @p s. @return 1 issued, 0 nothing to issue now, -1 error (recorded). */
 static int issue(struct worker *w, struct slot *s, uint64_t now)
 {
     const struct bffio_job *j = w->job;
     auraio_request_t *req;
     s->verify_read = false;
-    if (w->verify_phase) {
+    if (w->verify_phase || w->backlog_phase) {
         unsigned fi;
         uint64_t off;
-        if (!next_verify_block(w, &fi, &off))
+        if (w->backlog_phase) {
+            if (w->backlog_next == w->backlog_nr)
+                return 0;
+            fi = w->backlog[w->backlog_next].file;
+            off = w->backlog[w->backlog_next++].offset;
+        } else if (!next_verify_block(w, &fi, &off)) {
             return 0;
+        }
         s->ddir = BFFIO_DDIR_READ;
         s->verify_read = true;
         s->file = fi;
@@ -371,6 +432,8 @@ static int issue(struct worker *w, struct slot *s, uint64_t now)
         s->file = w->next_file % w->nfiles;
         s->len = 0;
         s->offset = 0;
+    } else if (w->backlog_due) {
+        return 0; /* the backlog's writes drain first; refill() then starts reading them back */
     } else {
         if (w->issued_bytes >= w->io_target || (w->end_ns && now >= w->end_ns)) {
             w->stop_issuing = true;
@@ -392,11 +455,8 @@ static int issue(struct worker *w, struct slot *s, uint64_t now)
             len = f->end - f->start;
         s->len = (uint32_t)len;
         s->offset = pick_offset(w, f, len);
-        if (d == BFFIO_DDIR_WRITE && j->verify != BFFIO_VERIFY_NONE) {
+        if (d == BFFIO_DDIR_WRITE && j->verify != BFFIO_VERIFY_NONE)
             bffio_verify_fill(j, s->buf, s->len, s->offset);
-            uint64_t b = (s->offset - f->start) / j->bs[BFFIO_DDIR_WRITE];
-            w->written[s->file][b / 8] |= (uint8_t)(1u << (b % 8));
-        }
     }
     int fd = w->files[s->file].fd;
     s->submit_ns = now_ns();
@@ -409,16 +469,29 @@ static int issue(struct worker *w, struct slot *s, uint64_t now)
     s->issued_ns = now_ns();
     if (!req) {
         int e = errno;
-        if (e == EAGAIN)
-            return 0; /* the ring's slots are taken: a completion will make room */
+        if (e == EAGAIN) {
+            /* The ring's slots are taken: a completion will make room. A verify read is
+             * picked again then. */
+            if (s->verify_read && w->backlog_phase)
+                w->backlog_next--;
+            else if (s->verify_read)
+                w->verify_pos--;
+            return 0;
+        }
         set_error(w, e, "submit to %s failed: %s", w->files[s->file].path, strerror(e));
         return -1;
     }
     if (s->ddir == DDIR_SYNC) {
         w->sync_due = false;
-    } else if (!s->verify_read) {
+    } else if (s->verify_read) {
+        /* Read back: no later pass needs to check this block again. */
+        uint64_t b = (s->offset - w->files[s->file].start) / j->bs[BFFIO_DDIR_WRITE];
+        w->written[s->file][b / 8] &= (uint8_t) ~(1u << (b % 8));
+    } else {
         w->issued_bytes += s->len;
         w->issued_ios[s->ddir]++;
+        if (s->ddir == BFFIO_DDIR_WRITE && j->verify != BFFIO_VERIFY_NONE)
+            mark_written(w, s);
         if (s->ddir == BFFIO_DDIR_WRITE) {
             unsigned every = j->fsync_blocks ? j->fsync_blocks : j->fdatasync_blocks;
             if (every && ++w->writes_since_sync >= every) {
@@ -446,6 +519,18 @@ static bool want_more(struct worker *w)
 static void refill(struct worker *w)
 {
     uint64_t now = now_ns();
+    /* verify_backlog: once its writes have drained, read the backlog back; once that is read,
+     * write on. */
+    if (w->backlog_due && w->outstanding == 0) {
+        if (!w->backlog_phase) {
+            w->backlog_phase = true;
+            w->backlog_next = 0;
+        } else if (w->backlog_next == w->backlog_nr) {
+            w->backlog_phase = false;
+            w->backlog_due = false;
+            w->backlog_nr = 0;
+        }
+    }
     while (want_more(w)) {
         struct slot *s = w->free_list;
         w->free_list = s->next_free;
@@ -470,6 +555,29 @@ static void refill(struct worker *w)
         w->stop_issuing = true;
 }
 
+/* One line per bad block (verify_fatal=0). Only on a mismatch, never on a good I/O's path. */
+static void verify_log(struct worker *w, const char *msg)
+{
+    struct bffio_result *r = w->res;
+    size_t n = strlen(msg) + 1;
+    if (r->verify_log_len + n + 1 > r->verify_log_cap) {
+        size_t nc = r->verify_log_cap ? r->verify_log_cap * 2 : 4096;
+        while (nc < r->verify_log_len + n + 1)
+            nc *= 2;
+        char *nl = realloc(r->verify_log, nc);
+        if (!nl) {
+            set_error(w, ENOMEM, "out of memory for the verify report");
+            return;
+        }
+        r->verify_log = nl;
+        r->verify_log_cap = nc;
+    }
+    memcpy(r->verify_log + r->verify_log_len, msg, n - 1);
+    r->verify_log_len += n;
+    r->verify_log[r->verify_log_len - 1] = '\n';
+    r->verify_log[r->verify_log_len] = '\0';
+}
+
 static void account(struct worker *w, struct slot *s, ssize_t result, uint64_t done)
 {
     const struct bffio_job *j = w->job;
@@ -489,15 +597,24 @@ static void account(struct worker *w, struct slot *s, ssize_t result, uint64_t d
     }
     if (s->verify_read || (s->ddir == BFFIO_DDIR_READ && j->verify != BFFIO_VERIFY_NONE && !j->rw_write)) {
         char msg[512];
+        w->res->verify_checked++;
         if (bffio_verify_check(j, s->buf, s->len, s->offset, w->files[s->file].path, msg, sizeof(msg)) < 0) {
-            set_error(w, EILSEQ, "%s", msg);
-            return;
+            w->res->verify_bad++;
+            if (j->verify_fatal) {
+                set_error(w, EILSEQ, "%s", msg);
+                return;
+            }
+            verify_log(w, msg); /* fio's verify_fatal=0: note it, go on, fail the job at its end */
         }
     }
     w->last_done_ns = done;
     if (s->submit_ns < w->stats_start_ns)
         return; /* ramp_time: not counted, as fio resets its stats when the ramp ends */
-    uint64_t clat = done - s->issued_ns, lat = done - s->submit_ns;
+    /* Another thread can reap the completion (and read the clock) while the submitting thread,
+     * holding the clone's lock, is still stamping issued_ns after the submit call: clat is then
+     * 0, not a wrapped negative. */
+    uint64_t clat = done > s->issued_ns ? done - s->issued_ns : 0;
+    uint64_t lat = done > s->submit_ns ? done - s->submit_ns : 0;
     if (s->ddir == DDIR_SYNC) {
         w->res->sync_ios++;
         bffio_lat_add(&w->res->sync_lat, lat);
@@ -592,11 +709,29 @@ static void *worker_main(void *arg)
     const struct bffio_job *j = w->job;
     struct rusage ru0, ru1;
     getrusage(RUSAGE_THREAD, &ru0);
-    uint64_t t0 = w->g->start_ns + j->startdelay_us * 1000;
+    uint64_t base = w->g->start_ns;
+    if (w->wait_nr) {
+        /* fio's wait_for: start once every clone of the waitee job has finished. */
+        struct group *g = w->g;
+        pthread_mutex_lock(&g->done_lock);
+        for (;;) {
+            bool all = true;
+            for (unsigned i = 0; i < w->wait_nr; i++)
+                all &= atomic_load(&g->workers[w->wait_first + i].done);
+            if (all || atomic_load(&g->abort))
+                break;
+            pthread_cond_wait(&g->done_cond, &g->done_lock);
+        }
+        pthread_mutex_unlock(&g->done_lock);
+        base = now_ns();
+    }
+    uint64_t t0 = base + j->startdelay_us * 1000;
     if (j->startdelay_us)
         sleep_until(t0);
+    atomic_store(&w->waiting, false);
     pthread_mutex_lock(&w->lock);
     w->start_ns = now_ns();
+    atomic_store_explicit(&w->started_ns, w->start_ns, memory_order_release);
     w->stats_start_ns = w->start_ns + j->ramp_us * 1000;
     if (j->runtime_us)
         w->end_ns = w->stats_start_ns + j->runtime_us * 1000;
@@ -634,7 +769,7 @@ static void *worker_main(void *arg)
             pthread_mutex_lock(&w->lock);
             set_error(w, -rc, "auraio_wait failed: %s", strerror(-rc));
             pthread_mutex_unlock(&w->lock);
-            atomic_store(&w->g->abort, true);
+            group_abort(w->g);
         }
     }
     if (j->end_fsync && j->rw_write && !w->res->error)
@@ -654,6 +789,12 @@ static void *worker_main(void *arg)
     w->res->ctx = (uint64_t)((ru1.ru_nvcsw - ru0.ru_nvcsw) + (ru1.ru_nivcsw - ru0.ru_nivcsw));
     w->res->majf = (uint64_t)(ru1.ru_majflt - ru0.ru_majflt);
     w->res->minf = (uint64_t)(ru1.ru_minflt - ru0.ru_minflt);
+    if (w->res->verify_bad && !w->res->error) {
+        pthread_mutex_lock(&w->lock);
+        set_error(w, EILSEQ, "verify: %" PRIu64 " bad block%s of %" PRIu64 " checked", w->res->verify_bad,
+                  w->res->verify_bad == 1 ? "" : "s", w->res->verify_checked);
+        pthread_mutex_unlock(&w->lock);
+    }
     if (!w->res->error) {
         for (int d = 0; d < 2; d++) {
             uint64_t min = w->job->rate_min[d];
@@ -666,7 +807,10 @@ static void *worker_main(void *arg)
             }
         }
     }
+    pthread_mutex_lock(&w->g->done_lock);
     atomic_store_explicit(&w->done, true, memory_order_release);
+    pthread_cond_broadcast(&w->g->done_cond);
+    pthread_mutex_unlock(&w->g->done_lock);
     return NULL;
 }
 
@@ -761,6 +905,13 @@ static int worker_init(struct group *g, struct worker *w, const struct bffio_job
             if (!w->written[i])
                 goto nomem;
         }
+        if (j->verify_backlog) {
+            uint64_t nb = total / j->bs[BFFIO_DDIR_WRITE] + 1;
+            w->backlog_cap = (unsigned)(nb < j->verify_backlog ? nb : j->verify_backlog);
+            w->backlog = calloc(w->backlog_cap, sizeof(*w->backlog));
+            if (!w->backlog)
+                goto nomem;
+        }
     }
     return 0;
 nomem:
@@ -782,9 +933,25 @@ static void worker_free(struct group *g, struct worker *w)
             free(w->written[i]);
         free(w->written);
     }
+    free(w->backlog);
     if (w->files)
         bffio_files_close(w->job, w->files, w->nfiles);
     pthread_mutex_destroy(&w->lock);
+}
+
+/* With fixed depths: the iodepth of the clones running now (not waiting for a wait_for job, not
+ * finished); between two jobs and at the end, the last such sum. */
+static int fixed_depth_now(struct group *g)
+{
+    int sum = 0;
+    for (unsigned i = 0; i < g->nworkers; i++) {
+        const struct worker *w = &g->workers[i];
+        if (!atomic_load(&w->waiting) && !atomic_load_explicit(&w->done, memory_order_acquire))
+            sum += (int)w->depth;
+    }
+    if (sum > 0)
+        g->last_fixed = sum;
+    return g->last_fixed;
 }
 
 /*
@@ -794,7 +961,7 @@ static void worker_free(struct group *g, struct worker *w)
  * With @p fill, the per-ring record too (a fixed-depth ring's depth is the most it carried at a
  * monitor tick, @p peak).
  */
-static int active_depth(const struct group *g, struct bffio_controller_record *ctl, bool fill, int *peak)
+static int active_depth(struct group *g, struct bffio_controller_record *ctl, bool fill, int *peak)
 {
     auraio_engine_t *e = g->engine;
     int rings = auraio_get_ring_count(e), depth = 0;
@@ -815,7 +982,7 @@ static int active_depth(const struct group *g, struct bffio_controller_record *c
             ctl->ring[r].ops = rs.ops_completed;
         }
     }
-    return g->fixed_depth ? g->fixed_depth : depth;
+    return g->fixed_depth ? fixed_depth_now(g) : depth;
 }
 
 /* The controller phase of the ring with the most completions (the one doing the job's I/O). */
@@ -963,6 +1130,8 @@ int bffio_run_group(const struct bffio_job *jobs, unsigned nr, const struct bffi
         free(g);
         return -1;
     }
+    pthread_mutex_init(&g->done_lock, NULL);
+    pthread_cond_init(&g->done_cond, NULL);
     g->fixed_depth = adaptive ? 0 : (int)(fixed_total > INT32_MAX ? INT32_MAX : fixed_total);
     out->ctl.adaptive = adaptive;
     out->ctl.fixed_depth = adaptive ? 0 : jobs[0].iodepth;
@@ -989,6 +1158,25 @@ int bffio_run_group(const struct bffio_job *jobs, unsigned nr, const struct bffi
             inited = k + 1;
         }
     }
+    /* wait_for: the waitee's clones, when it is a job of this group (an earlier group's is done). */
+    for (unsigned i = 0, first = 0; i < nr; first += jobs[i].numjobs, i++) {
+        if (!jobs[i].wait_for[0])
+            continue;
+        unsigned wf = 0;
+        for (unsigned m = 0; m < i; wf += jobs[m].numjobs, m++) {
+            if (strcmp(jobs[m].name, jobs[i].wait_for))
+                continue;
+            for (unsigned c = 0; c < jobs[i].numjobs; c++) {
+                g->workers[first + c].wait_first = wf;
+                g->workers[first + c].wait_nr = jobs[m].numjobs;
+                atomic_store(&g->workers[first + c].waiting, true);
+            }
+        }
+    }
+    g->last_fixed = 0;
+    for (unsigned i = 0; i < nworkers; i++)
+        if (!g->workers[i].wait_nr)
+            g->last_fixed += (int)g->workers[i].depth;
     bffio_files_disk_name(g->workers[0].files[0].path, out->disk, sizeof(out->disk));
     out->disk_ok = out->disk[0] != '\0';
     if (out->disk_ok)
@@ -1001,7 +1189,7 @@ int bffio_run_group(const struct bffio_job *jobs, unsigned nr, const struct bffi
     for (unsigned i = 0; i < nworkers; i++) {
         out->res[i].start_unix_ms = unix_ms;
         if (pthread_create(&g->workers[i].thread, NULL, worker_main, &g->workers[i]) != 0) {
-            atomic_store(&g->abort, true);
+            group_abort(g);
             snprintf(out->res[i].errmsg, sizeof(out->res[i].errmsg), "cannot start a thread");
             out->res[i].error = EAGAIN;
             break;
@@ -1011,10 +1199,16 @@ int bffio_run_group(const struct bffio_job *jobs, unsigned nr, const struct bffi
 
     /* Monitor: per-interval samples, the depth trace, and the progress line. */
     uint64_t max_ms = 0;
-    for (unsigned i = 0; i < nr; i++) {
+    uint64_t *job_end_ms = calloc(nr, sizeof(*job_end_ms)); /* a wait_for job ends after its waitee's */
+    for (unsigned i = 0; job_end_ms && i < nr; i++) {
         uint64_t t = (jobs[i].startdelay_us + jobs[i].ramp_us + jobs[i].runtime_us) / 1000;
+        for (unsigned m = 0; jobs[i].wait_for[0] && m < i; m++)
+            if (!strcmp(jobs[m].name, jobs[i].wait_for))
+                t += job_end_ms[m];
+        job_end_ms[i] = t;
         max_ms = t > max_ms ? t : max_ms;
     }
+    free(job_end_ms);
     bool eta = opts->eta_out && opts->eta != BFFIO_ETA_NEVER;
     uint64_t *last_bytes = calloc(nworkers * BFFIO_DDIRS * LIVE_COUNTERS, sizeof(uint64_t));
     /* The library's lifetime histogram at the last sample: the difference is the interval's. */
@@ -1087,7 +1281,8 @@ int bffio_run_group(const struct bffio_job *jobs, unsigned nr, const struct bffi
                     sm.slat_sum_ns[d] = v[4] - lb[4];
                     memcpy(lb, v, sizeof(v));
                 }
-                bool ramping = (now - g->start_ns) / 1000 < w->job->startdelay_us + w->job->ramp_us;
+                uint64_t started = atomic_load_explicit(&w->started_ns, memory_order_acquire);
+                bool ramping = !started || now < started + w->job->ramp_us * 1000;
                 if (!ramping && el_ms > 0) {
                     struct bffio_sample *ns = realloc(r->samples, (r->samples_nr + 1) * sizeof(*ns));
                     if (ns) {
@@ -1122,8 +1317,8 @@ int bffio_run_group(const struct bffio_job *jobs, unsigned nr, const struct bffi
         }
         if (all_done)
             break;
-        if (opts->stop && *opts->stop)
-            atomic_store(&g->abort, true);
+        if (opts->stop && *opts->stop && !atomic_load(&g->abort))
+            group_abort(g);
         tick++;
         sleep_until(g->start_ns + tick * MONITOR_TICK_MS * 1000000ull);
     }
@@ -1155,6 +1350,8 @@ out:
         worker_free(g, &g->workers[i]);
     free(g->workers);
     free(ring_peak);
+    pthread_cond_destroy(&g->done_cond);
+    pthread_mutex_destroy(&g->done_lock);
     auraio_destroy(g->engine);
     free(g);
     return rc;
@@ -1165,6 +1362,7 @@ void bffio_group_result_free(struct bffio_group_result *r)
     for (unsigned i = 0; i < r->nr; i++) {
         free(r->res[i].samples);
         free(r->res[i].iolog);
+        free(r->res[i].verify_log);
     }
     free(r->res);
     free(r->ctl.ring);

@@ -59,6 +59,11 @@ struct bffio_result {
     uint64_t depth_samples;
     int error;         /* errno of the first failure, 0 = none */
     char errmsg[512];
+    /* verify: blocks checked and found bad; with verify_fatal=0 the job goes on past a bad block
+     * and every one is described here, one line each (error is then EILSEQ once the job ends). */
+    uint64_t verify_checked, verify_bad;
+    char *verify_log;
+    size_t verify_log_len, verify_log_cap;
     struct bffio_sample *samples;
     unsigned samples_nr;
     struct bffio_iolog *iolog;
@@ -108,7 +113,8 @@ struct bffio_run_opts {
 };
 
 /*
- * Run @p nr jobs concurrently (one group). Files are laid out and opened first; an error there
+ * Run @p nr jobs concurrently (one group); a job whose wait_for names an earlier job of the group
+ * starts when every clone of that job has finished (a name outside the group has finished). Files are laid out and opened first; an error there
  * returns -1 with @p out->res[0].errmsg filled before any I/O. @return 0 when every clone ran
  * without error, 1 when the run finished but some clone failed (its errmsg says why, e.g. a
  * verify mismatch naming the offset), -1 when it could not start.

