@@ -24,9 +24,9 @@
 
 /* The objective: the smallest depth whose throughput is within 5% of the best. */
 #define CTL_EPS 0.05
-/* A doubling that gains less than this is a miss. On a hyperbolic curve X ~ W / (W + c) that
- * happens from ~82% of the plateau on, so two misses carry the climb past the 5% knee. */
-#define CTL_GAIN_MISS 0.10
+/* A doubling that gains less than two eps is a miss. On a hyperbolic curve X ~ W / (W + c) that
+ * happens from ~82% of the plateau on, so two misses carry the climb past the eps knee. */
+#define CTL_GAIN_MISS (2 * CTL_EPS)
 /* Misses that end the climb: a single one can be noise. */
 #define CTL_MISSES 2
 /* A doubling whose P99 grows by more than this x the depth ratio has met a queue (Little's law
@@ -41,9 +41,9 @@
  * device whose short epochs mislead (>= 2 of the kernel throttle's 100 ms slices). Nothing at
  * all past 16 x this: a stall is not a measurement. */
 #define CTL_EPOCH_MAX_NS 250000000ull
-/* Fewest completions a slow device decides on: its throughput within ~10%, its P99 not just
- * the maximum. */
-#define CTL_EPOCH_MIN_N 100u
+/* Fewest completions a slow device decides on: counting noise 1 / sqrt(n) of two eps, the
+ * throughput to ~10%, its P99 not just the maximum. */
+#define CTL_EPOCH_MIN_N ((uint64_t)(1.0 / (4 * CTL_EPS * CTL_EPS) + 0.5))
 /* Verify and hold epochs are this many times longer: they set references, not directions. */
 #define CTL_LONG 4u
 /* A held epoch has changed when it deviates by more than 3 sigma of the held noise (and by at
@@ -153,6 +153,7 @@ struct ctl_group {
     struct ctl_point searched; /* the search's measurement of the held depth (n = 0: none) */
     double top_ratio;          /* held throughput / plateau when the hold began (<= 1) */
     bool below;                /* searching below a held depth after a loss */
+    bool hinge;                /* the search's tail jumped past Little's law: the knee is a hinge */
     bool slow_settle;          /* latched: a settled or held measurement contradicted a short
                                   epoch's reading of the same depth, so every epoch is a long,
                                   settled one of at least CTL_EPOCH_MAX_NS */
@@ -377,6 +378,7 @@ static struct ctl_point epoch_point(const struct ctl_group *g, uint64_t dt)
 static void tab_clear(struct ctl_group *g)
 {
     g->ntab = 0;
+    g->hinge = false;
 }
 
 /* Two measurements of one depth, weighted by completions. */
@@ -549,10 +551,11 @@ static uint32_t model_point(struct ctl_group *g)
     uint32_t knee = first->w;
     if (hi > 0) {
         knee = cross >= (double)g->tab[hi].w ? g->tab[hi].w : (uint32_t)(cross + 0.999);
-        if (g->period) {
-            /* A slicing limiter: latency is flat below its rate and W / C above, a kink no line
-             * fits. Little's law at the effective latency below it places the knee:
-             * W = X_line x (W / X)(lo). */
+        if (g->period || g->hinge) {
+            /* A slicing limiter (or a tail that jumped past Little's law on the climb: a queue
+             * the throughput does not show, the same hinge with silences too short to see):
+             * latency is flat below its rate and W / C above, a kink no line fits. Little's law
+             * at the effective latency below it places the knee: W = X_line x (W / X)(lo). */
             const struct ctl_point *lo = &g->tab[hi - 1];
             double w = (double)lo->w * t / lo->x;
             knee = w >= (double)g->tab[hi].w ? g->tab[hi].w : (uint32_t)(w + 0.999);
@@ -613,7 +616,9 @@ static bool below_step(struct ctl_group *g, uint64_t now)
         return true;
     }
     const struct ctl_point *lo = &g->tab[0];
-    if (g->ntab != 2 || lo->w != w0->w || good(g, lo) || g->x_ref <= 0 || w0->lat <= 0)
+    /* A slicing limiter's knee is its hinge, which model_point() places from these two points;
+     * rescaling by the product is for a device that slowed down, and held 39 for a hinge at 5. */
+    if (g->period || g->ntab != 2 || lo->w != w0->w || good(g, lo) || g->x_ref <= 0 || w0->lat <= 0)
         return false;
     double ratio = held->x * lo->lat / (g->x_ref * w0->lat);
     uint32_t k = clamp_w(g, (double)held->w * ratio + 0.5);
@@ -698,10 +703,13 @@ static void climb(struct ctl_group *g, const struct ctl_point *p, uint64_t now)
      * below the miss line is no noise: it ends the climb alone. */
     if (g->period && g->misses && excess < 0 && excess * excess > 9 * (p->se2 + g->se2_prev))
         g->misses = CTL_MISSES;
-    /* Little's law lets the tail grow in proportion to the depth; far more, with no clear gain,
-     * is a queue the throughput does not show (a throttle's slice wait): past the knee, stop. */
-    bool cliff = g->p99_prev && p->p99 && !gaining &&
-                 (double)p->p99 > CTL_TAIL_JUMP * (double)p->w / (double)g->w_prev * (double)g->p99_prev;
+    /* Little's law lets the tail grow in proportion to the depth; far more is a queue the
+     * throughput does not show (a throttle's slice wait, a 20 ms slice's silences too short to
+     * count as stalls): the knee is a hinge, and with no clear gain the climb is past it. */
+    bool jump = g->p99_prev && p->p99 &&
+                (double)p->p99 > CTL_TAIL_JUMP * (double)p->w / (double)g->w_prev * (double)g->p99_prev;
+    bool cliff = jump && !gaining;
+    g->hinge = g->hinge || jump; /* even where a burst within the slice still reads a gain */
     g->x_prev = p->x;
     g->se2_prev = p->se2;
     g->p99_prev = p->p99;

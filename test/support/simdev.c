@@ -754,6 +754,11 @@ void sim_oracle(const struct sim_scenario *base, int phase, struct sim_oracle *o
         sc.world[0].demand[0] = w;
         /* Enough completions for a ~1.5% throughput and ~5% P99 estimate; the first 10% warm up. */
         uint64_t need = 6000 + 40ull * w;
+        /* Behind a throttle, whole slices: a run of 1.5 slices read its first burst as rate, and
+         * placed the knee of a 20% cap at 30-40 where the whole-slice frontier has it at 5-7. */
+        double sliced = sc.world[0].cap_iops * sc.world[0].cap_slice_s * 20;
+        if ((double)need < sliced)
+            need = (uint64_t)sliced;
         sc.max_completions = win ? 0 : need;
         sim_run(&sc, &res);
         size_t skip = res.n / 10;
