@@ -927,7 +927,13 @@ static void hold(struct ctl_group *g, const struct ctl_point *p, uint64_t now)
         return;
     }
     double dev = p->x / g->x_ref - 1.0;
-    if (dev * dev > noise_threshold2(g, p->se2)) {
+    /* On a slicing device an epoch of one block (one slice, its stalls far apart) cannot
+     * estimate its own noise: it may show a change against the held noise, but it neither
+     * widens the threshold nor teaches the noise model. Taken in with its unit variance, a cap
+     * that cut the rate 3x read as noise and the held variance absorbed every later epoch: the
+     * cap schedule held 64 for 10 s under caps of a quarter and a sixteenth of the rate. */
+    bool unknown = g->period && p->se2 >= 1.0;
+    if (dev * dev > noise_threshold2(g, unknown ? 0.0 : p->se2)) {
         int dir = dev < 0 ? -1 : 1;
         g->chg_cnt = dir == g->chg_dir ? g->chg_cnt + 1 : 1;
         g->chg_dir = dir;
@@ -939,8 +945,10 @@ static void hold(struct ctl_group *g, const struct ctl_point *p, uint64_t now)
         return;
     }
     g->chg_cnt = 0;
-    g->x_ref += (1.0 / (CTL_CHANGE_EPOCHS + 1)) * (p->x - g->x_ref);
-    g->var += (1.0 / (CTL_CHANGE_EPOCHS + 1)) * (dev * dev - g->var);
+    if (!unknown) {
+        g->x_ref += (1.0 / (CTL_CHANGE_EPOCHS + 1)) * (p->x - g->x_ref);
+        g->var += (1.0 / (CTL_CHANGE_EPOCHS + 1)) * (dev * dev - g->var);
+    }
     if (--g->probe_in == 0)
         start_probe(g, now);
     else

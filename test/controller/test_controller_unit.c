@@ -269,6 +269,51 @@ static void test_loss_at_min_depth_then_gain_climbs(void **state)
     auraio__ctl_group_destroy(g);
 }
 
+/* A device of per_slot IOPS per request in flight behind a cap dispatched in slices of slice_ms:
+ * past the cap it delivers a slice's budget and is then silent for silent_ms. */
+static void run_sliced(struct ctl_group *g, struct ctl_acc *a, uint64_t *now, int ms, double per_slot,
+                           double cap, int slice_ms, int silent_ms)
+{
+    double owed = 0;
+    for (int t = 0; t < ms; t++) {
+        uint32_t w = auraio__ctl_group_depth(g);
+        bool capped = w * per_slot >= cap;
+        bool silent = capped && (int)((*now / 1000000u) % (uint64_t)slice_ms) >= slice_ms - silent_ms;
+        double rate = capped ? cap * slice_ms / (slice_ms - silent_ms) : w * per_slot;
+        for (owed += silent ? 0 : rate / 1000; owed >= 1; owed--) {
+            auraio__ctl_acc_record(a, (uint64_t)(1e9 * w / (capped ? cap : rate)), 4096);
+            auraio__ctl_acc_at_limit(a);
+        }
+        *now += 1000000u;
+        struct ctl_ring_input in = { a, w, w };
+        auraio__ctl_group_waited(g, *now);
+        auraio__ctl_group_update(g, &in, *now);
+    }
+}
+
+/* A held slicing device whose stalls come far apart (1.3 s slices) measures in epochs of one
+ * stall or none, whose own noise is unknown. A cap cut to a third must still read as a loss: taken in as
+ * noise with unit variance, such epochs taught the held variance the change and the cap schedule
+ * on this disk held 64 for 10 s under caps of a quarter and a sixteenth of its rate. */
+static void test_loss_seen_through_one_slice_epochs(void **state)
+{
+    (void)state;
+    struct ctl_group *g = mk(1, 0);
+    struct ctl_acc a;
+    memset(&a, 0, sizeof(a));
+    uint64_t now = 1000000000ull;
+    /* 5 K IOPS per request, capped at 40 K: the knee is 8. */
+    for (int s = 0; s < 30 && auraio__ctl_group_phase(g) != AURAIO_CTL_PHASE_HOLD; s++)
+        run_sliced(g, &a, &now, 1000, 5000, 40000, 1300, 60);
+    assert_int_equal(auraio__ctl_group_phase(g), AURAIO_CTL_PHASE_HOLD);
+    uint32_t held = auraio__ctl_group_depth(g);
+    assert_true(held >= 6 && held <= 12);
+    /* The cap cut to a third: the knee moves below 3, found within 10 s. */
+    run_sliced(g, &a, &now, 10000, 5000, 13000, 1300, 60);
+    assert_true(auraio__ctl_group_depth(g) <= 4);
+    auraio__ctl_group_destroy(g);
+}
+
 static void test_init_rejects_bad_config(void **state)
 {
     (void)state;
@@ -292,6 +337,7 @@ int main(void)
         cmocka_unit_test(test_app_limited_target_still_cuts),
         cmocka_unit_test(test_stall_only_when_slept_through),
         cmocka_unit_test(test_loss_at_min_depth_then_gain_climbs),
+        cmocka_unit_test(test_loss_seen_through_one_slice_epochs),
         cmocka_unit_test(test_init_rejects_bad_config),
     };
     return cmocka_run_group_tests_name("controller-unit", tests, NULL, NULL);
