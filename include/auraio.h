@@ -608,6 +608,53 @@ AURAIO_API const char *auraio_phase_name(int phase);
 AURAIO_API int auraio_set_max_p99_latency(auraio_engine_t *engine, double max_p99_latency_ms);
 
 /* ---------------------------------------------------------------------------------------------
+ * Per-device control (doc/controller.md, "Devices"). The controller keeps one group per device the
+ * engine's I/O lands on (a block device, or the filesystem a file lives on), found from each fd's
+ * first use; pipes, sockets and metadata ops belong to none. Each device has its own depth, its own
+ * P99 target if wanted, and a model of what the device is.
+ */
+
+/** One device as the controller sees it (a snapshot). */
+typedef struct {
+    uint64_t device_id;        /**< st_rdev of a block device, st_dev of a file's filesystem */
+    unsigned int major, minor; /**< the same, split */
+    int depth;                 /**< the device's in-flight limit (its group's depth, all rings) */
+    int phase;                 /**< controller phase; name with auraio_phase_name() */
+    bool target_infeasible;    /**< this device's P99 target cannot be met even at the minimum depth */
+    double target_p99_ms;      /**< this device's P99 target; 0 = none (it holds the knee) */
+    double p50_latency_ms;     /**< last stats window, the worst ring's; 0 without samples */
+    double p99_latency_ms;
+    double throughput_bps;     /**< last stats window, all rings */
+    /* The device model: what the controller has learned. Zeros until its first search ends. */
+    double base_latency_ms;    /**< the lowest mean latency measured: the unloaded service time */
+    double ceiling_bps;        /**< the throughput ceiling (plateau of the last search), bytes/s */
+    double ceiling_iops;       /**< the same in operations per second */
+    int knee_depth;            /**< the smallest depth within 5% of the ceiling */
+    double model_age_s;        /**< seconds since the model last changed; -1 before the first */
+    int model_change;          /**< that change: -1 slower (ceiling down), +1 faster, 0 first seen */
+    unsigned char reserved[64];
+} auraio_device_stats_t;
+
+/**
+ * Fill up to @p max entries of @p stats, one per device the engine has seen, in the order seen.
+ * @return the number of devices (may exceed @p max), 0 without the controller, or -EINVAL.
+ */
+AURAIO_API int auraio_get_device_stats(const auraio_engine_t *engine, auraio_device_stats_t *stats, int max);
+/**
+ * A P99 target for the device @p fd's I/O lands on, apart from the engine-wide one (which then no
+ * longer changes it); 0 removes it (the device follows the engine-wide target again).
+ * @return 0, -EINVAL (NULL engine, bad target), -EBADF (fd not open), -ENODEV (fd is not on a
+ * storage device: a pipe, socket...), -EOPNOTSUPP (disable_adaptive).
+ */
+AURAIO_API int auraio_set_device_max_p99_latency(auraio_engine_t *engine, int fd, double max_p99_latency_ms);
+/**
+ * One line describing @p stats's device model, for people: e.g. "device 253:0: knee 16, ceiling
+ * 98.1k IOPS (402 MB/s), base latency 0.21 ms; ceiling dropped 10.2 s ago". snprintf's contract:
+ * @return the length it needed (excluding the NUL), or -EINVAL.
+ */
+AURAIO_API int auraio_format_device_model(const auraio_device_stats_t *stats, char *buf, size_t len);
+
+/* ---------------------------------------------------------------------------------------------
  * Lifetime metrics (doc/observability.md). Monotonic for the life of the engine: unlike the
  * windowed values above, nothing here is reset by the controller.
  */

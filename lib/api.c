@@ -86,7 +86,7 @@ AURAIO_API auraio_buf_t auraio_buf_fixed(int index, size_t offset)
         return guarded_rc;                                                                                             \
     } while (0)
 
-static auraio_request_t *submit_or_errno(struct auraio_engine *e, const struct request_args *a, bool plain)
+static auraio_request_t *submit_or_errno(struct auraio_engine *e, struct request_args *a, bool plain)
 {
     uint64_t handle;
     auraio__engine_call_begin(e);

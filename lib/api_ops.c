@@ -50,7 +50,7 @@ static int start_args(const auraio_engine_t *e, auraio_callback_t cb, void *ud, 
     return 0;
 }
 
-static auraio_request_t *submit(auraio_engine_t *e, const struct request_args *a)
+static auraio_request_t *submit(auraio_engine_t *e, struct request_args *a)
 {
     uint64_t handle;
     auraio__engine_call_begin(e);

@@ -1289,3 +1289,29 @@ const struct histogram *auraio__ctl_ring_histogram(const struct ctl_group *g, ui
 {
     return ring < g->nrings ? &g->rings[ring].last_hist : NULL;
 }
+
+/* ---- per-device model accessors (issue #16): read-only views of the fields above; kept at the
+ * end of the file so the algorithm above can change without touching them ---- */
+
+void auraio__ctl_group_model(const struct ctl_group *g, struct ctl_model *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->base_latency_ns = g->lmin;
+    out->knee = g->knee;
+    double best = 0, x = 0, ops = 0, n = 0;
+    for (int i = 0; i < g->ntab; i++)
+        best = g->tab[i].x > best ? g->tab[i].x : best;
+    /* The plateau as tab_top weighs it, in both units. */
+    for (int i = 0; i < g->ntab; i++) {
+        if (g->tab[i].x >= (1.0 - CTL_EPS) * best) {
+            double wt = g->tab[i].n > 0 ? g->tab[i].n : 1;
+            x += wt * g->tab[i].x;
+            ops += wt * g->tab[i].ops;
+            n += wt;
+        }
+    }
+    if (n > 0) {
+        out->ceiling_bps = x / n;
+        out->ceiling_ops = ops / n;
+    }
+}

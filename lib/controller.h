@@ -165,6 +165,16 @@ void auraio__ctl_ring_stats(const struct ctl_group *g, uint32_t ring, struct ctl
 /** The ring's last complete stats-window histogram. */
 const struct histogram *auraio__ctl_ring_histogram(const struct ctl_group *g, uint32_t ring);
 
+/* What a group has learned about its device (issue #16): read under the lock that serialises
+ * update(). Zeros for what the current search has not measured yet. */
+struct ctl_model {
+    double base_latency_ns; /* the lowest mean latency measured: the device's unloaded service time */
+    double ceiling_bps;     /* the plateau of the last search's throughputs, bytes/s */
+    double ceiling_ops;     /* the same in completions/s */
+    uint32_t knee;          /* the knee the last search found (0: none yet) */
+};
+void auraio__ctl_group_model(const struct ctl_group *g, struct ctl_model *out);
+
 /** Name of a phase (static storage); "UNKNOWN" for anything else. */
 const char *auraio__ctl_phase_name(int phase);
 

@@ -296,7 +296,7 @@ static int submit_special(struct auraio_engine *e, const struct request_args *a,
 }
 
 /* auraio__engine_submit and _submit_plain: one body, so the two cannot drift apart. */
-static inline int engine_submit(struct auraio_engine *e, const struct request_args *a, uint64_t *handle, bool plain)
+static inline int engine_submit(struct auraio_engine *e, struct request_args *a, uint64_t *handle, bool plain)
 {
     if (auraio_unlikely(atomic_load_explicit(&e->shutting_down, memory_order_acquire)))
         return -ESHUTDOWN;
@@ -309,6 +309,10 @@ static inline int engine_submit(struct auraio_engine *e, const struct request_ar
     /* From a callback, 0: the ring stamps the request when its SQE enters the kernel, at the end
      * of the batch of callbacks, with one clock read for all of them (ring.c, stamp_entering). */
     uint64_t now = in_callback ? 0 : auraio__now_ns();
+    /* The device the request counts against (device.h): a cached byte per fd after its first use.
+     * Written into the caller's arguments, which the ring copies whole. */
+    if (e->adaptive)
+        a->device = (uint8_t)(plain ? auraio__engine_fd_class(e, a->fd) : auraio__engine_request_class(e, a));
     int rc;
     if (auraio_unlikely(tls_submit_state != 0 || a->link))
         rc = submit_special(e, a, flush, now, &ring, handle);
@@ -327,12 +331,12 @@ static inline int engine_submit(struct auraio_engine *e, const struct request_ar
     return 0;
 }
 
-int auraio__engine_submit(struct auraio_engine *e, const struct request_args *a, uint64_t *handle)
+int auraio__engine_submit(struct auraio_engine *e, struct request_args *a, uint64_t *handle)
 {
     return engine_submit(e, a, handle, false);
 }
 
-int auraio__engine_submit_plain(struct auraio_engine *e, const struct request_args *a, uint64_t *handle)
+int auraio__engine_submit_plain(struct auraio_engine *e, struct request_args *a, uint64_t *handle)
 {
     return engine_submit(e, a, handle, true);
 }
@@ -517,7 +521,7 @@ int auraio__engine_capacity(const struct auraio_engine *e)
         limit += ring_limit(&e->rings[i]);
         pending += ring_pending(&e->rings[i]);
     }
-    if (e->ctl) {
+    if (e->adaptive) {
         int w = (int)atomic_load_explicit(&((struct auraio_engine *)e)->group_limit, memory_order_relaxed);
         if (w < limit)
             limit = w;
@@ -606,7 +610,7 @@ static int sleep_once(struct auraio_engine *e, int wait_ms, bool sleep_when_idle
     atomic_store_explicit(&e->leader_asleep, sleep_when_idle ? LEADER_RUNS : LEADER_WAITS, memory_order_seq_cst);
     atomic_thread_fence(memory_order_seq_cst); /* pairs with wake_leader_if_it_must_return */
     if (!work_ready(e, sleep_when_idle)) {
-        uint64_t slept_from = e->ctl ? auraio__now_ns() : 0;
+        uint64_t slept_from = e->adaptive ? auraio__now_ns() : 0;
         if (e->direct_wait) {
             rc = auraio__ring_wait(&e->rings[0], wait_ms);
         } else {
@@ -621,7 +625,7 @@ static int sleep_once(struct auraio_engine *e, int wait_ms, bool sleep_when_idle
          * overflow or task work into the CQ yet, which that pass retries too. */
         if (rc == -ETIME || rc == -EINTR || rc == -EAGAIN || rc == -EBUSY)
             rc = 0;
-        if (e->ctl)
+        if (e->adaptive)
             atomic_fetch_add_explicit(&e->waited_ns, auraio__now_ns() - slept_from, memory_order_relaxed);
     }
     atomic_store_explicit(&e->leader_asleep, LEADER_AWAKE, memory_order_relaxed);
@@ -759,7 +763,7 @@ void auraio__engine_destroy(struct auraio_engine *e)
     auraio__engine_free_registrations(e);
     if (e->reg_lock_ready)
         pthread_mutex_destroy(&e->reg_lock);
-    auraio__ctl_group_destroy(e->ctl);
+    auraio__devices_stop(e);
     /* Buffers still held by the application die with the pool, as documented. */
     auraio__pool_destroy(e->pool);
     free(e->tick_in);

@@ -10,6 +10,7 @@
 #define AURAIO_ENGINE_H
 
 #include "auraio.h"
+#include "device.h"
 #include "request.h"
 #include "ring.h"
 
@@ -19,6 +20,23 @@
 
 struct buffer_pool;
 struct ctl_group;
+
+/* What the engine learned of one device's model, to tell when it last changed (device_ctl.c). */
+struct device_model {
+    uint32_t knee;
+    double base_ns, ceiling_bps;
+    uint64_t changed_ns; /* when the model last moved by more than noise; 0: not measured yet */
+    int change;          /* the last move: -1 down (slower: lower ceiling or higher base), +1 up */
+};
+
+/* One device class of an engine: its controller group and its own P99 target. */
+struct engine_device {
+    struct ctl_group *ctl;
+    double target_ms;
+    bool target_own;        /* set for this device alone: an engine-wide change leaves it */
+    bool infeasible_logged; /* target_infeasible reported once per target */
+    struct device_model model;
+};
 
 struct auraio_engine {
     struct ring *rings;
@@ -34,20 +52,26 @@ struct auraio_engine {
     auraio_options_t opts;
     struct buffer_pool *pool;
 
-    /* Depth control: one controller for all rings (they feed one device group). The tick runs
-     * on whichever polling thread finds it due (try-lock), so there is no thread to stop. */
-    struct ctl_group *ctl; /* NULL when adaptation is disabled */
+    /* Depth control: one controller group per device (device_ctl.c), each over all the rings; a
+     * ring's limit is the sum of its per-device shares. The tick runs on whichever polling thread
+     * finds it due (try-lock), so there is no thread to stop. tick_lock also serialises device
+     * resolution (a submit's first use of an fd) and every reader of the groups. */
+    bool adaptive; /* false: disable_adaptive, every request in DEVICE_NONE at the fixed limit */
+    struct device_table devices;
+    bool devices_ready;
+    struct engine_device dev[DEVICE_CLASSES]; /* [DEVICE_NONE] has no group */
+    /* Registered files' classes by index (registration.c), read without a lock like the map. */
+    _Atomic(struct device_map *) fixed_classes;
     pthread_mutex_t tick_lock;
     bool tick_lock_ready;
-    struct ctl_ring_input *tick_in; /* ring_count entries, allocated at create */
+    struct ctl_ring_input *tick_in; /* DEVICE_CLASSES x ring_count entries, allocated at create */
     _Atomic uint64_t next_tick_ns;
     /* Time waiters spent asleep in the kernel for completions, for the controller: a silence
      * it slept through is the device's, one it did not is the application's (tick.c). */
     _Atomic uint64_t waited_ns;
-    /* The controller's depth: the engine's total in-flight limit (tick.c). The rings' limits can
-     * add up to a little more, since a ring without demand keeps a limit of 1. */
+    /* The sum of the device groups' depths: the engine's total in-flight limit (tick.c). The
+     * rings' limits can add up to a little more, since a ring without demand keeps a limit of 1. */
     _Atomic uint32_t group_limit;
-    bool infeasible_logged; /* under tick_lock: target_infeasible reported once per target */
 
     /* Registered buffers and files (registration.c): the engine's copies, shared read-only by
      * the rings while registered. reg_lock serialises register/update/unregister; it is taken
@@ -90,9 +114,10 @@ struct auraio_engine {
 int auraio__engine_create(const auraio_options_t *opts, struct auraio_engine **out);
 void auraio__engine_destroy(struct auraio_engine *e);
 
-int auraio__engine_submit(struct auraio_engine *e, const struct request_args *a, uint64_t *handle);
+/* Both set a->device (the request's device class) before the ring copies the arguments. */
+int auraio__engine_submit(struct auraio_engine *e, struct request_args *a, uint64_t *handle);
 /* The same for a plain read or write (see auraio__ring_submit_plain): api.c knows when it is. */
-int auraio__engine_submit_plain(struct auraio_engine *e, const struct request_args *a, uint64_t *handle);
+int auraio__engine_submit_plain(struct auraio_engine *e, struct request_args *a, uint64_t *handle);
 /* auraio_set_next_timeout and auraio_cancel_fd. */
 int auraio__engine_set_next_timeout(struct auraio_engine *e, uint64_t timeout_ns);
 int auraio__engine_cancel_fd(struct auraio_engine *e, int fd);
@@ -131,6 +156,8 @@ void auraio__engine_ring_stats(struct auraio_engine *e, uint32_t ring, auraio_ri
 void auraio__engine_stats(struct auraio_engine *e, auraio_stats_t *out);
 int auraio__engine_histogram(struct auraio_engine *e, uint32_t ring, auraio_histogram_t *out);
 int auraio__engine_set_p99_target(struct auraio_engine *e, double ms);
+/* One device's own target (0: back to the engine-wide one); -EBADF, -ENODEV, -EOPNOTSUPP. */
+int auraio__engine_set_device_p99_target(struct auraio_engine *e, int fd, double ms);
 /* True on a thread currently running one of @p e's callbacks. */
 bool auraio__engine_in_callback(const struct auraio_engine *e);
 
@@ -140,6 +167,23 @@ uint32_t auraio__select_ring(struct auraio_engine *e);
 /* Depth control and stats (tick.c). */
 int auraio__tick_start(struct auraio_engine *e, const auraio_options_t *opts, uint32_t ring_max);
 void auraio__tick_maybe(struct auraio_engine *e, uint64_t now_ns);
+
+/* Per-device control (device_ctl.c). The class of a request's device: the cached lookup inline,
+ * resolution (one fstat, maybe a new controller group) on an fd's first use. */
+uint32_t auraio__engine_device_resolve(struct auraio_engine *e, int fd);
+uint32_t auraio__engine_request_class(struct auraio_engine *e, const struct request_args *a);
+static inline uint32_t auraio__engine_fd_class(struct auraio_engine *e, int fd)
+{
+    int c = auraio__device_cached(&e->devices, fd);
+    return auraio_likely(c >= 0) ? (uint32_t)c : auraio__engine_device_resolve(e, fd);
+}
+/* Without @p adaptive only the table is made: nothing looks it up (every request is DEVICE_NONE's). */
+int auraio__devices_start(struct auraio_engine *e, uint32_t ring_max, bool adaptive);
+void auraio__devices_stop(struct auraio_engine *e);
+/* Under tick_lock: one tick of every device group, then the rings' limits. */
+void auraio__devices_tick(struct auraio_engine *e, uint64_t now_ns);
+/* Under tick_lock: the classes of registered files @p fds (index order), for the fixed map. */
+int auraio__devices_fixed_set(struct auraio_engine *e, uint32_t first, const int *fds, uint32_t count);
 
 /* Registration (registration.c). */
 int auraio__engine_register_buffers(struct auraio_engine *e, const struct iovec *iovs, int count);

@@ -71,9 +71,13 @@ static void add_ring(struct auraio_engine *e, uint32_t i, auraio_metrics_t *out,
     uint32_t backlog, in_flight;
 
     lock_politely(&r->lock);
-    const struct ctl_acc *active = auraio__ctl_acc_active(&r->acc);
-    w->hist = active->hist;
-    w->lat_sum_ns = active->lat_sum_ns;
+    auraio__histogram_reset(&w->hist);
+    w->lat_sum_ns = 0;
+    for (uint32_t k = 0; k < r->nclasses; k++) {
+        const struct ctl_acc *active = auraio__ctl_acc_active(&r->acc[k]);
+        auraio__histogram_merge(&w->hist, &active->hist);
+        w->lat_sum_ns += active->lat_sum_ns;
+    }
     backlog = r->backlog_len;
     in_flight = r->inflight;
     for (unsigned k = 0; k < AURAIO_OP_KIND_COUNT; k++) {
@@ -93,15 +97,20 @@ static void add_ring(struct auraio_engine *e, uint32_t i, auraio_metrics_t *out,
     out->in_flight_limit += ring_limit(r);
     out->queue_depth += (int)r->nreqs;
 
-    if (e->ctl) {
-        struct ctl_ring_stats cs;
-        auraio__ctl_ring_stats(e->ctl, i, &cs);
-        out->phase = cs.phase;
-        out->target_infeasible = out->target_infeasible || cs.target_infeasible;
-        if (cs.p50_ns > out->p50_ns)
-            out->p50_ns = cs.p50_ns;
-        if (cs.p99_ns > out->p99_ns)
-            out->p99_ns = cs.p99_ns;
+    if (e->adaptive) {
+        /* Every device's share of this ring: the worst P99 and P50, the first device's phase. */
+        uint32_t n = atomic_load_explicit(&e->devices.count, memory_order_relaxed);
+        for (uint32_t k = 1; k < n; k++) {
+            struct ctl_ring_stats cs;
+            auraio__ctl_ring_stats(e->dev[k].ctl, i, &cs);
+            if (k == 1)
+                out->phase = cs.phase;
+            out->target_infeasible = out->target_infeasible || cs.target_infeasible;
+            if (cs.p50_ns > out->p50_ns)
+                out->p50_ns = cs.p50_ns;
+            if (cs.p99_ns > out->p99_ns)
+                out->p99_ns = cs.p99_ns;
+        }
     }
 }
 

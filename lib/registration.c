@@ -105,6 +105,13 @@ int auraio__engine_register_files(struct auraio_engine *e, const int *fds, int c
     if (!copy)
         return -ENOMEM;
     memcpy(copy, fds, (size_t)count * sizeof(*copy));
+    /* Their devices first, outside reg_lock (it never nests with the tick lock): a registration
+     * that fails below leaves classes nothing uses. */
+    int crc = auraio__devices_fixed_set(e, 0, fds, (uint32_t)count);
+    if (crc < 0) {
+        free(copy);
+        return crc;
+    }
 
     pthread_mutex_lock(&e->reg_lock);
     int rc = e->fixed_files ? -EBUSY
@@ -135,6 +142,11 @@ int auraio__engine_update_file(struct auraio_engine *e, int index, int fd)
 {
     if (fd < -1)
         return -EBADF;
+    if (index >= 0 && index < MAX_REG_FILES) {
+        int crc = auraio__devices_fixed_set(e, (uint32_t)index, &fd, 1); /* outside reg_lock */
+        if (crc < 0)
+            return crc;
+    }
     pthread_mutex_lock(&e->reg_lock);
     int rc = 0;
     if (!e->fixed_files) {

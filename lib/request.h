@@ -70,6 +70,7 @@ struct request_args {
     uint8_t op;             /* enum request_op */
     uint8_t fixed_buffer;   /* READ_FIXED/WRITE_FIXED with buf_index; addr holds the offset */
     uint8_t fixed_file;     /* fd is an index into the registered file table */
+    uint8_t device;         /* its device class (device.h), set by the ring at submit */
     uint16_t buf_index;
     uint32_t fsync_flags;
     uint8_t link;        /* 0, IOSQE_IO_LINK or IOSQE_IO_HARDLINK: the next request depends on this */
@@ -94,6 +95,7 @@ static inline void request_args_clear(struct request_args *a)
     a->op = 0;
     a->fixed_buffer = 0;
     a->fixed_file = 0;
+    a->device = 0;
     a->buf_index = 0;
     a->fsync_flags = 0;
     a->link = 0;

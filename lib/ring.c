@@ -104,9 +104,17 @@ int auraio__ring_init(struct ring *r, uint32_t index, const struct ring_config *
         struct request_args plain = {.op = (uint8_t)op};
         if (!auraio__op_missing(&r->uring, &plain))
             r->plain_ops |= 1u << op;
+        else if (op <= REQ_WRITEV)
+            r->plain_slow = true;
     }
     r->max_limit = (uint32_t)cfg->max_limit;
     atomic_init(&r->limit, cfg->initial_limit);
+    /* DEVICE_NONE takes everything until the engine sets devices up; without the controller it
+     * stays the only class, at the fixed limit. */
+    r->nclasses = 1;
+    atomic_init(&r->cls_limit[DEVICE_NONE], (uint32_t)cfg->initial_limit);
+    for (uint32_t k = 0; k < DEVICE_CLASSES; k++)
+        r->cls[k].active = auraio__ctl_acc_active(&r->acc[k]);
     atomic_init(&r->batch_threshold, cfg->batch_threshold);
     return 0;
 fail:
@@ -170,10 +178,12 @@ static void start_member(struct ring *r, struct request *q, uint8_t link)
         sqe->flags |= link;
     }
     q->state = REQ_INFLIGHT;
-    if (q->args.op == REQ_TIMEOUT)
+    if (q->args.op == REQ_TIMEOUT) {
         r->timers++;
-    else
+    } else {
         r->inflight++;
+        r->cls_inflight[q->args.device]++;
+    }
 }
 
 /*
@@ -200,7 +210,7 @@ static inline bool request_plain(const struct request *q)
     return q->chain_next == NULL && q->args.op <= REQ_WRITEV && !q->args.fixed_buffer && q->args.timeout_ns == 0;
 }
 
-static inline void start_plain(struct ring *r, struct request *q)
+static inline void start_plain(struct ring *r, struct request *q, unsigned k)
 {
     const struct request_args *a = &q->args;
     struct uring *u = &r->uring;
@@ -220,6 +230,7 @@ static inline void start_plain(struct ring *r, struct request *q)
     q->cqes_left = 1;
     q->state = REQ_INFLIGHT;
     r->inflight++;
+    r->cls_inflight[k]++;
 }
 
 static inline bool start_chain(struct ring *r, struct request *head)
@@ -227,7 +238,7 @@ static inline bool start_chain(struct ring *r, struct request *head)
     if (auraio_likely(request_plain(head))) {
         if (auraio_unlikely(r->uring.sq_entries - auraio__uring_sq_pending(&r->uring) < 1 || !cq_has_room(r, 1)))
             return false;
-        start_plain(r, head);
+        start_plain(r, head, head->args.device);
         return true;
     }
     return start_chain_slow(r, head);
@@ -252,6 +263,7 @@ static bool start_chain_slow(struct ring *r, struct request *head)
             for (struct request *m = q->chain_next; m; m = m->chain_next) {
                 m->state = REQ_PARKED;
                 r->inflight++;
+                r->cls_inflight[m->args.device]++;
             }
             break;
         }
@@ -334,10 +346,12 @@ static int fail_queued_locked(struct ring *r, int err)
         }
         if (q->state != REQ_INFLIGHT)
             continue;
-        if (q->args.op == REQ_TIMEOUT)
+        if (q->args.op == REQ_TIMEOUT) {
             r->timers--;
-        else
+        } else {
             r->inflight--;
+            r->cls_inflight[q->args.device]--;
+        }
         q->state = REQ_DONE;
         q->result = err;
         q->next = r->local_done;
@@ -456,18 +470,35 @@ static bool take_local_failures(struct ring *r)
     return failed;
 }
 
-/* A chain of @p len goes in whole while it fits under @p limit, or alone on an empty ring (a chain
- * longer than the limit would otherwise never go); it never straddles the limit. */
-static bool chain_fits(const struct ring *r, uint32_t len, int limit)
+/* A chain of @p len goes in whole while it fits under its class's limit, or alone in its class (a
+ * chain longer than the limit would otherwise never go); it never straddles the limit. */
+static inline bool chain_fits(const struct ring *r, unsigned k, uint32_t len)
 {
-    return r->inflight + len <= (uint32_t)limit || r->inflight == 0;
+    uint32_t in = r->cls_inflight[k];
+    return in + len <= atomic_load_explicit(&r->cls_limit[k], memory_order_relaxed) || in == 0;
 }
 
-/* A chain of @p len must wait in the backlog: behind earlier backlog (never ahead of it), or when
- * it does not fit under @p limit now. */
-static inline bool must_wait(const struct ring *r, uint32_t len, int limit)
+/* A chain of @p len must wait in its class's backlog: behind earlier backlog of that class (never
+ * ahead of it), or when it does not fit under the class's limit now. Other classes' backlogs do
+ * not hold it: a slow device at its limit must not stop a fast one. */
+static inline bool must_wait(const struct ring *r, unsigned k, uint32_t len)
 {
-    return r->backlog_head || !chain_fits(r, len, limit);
+    return r->cls[k].backlog_head || !chain_fits(r, k, len);
+}
+
+static void backlog_push(struct ring *r, struct request *head)
+{
+    struct ring_class *c = &r->cls[head->args.device];
+    for (struct request *m = head; m; m = m->chain_next)
+        m->state = REQ_BACKLOG;
+    head->next = NULL;
+    if (c->backlog_tail)
+        c->backlog_tail->next = head;
+    else
+        c->backlog_head = head;
+    c->backlog_tail = head;
+    c->backlog_len += head->chain_len;
+    r->backlog_len += head->chain_len;
 }
 
 /*
@@ -500,18 +531,23 @@ static inline bool enters_now(const struct ring *r, enum submit_flush flush, uin
            auraio__uring_sq_pending(&r->uring) >= batch_threshold(r, flush);
 }
 
-/* Move backlog chains into the kernel while the limit allows. */
+/* Move backlog chains into the kernel while each class's limit allows. */
 static void refill_locked(struct ring *r)
 {
-    int limit = atomic_load_explicit(&r->limit, memory_order_relaxed);
-    while (r->backlog_head && chain_fits(r, r->backlog_head->chain_len, limit)) {
-        struct request *q = r->backlog_head;
-        if (!start_chain(r, q))
-            break; /* SQ full: stays at the head of the backlog for the next reap */
-        r->backlog_head = q->next;
-        if (!r->backlog_head)
-            r->backlog_tail = NULL;
-        r->backlog_len -= q->chain_len;
+    if (r->backlog_len == 0)
+        return;
+    for (uint32_t k = 0; k < r->nclasses; k++) {
+        struct ring_class *c = &r->cls[k];
+        while (c->backlog_head && chain_fits(r, k, c->backlog_head->chain_len)) {
+            struct request *q = c->backlog_head;
+            if (!start_chain(r, q))
+                return; /* SQ full: stays at the head of its backlog for the next reap */
+            c->backlog_head = q->next;
+            if (!c->backlog_head)
+                c->backlog_tail = NULL;
+            c->backlog_len -= q->chain_len;
+            r->backlog_len -= q->chain_len;
+        }
     }
 }
 
@@ -541,6 +577,13 @@ static struct request *close_chain_locked(struct ring *r, struct ring_chain *cha
     r->forming -= chain->len - 1;
     pending_add(r, (int)chain->len);
     *chain = (struct ring_chain){0};
+    /* A chain is admitted whole, so it counts against one device: its first member's that has
+     * one (openat + read + close belongs to the read's device). */
+    uint8_t device = DEVICE_NONE;
+    for (struct request *q = head; q && device == DEVICE_NONE; q = q->chain_next)
+        device = q->args.device;
+    for (struct request *q = head; q; q = q->chain_next)
+        q->args.device = device;
     if (cancelled) {
         fail_chain_locked(r, head, -ECANCELED);
         *failed = true;
@@ -600,6 +643,10 @@ int auraio__ring_submit(struct ring *r, const struct request_args *a, uint64_t n
         goto out;
     }
     q->args = *a; /* the slot is still on the free list: a refusal below leaves it there */
+    /* Timers are outside every limit; a class the ring has not set up yet (the engine raises it
+     * before it publishes the class) cannot happen, but would be DEVICE_NONE's. */
+    if (a->op == REQ_TIMEOUT || a->device >= r->nclasses)
+        q->args.device = DEVICE_NONE;
     if (auraio_unlikely(a->fixed_buffer || a->fixed_file || a->file_index)) {
         rc = check_registered_locked(r, &q->args);
         if (rc < 0)
@@ -655,23 +702,15 @@ int auraio__ring_submit(struct ring *r, const struct request_args *a, uint64_t n
             }
         }
     } else {
-        int limit = atomic_load_explicit(&r->limit, memory_order_relaxed);
-        bool at_limit = must_wait(r, head->chain_len, limit);
+        bool at_limit = must_wait(r, head->args.device, head->chain_len);
         if (at_limit || !start_chain(r, head)) {
-            /* At the limit (or, rarely, no free SQE): queue in order behind earlier backlog,
-             * never ahead of it, the whole chain as one entry. */
+            /* At the limit (or, rarely, no free SQE): queue in order behind earlier backlog of its
+             * class, never ahead of it, the whole chain as one entry. */
             if (at_limit) {
                 counter_add(&r->submissions_at_limit, 1);
-                auraio__ctl_acc_at_limit(auraio__ctl_acc_active(&r->acc));
+                auraio__ctl_acc_at_limit(r->cls[head->args.device].active);
             }
-            for (struct request *m = head; m; m = m->chain_next)
-                m->state = REQ_BACKLOG;
-            if (r->backlog_tail)
-                r->backlog_tail->next = head;
-            else
-                r->backlog_head = head;
-            r->backlog_tail = head;
-            r->backlog_len += head->chain_len;
+            backlog_push(r, head);
             goto out;
         }
     }
@@ -694,10 +733,11 @@ int auraio__ring_submit_plain(struct ring *r, const struct request_args *a, uint
 {
     auraio__lock(&r->lock);
     struct request *q = r->free_list;
-    int limit = atomic_load_explicit(&r->limit, memory_order_relaxed);
+    /* The engine publishes a class only once every ring has set it up (device < nclasses). */
+    unsigned k = a->device;
     /* Everything unusual (no slot, shutdown, a missing opcode, the backlog or the limit, no room
      * in the SQ or the CQ budget) takes the general path, which sorts it out. */
-    if (auraio_unlikely(!q || r->shutdown || !(r->plain_ops & (1u << a->op)) || must_wait(r, 1, limit) ||
+    if (auraio_unlikely(!q || r->plain_slow || must_wait(r, k, 1) ||
                         r->uring.sq_entries - auraio__uring_sq_pending(&r->uring) < 1 || !cq_has_room(r, 1))) {
         auraio__unlock(&r->lock);
         return auraio__ring_submit(r, a, now_ns, flush, NULL, handle);
@@ -714,7 +754,7 @@ int auraio__ring_submit_plain(struct ring *r, const struct request_args *a, uint
         r->unstamped = q;
     }
     pending_add(r, 1);
-    start_plain(r, q);
+    start_plain(r, q, k);
     *handle = q->handle;
     int rc = RING_SUBMITTED;
     bool failed = false;
@@ -759,6 +799,7 @@ static void resolve_split_locked(struct ring *r, struct request *q, int32_t resu
         cancel |= m->cancel_issued;
         m->cancel_issued = false;
         r->inflight--;
+        r->cls_inflight[m->args.device]--;
         len++;
     }
     for (struct request *m = rest; m;) {
@@ -773,11 +814,13 @@ static void resolve_split_locked(struct ring *r, struct request *q, int32_t resu
     r->resumed = true;
     if (cancel)
         return;
+    struct ring_class *c = &r->cls[rest->args.device];
     rest->chain_len = len;
-    rest->next = r->backlog_head;
-    r->backlog_head = rest;
-    if (!r->backlog_tail)
-        r->backlog_tail = rest;
+    rest->next = c->backlog_head;
+    c->backlog_head = rest;
+    if (!c->backlog_tail)
+        c->backlog_tail = rest;
+    c->backlog_len += len;
     r->backlog_len += len;
 }
 
@@ -829,6 +872,18 @@ static int deliver_local_failures_locked(struct ring *r, struct completion *out,
     return n;
 }
 
+/* The library's own close and openat end or start an fd number's life: forget its device, so a
+ * reused number is resolved again (device.h). */
+static void fd_lifecycle(struct ring *r, const struct request *q, int32_t res)
+{
+    if (!r->devices || q->args.fixed_file || q->args.file_index)
+        return;
+    if (q->args.op == REQ_CLOSE)
+        auraio__device_forget(r->devices, q->args.fd);
+    else if (q->args.op == REQ_OPENAT && res >= 0)
+        auraio__device_forget(r->devices, res);
+}
+
 int auraio__ring_reap(struct ring *r, struct completion *out, int max, uint64_t now_ns, bool *took_wake)
 {
     int n = 0;
@@ -846,10 +901,9 @@ int auraio__ring_reap(struct ring *r, struct completion *out, int max, uint64_t 
      * ring full: an application that submits exactly auraio_capacity() never meets the limit at
      * submit time (nothing goes to the backlog) yet is held by it, while one with a few I/Os
      * outstanding never fills the ring. Each completion of this reap counts once if it did. */
-    int limit = atomic_load_explicit(&r->limit, memory_order_relaxed);
-    bool full = r->inflight >= (uint32_t)limit;
-    /* Under the lock the tick cannot swap the accumulator: one lookup for the whole reap. */
-    struct ctl_acc *acc = auraio__ctl_acc_active(&r->acc);
+    /* Per class: a device at its limit binds, another's room says nothing about it. */
+    for (uint32_t k = 0; k < r->nclasses; k++)
+        r->cls[k].full = r->cls_inflight[k] >= atomic_load_explicit(&r->cls_limit[k], memory_order_relaxed);
     while (n < max) {
         /* CQEs are read where the kernel wrote them and their slots given back after the batch. */
         unsigned want = (unsigned)(max - n);
@@ -889,16 +943,22 @@ int auraio__ring_reap(struct ring *r, struct completion *out, int max, uint64_t 
                 r->timers--;
             } else {
                 q->result = res;
+                unsigned k = q->args.device;
+                struct ring_class *c = &r->cls[k];
                 r->inflight--;
+                r->cls_inflight[k]--;
+                /* Under the lock the tick cannot swap the accumulators. */
+                struct ctl_acc *acc = c->active;
                 /* The reap time stands for every CQE of the batch: one clock read per batch, and
                  * the batch was copied out within microseconds. */
                 uint64_t latency = now_ns > q->submit_ns ? now_ns - q->submit_ns : 0;
-                if (full)
+                if (c->full)
                     auraio__ctl_acc_at_limit(acc);
                 /* Only data ops that ran their course are latency samples: metadata ops, fsync and
                  * a deadline's failures say nothing about the device's depth curve. */
                 if (auraio_unlikely(!request_op_is_data(q->args.op) || (q->args.timeout_ns && res < 0))) {
                     auraio__ctl_acc_record_other(acc, latency);
+                    fd_lifecycle(r, q, res);
                 } else {
                     uint64_t bytes = res > 0 ? (uint64_t)res : 0;
                     auraio__ctl_acc_record(acc, latency, bytes);
@@ -949,7 +1009,8 @@ static struct request *lookup_locked(struct ring *r, uint64_t handle)
 /* Unlink the backlog entry @p target (a chain head) and its members from the count. */
 static void backlog_unlink(struct ring *r, struct request *target)
 {
-    struct request **pp = &r->backlog_head;
+    struct ring_class *c = &r->cls[target->args.device];
+    struct request **pp = &c->backlog_head;
     struct request *prev = NULL;
     while (*pp && *pp != target) {
         prev = *pp;
@@ -958,8 +1019,9 @@ static void backlog_unlink(struct ring *r, struct request *target)
     if (!*pp)
         return;
     *pp = target->next;
-    if (r->backlog_tail == target)
-        r->backlog_tail = prev;
+    if (c->backlog_tail == target)
+        c->backlog_tail = prev;
+    c->backlog_len -= target->chain_len;
     r->backlog_len -= target->chain_len;
 }
 
@@ -1049,10 +1111,13 @@ void auraio__ring_cancel_all(struct ring *r)
 {
     auraio__lock(&r->lock);
     r->shutdown = true;
-    while (r->backlog_head) {
-        struct request *q = r->backlog_head;
-        backlog_unlink(r, q);
-        fail_chain_locked(r, q, -ECANCELED);
+    r->plain_slow = true;
+    for (uint32_t k = 0; k < r->nclasses; k++) {
+        while (r->cls[k].backlog_head) {
+            struct request *q = r->cls[k].backlog_head;
+            backlog_unlink(r, q);
+            fail_chain_locked(r, q, -ECANCELED);
+        }
     }
     /* Chains left open by their threads: each member's callback runs once, with -ECANCELED. */
     for (uint32_t i = 0; i < r->nreqs && r->forming > 0; i++) {
@@ -1094,18 +1159,43 @@ bool auraio__ring_has_work(struct ring *r)
 bool auraio__ring_idle(struct ring *r)
 {
     auraio__lock(&r->lock);
-    bool idle = r->inflight == 0 && r->timers == 0 && r->extra_cqes == 0 && r->forming == 0 && r->backlog_head == NULL &&
+    bool idle = r->inflight == 0 && r->timers == 0 && r->extra_cqes == 0 && r->forming == 0 && r->backlog_len == 0 &&
                 r->local_done == NULL;
     auraio__unlock(&r->lock);
     return idle;
 }
 
-void auraio__ring_take_window(struct ring *r, struct ctl_ring_input *in)
+void auraio__ring_take_windows(struct ring *r, struct ctl_ring_input *in, uint32_t nclasses, uint32_t stride)
 {
     auraio__lock(&r->lock);
-    in->acc = auraio__ctl_acc_swap(&r->acc);
-    in->in_flight = r->inflight;
-    in->pending = r->inflight + r->backlog_len;
+    for (uint32_t k = 0; k < nclasses; k++) {
+        struct ctl_ring_input *x = &in[k * stride];
+        if (k >= r->nclasses) {
+            *x = (struct ctl_ring_input){0};
+            continue;
+        }
+        x->acc = auraio__ctl_acc_swap(&r->acc[k]);
+        r->cls[k].active = auraio__ctl_acc_active(&r->acc[k]);
+        x->in_flight = r->cls_inflight[k];
+        x->pending = r->cls_inflight[k] + r->cls[k].backlog_len;
+    }
+    auraio__unlock(&r->lock);
+}
+
+void auraio__ring_set_class_limit(struct ring *r, uint32_t cls, uint32_t limit)
+{
+    if (limit < 1)
+        limit = 1;
+    if (limit > r->max_limit)
+        limit = r->max_limit;
+    atomic_store_explicit(&r->cls_limit[cls], limit, memory_order_relaxed);
+}
+
+void auraio__ring_add_classes(struct ring *r, uint32_t nclasses)
+{
+    auraio__lock(&r->lock);
+    if (nclasses > r->nclasses)
+        r->nclasses = nclasses;
     auraio__unlock(&r->lock);
 }
 
@@ -1204,16 +1294,18 @@ int auraio__ring_cancel_fd(struct ring *r, int fd)
         auraio__unlock(&r->lock);
         return -ESHUTDOWN;
     }
-    /* The backlog: a chain that touches the file has not started, so all of it goes. */
-    for (struct request *q = r->backlog_head; q;) {
-        struct request *next = q->next;
-        if (chain_uses_fd(q, fd)) {
-            count += (int)q->chain_len;
-            backlog_unlink(r, q);
-            fail_chain_locked(r, q, -ECANCELED);
-            wake = true;
+    /* The backlogs: a chain that touches the file has not started, so all of it goes. */
+    for (uint32_t k = 0; k < r->nclasses; k++) {
+        for (struct request *q = r->cls[k].backlog_head; q;) {
+            struct request *next = q->next;
+            if (chain_uses_fd(q, fd)) {
+                count += (int)q->chain_len;
+                backlog_unlink(r, q);
+                fail_chain_locked(r, q, -ECANCELED);
+                wake = true;
+            }
+            q = next;
         }
-        q = next;
     }
     /* Open chains fail whole when their threads end them, parked members when their predecessor
      * completes (as auraio_cancel on a member). */

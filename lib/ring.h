@@ -10,6 +10,7 @@
 
 #include "compiler.h"
 #include "controller.h"
+#include "device.h"
 #include "lock.h"
 #include "metrics.h"
 #include "request.h"
@@ -40,6 +41,17 @@ struct completion {
     int32_t result;
 };
 
+/* One device class on a ring (device.h): its share of the ring's in-flight limit, its requests
+ * in the kernel and its own backlog, so a device at its limit never holds back another's. */
+struct ring_class {
+    struct request *backlog_head;
+    struct request *backlog_tail;
+    struct ctl_acc *active;  /* = auraio__ctl_acc_active(&ring->acc[class]), kept by the swap: one
+                                load per completion instead of the double buffer's arithmetic */
+    uint32_t backlog_len;
+    bool full;               /* at its limit when the current reap began (reap only) */
+};
+
 struct ring {
     struct auraio_lock lock;
     struct uring uring;
@@ -57,14 +69,21 @@ struct ring {
     struct request *reqs;
     uint32_t nreqs;
     struct request *free_list;
-    struct request *backlog_head;
-    struct request *backlog_tail;
     /* Lone requests whose SQE waits to enter the kernel, to be stamped then (ring.c, stamp_entering). */
     struct request *unstamped;
     /* Requests completed without the kernel (cancelled in the backlog), delivered by next reap. */
     struct request *local_done;
-    uint32_t inflight; /* SQEs prepared or in the kernel */
-    uint32_t backlog_len;
+    uint32_t inflight; /* SQEs prepared or in the kernel, every class */
+    uint32_t backlog_len; /* every class */
+    /* Classes this ring has seen set up (device_ctl.c raises it under the lock); reap, refill and
+     * the cancels walk only these. */
+    uint32_t nclasses;
+    struct ring_class cls[DEVICE_CLASSES];
+    /* Per class, apart from the rest: the hot path indexes them directly (a scaled index in the
+     * instruction itself, no address arithmetic: callgrind's budget counts it). */
+    uint32_t cls_inflight[DEVICE_CLASSES]; /* SQEs prepared or in the kernel (timers excluded) */
+    _Atomic uint32_t cls_limit[DEVICE_CLASSES]; /* written by the tick, read under the lock */
+    struct device_table *devices; /* the engine's: its own close and openat forget fd numbers */
     uint32_t cancels_pending; /* our own cancel SQEs whose CQEs have not arrived */
     uint32_t timers;          /* auraio_timeout requests in the kernel (outside the limit) */
     uint32_t extra_cqes;      /* linked-timeout CQEs still to come */
@@ -72,6 +91,8 @@ struct ring {
     bool no_sync_cancel;      /* IORING_REGISTER_SYNC_CANCEL refused: cancel_fd walks the slots */
     bool resumed;             /* a parked chain rest was released or failed during this reap */
     uint32_t plain_ops;       /* bit per enum request_op the kernel has (plain form; set at init) */
+    bool plain_slow;          /* shut down, or a plain read/write opcode missing: the hot path's
+                                 one test for both (the general path sorts out which) */
     bool under_valgrind;      /* tell memcheck what the kernel wrote (the client request costs ~12
                                  instructions per read even outside valgrind) */
     uint32_t max_limit;
@@ -84,8 +105,9 @@ struct ring {
     uint32_t fixed_file_count; /* 0: no files registered */
     uint32_t fixed_file_users;
 
-    /* Completion records for the controller, swapped out by the engine's tick under the lock. */
-    struct ctl_ring_acc acc;
+    /* Completion records for the controllers, one per class, swapped out by the tick under the
+     * lock ([DEVICE_NONE]'s only feed the lifetime metrics). */
+    struct ctl_ring_acc acc[DEVICE_CLASSES];
 
     /* Read without the lock by other threads (capacity, stats, ring selection): atomics written
      * under the lock, read relaxed. */
@@ -159,10 +181,16 @@ void auraio__ring_cancel_all(struct ring *r);
 /* True when a reap or flush has something to do right now: CQEs ready (or held in the kernel),
  * local completions, or SQEs not yet entered. A waiter checks this before it sleeps. */
 bool auraio__ring_has_work(struct ring *r);
-/* Under the lock: hand the filled accumulator to the tick and report the ring's occupancy. */
-void auraio__ring_take_window(struct ring *r, struct ctl_ring_input *in);
-/* Apply the controller's decision; a raised limit lets backlog in at the next reap. */
+/* Under the lock: hand each class's filled accumulator to the tick (in[c * stride]) and report
+ * its occupancy; classes this ring has not set up get a NULL accumulator. */
+void auraio__ring_take_windows(struct ring *r, struct ctl_ring_input *in, uint32_t nclasses, uint32_t stride);
+/* Apply the controllers' decisions: class @p cls's share (clamped to [1, max_limit]). A raised
+ * limit lets backlog in at the next reap. */
+void auraio__ring_set_class_limit(struct ring *r, uint32_t cls, uint32_t limit);
+/* The ring's total limit (the sum of its shares) and batch threshold. */
 void auraio__ring_set_limits(struct ring *r, int limit, int batch_threshold);
+/* Under no lock: make classes [0, @p nclasses) live on this ring (device_ctl.c). */
+void auraio__ring_add_classes(struct ring *r, uint32_t nclasses);
 /* Sleep until this ring has a CQE or @p timeout_ms passes (see auraio__uring_wait_cqe). */
 int auraio__ring_wait(struct ring *r, int timeout_ms);
 /* Wake threads sleeping in auraio__ring_wait: posts one NOP unless one is already in flight. */

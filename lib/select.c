@@ -78,7 +78,7 @@ static uint32_t select_adaptive(struct auraio_engine *e)
 {
     uint32_t local = local_ring(e);
     const struct ring *lr = &e->rings[local];
-    if (e->ring_count == 1 || ring_room(lr) > 0 || (e->ctl && (uint32_t)ring_limit(lr) < lr->max_limit))
+    if (e->ring_count == 1 || ring_room(lr) > 0 || (e->adaptive && (uint32_t)ring_limit(lr) < lr->max_limit))
         return local;
     uint32_t a = xorshift32(&tls_select.rng) % (e->ring_count - 1);
     uint32_t b = xorshift32(&tls_select.rng) % (e->ring_count - 1);

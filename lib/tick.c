@@ -23,15 +23,6 @@
  * delays convergence (see doc/controller.md). */
 #define TICK_INTERVAL_NS 2000000ull
 
-/* Hand the controller's current decision to every ring. Called with tick_lock held. */
-static void apply_limits(struct auraio_engine *e)
-{
-    atomic_store_explicit(&e->group_limit, auraio__ctl_group_depth(e->ctl), memory_order_relaxed);
-    for (uint32_t i = 0; i < e->ring_count; i++)
-        auraio__ring_set_limits(&e->rings[i], (int)auraio__ctl_ring_limit(e->ctl, i),
-                                (int)auraio__ctl_ring_batch(e->ctl, i));
-}
-
 static uint64_t target_ns(double ms)
 {
     return (uint64_t)(ms * 1e6 + 0.5);
@@ -47,82 +38,74 @@ int auraio__tick_start(struct auraio_engine *e, const auraio_options_t *opts, ui
     if (rc)
         return -rc;
     e->reg_lock_ready = true;
-    if (opts->disable_adaptive)
-        return 0;
-    e->tick_in = calloc(e->ring_count, sizeof(*e->tick_in));
-    if (!e->tick_in)
-        return -ENOMEM;
-    struct ctl_config cc = {
-        .ring_count = e->ring_count,
-        .ring_max = ring_max,
-        .w_init = opts->initial_in_flight ? (uint32_t)opts->initial_in_flight * e->ring_count : 0,
-        .p99_target_ns = target_ns(opts->max_p99_latency_ms),
-        .seed = e->id,
-    };
-    uint64_t now = auraio__now_ns();
-    rc = auraio__ctl_group_init(&e->ctl, &cc, now);
-    if (rc < 0)
+    /* The groups themselves start when their devices are first seen (device_ctl.c). */
+    rc = auraio__devices_start(e, ring_max, !opts->disable_adaptive);
+    if (rc < 0 || opts->disable_adaptive)
         return rc;
-    apply_limits(e);
-    atomic_store_explicit(&e->next_tick_ns, now + TICK_INTERVAL_NS, memory_order_relaxed);
+    atomic_store_explicit(&e->next_tick_ns, auraio__now_ns() + TICK_INTERVAL_NS, memory_order_relaxed);
     return 0;
 }
 
 /*
  * The controller tick, completion-driven: the polling thread that finds it due and wins the
- * try-lock moves each ring's window out (one ring lock at a time), updates the controller and
- * applies the new limits. Costs one relaxed load per reap batch when not due.
+ * try-lock moves each ring's windows out (one ring lock at a time), updates every device's
+ * group and applies the new limits. Costs one relaxed load per reap batch when not due.
  */
 /* What a tick changed that the log hook reports, collected under the tick lock and logged after
  * it is released (the handler is user code). */
 struct tick_events {
-    int old_phase, new_phase;
-    bool infeasible; /* the target was just found infeasible (first time for this target) */
-    uint64_t p99_ns, target_ns;
+    int old_phase[DEVICE_CLASSES], new_phase[DEVICE_CLASSES];
+    uint32_t n;
+    uint32_t infeasible; /* bit per class: the target was just found infeasible (first time) */
+    uint64_t p99_ns[DEVICE_CLASSES], target_ns[DEVICE_CLASSES];
 };
+
+static void tick_phases(struct auraio_engine *e, uint32_t n, int *phase)
+{
+    for (uint32_t k = 1; k < n; k++)
+        phase[k] = auraio__ctl_group_phase(e->dev[k].ctl);
+}
 
 static void tick_events_collect(struct auraio_engine *e, struct tick_events *ev)
 {
-    ev->new_phase = auraio__ctl_group_phase(e->ctl);
-    struct ctl_ring_stats cs;
-    auraio__ctl_ring_stats(e->ctl, 0, &cs);
-    ev->infeasible = cs.target_infeasible && !e->infeasible_logged;
-    if (ev->infeasible) {
-        e->infeasible_logged = true;
-        ev->p99_ns = cs.p99_ns;
-        ev->target_ns = target_ns(e->opts.max_p99_latency_ms);
+    tick_phases(e, ev->n, ev->new_phase);
+    for (uint32_t k = 1; k < ev->n; k++) {
+        struct ctl_ring_stats cs;
+        auraio__ctl_ring_stats(e->dev[k].ctl, 0, &cs);
+        if (!cs.target_infeasible || e->dev[k].infeasible_logged)
+            continue;
+        e->dev[k].infeasible_logged = true;
+        ev->infeasible |= 1u << k;
+        ev->p99_ns[k] = cs.p99_ns;
+        ev->target_ns[k] = target_ns(e->dev[k].target_ms);
     }
 }
 
 static void tick_events_log(const struct tick_events *ev)
 {
-    if (ev->new_phase != ev->old_phase)
-        auraio__log(AURAIO_LOG_DEBUG, "phase_change: %s -> %s", auraio__ctl_phase_name(ev->old_phase),
-                    auraio__ctl_phase_name(ev->new_phase));
-    if (ev->infeasible)
-        auraio__log(AURAIO_LOG_WARN,
-                    "target_infeasible: P99 target %.3f ms cannot be met even at the smallest depth "
-                    "(last window P99 %.3f ms); holding the smallest depth",
-                    (double)ev->target_ns / 1e6, (double)ev->p99_ns / 1e6);
+    for (uint32_t k = 1; k < ev->n; k++) {
+        if (ev->new_phase[k] != ev->old_phase[k])
+            auraio__log(AURAIO_LOG_DEBUG, "phase_change: %s -> %s", auraio__ctl_phase_name(ev->old_phase[k]),
+                        auraio__ctl_phase_name(ev->new_phase[k]));
+        if (ev->infeasible & (1u << k))
+            auraio__log(AURAIO_LOG_WARN,
+                        "target_infeasible: P99 target %.3f ms cannot be met even at the smallest depth "
+                        "(last window P99 %.3f ms); holding the smallest depth",
+                        (double)ev->target_ns[k] / 1e6, (double)ev->p99_ns[k] / 1e6);
+    }
 }
 
 void auraio__tick_maybe(struct auraio_engine *e, uint64_t now)
 {
-    if (!e->ctl || now < atomic_load_explicit(&e->next_tick_ns, memory_order_relaxed))
+    if (!e->adaptive || now < atomic_load_explicit(&e->next_tick_ns, memory_order_relaxed))
         return;
     if (pthread_mutex_trylock(&e->tick_lock) != 0)
         return;
-    struct tick_events ev = {.old_phase = -1, .new_phase = -1};
+    struct tick_events ev = {.n = 0};
     if (now >= atomic_load_explicit(&e->next_tick_ns, memory_order_relaxed)) {
-        ev.old_phase = auraio__ctl_group_phase(e->ctl);
-        for (uint32_t i = 0; i < e->ring_count; i++) {
-            auraio__ring_take_window(&e->rings[i], &e->tick_in[i]);
-            /* Before update() resets the window: the lifetime histogram costs no work per I/O. */
-            auraio__metrics_fold(&e->rings[i].life, e->tick_in[i].acc);
-        }
-        auraio__ctl_group_waited(e->ctl, atomic_load_explicit(&e->waited_ns, memory_order_relaxed));
-        auraio__ctl_group_update(e->ctl, e->tick_in, now);
-        apply_limits(e);
+        ev.n = atomic_load_explicit(&e->devices.count, memory_order_relaxed);
+        tick_phases(e, ev.n, ev.old_phase);
+        auraio__devices_tick(e, now);
         atomic_store_explicit(&e->next_tick_ns, now + TICK_INTERVAL_NS, memory_order_relaxed);
         tick_events_collect(e, &ev);
     }
@@ -144,17 +127,28 @@ void auraio__engine_ring_stats(struct auraio_engine *e, uint32_t i, auraio_ring_
     out->batch_threshold = atomic_load_explicit(&r->batch_threshold, memory_order_relaxed);
     out->queue_depth = (int)r->nreqs;
     out->phase = AURAIO_CTL_PHASE_FIXED;
-    if (e->ctl) {
+    if (!e->adaptive)
+        return;
+    /* Over the ring's devices: the worst P99 and P50, the total throughput, the phase of the
+     * device it moves the most bytes for (the first device's before any has a window). */
+    pthread_mutex_lock(&e->tick_lock);
+    uint32_t n = atomic_load_explicit(&e->devices.count, memory_order_relaxed);
+    double best = -1;
+    for (uint32_t k = 1; k < n; k++) {
         struct ctl_ring_stats cs;
-        pthread_mutex_lock(&e->tick_lock);
-        auraio__ctl_ring_stats(e->ctl, i, &cs);
-        pthread_mutex_unlock(&e->tick_lock);
-        out->phase = cs.phase;
-        out->target_infeasible = cs.target_infeasible;
-        out->p99_latency_ms = (double)cs.p99_ns / 1e6;
-        out->p50_latency_ms = (double)cs.p50_ns / 1e6;
-        out->throughput_bps = cs.throughput_bps;
+        auraio__ctl_ring_stats(e->dev[k].ctl, i, &cs);
+        if (cs.throughput_bps > best) {
+            best = cs.throughput_bps;
+            out->phase = cs.phase;
+        }
+        out->target_infeasible = out->target_infeasible || cs.target_infeasible;
+        if ((double)cs.p99_ns / 1e6 > out->p99_latency_ms)
+            out->p99_latency_ms = (double)cs.p99_ns / 1e6;
+        if ((double)cs.p50_ns / 1e6 > out->p50_latency_ms)
+            out->p50_latency_ms = (double)cs.p50_ns / 1e6;
+        out->throughput_bps += cs.throughput_bps;
     }
+    pthread_mutex_unlock(&e->tick_lock);
 }
 
 void auraio__engine_stats(struct auraio_engine *e, auraio_stats_t *out)
@@ -173,7 +167,7 @@ void auraio__engine_stats(struct auraio_engine *e, auraio_stats_t *out)
             out->p99_latency_ms = rs.p99_latency_ms;
     }
     out->adaptive_spills = atomic_load_explicit(&e->adaptive_spills, memory_order_relaxed);
-    if (e->ctl) {
+    if (e->adaptive) {
         int w = (int)atomic_load_explicit(&e->group_limit, memory_order_relaxed);
         if (w < out->in_flight_limit)
             out->in_flight_limit = w;
@@ -183,25 +177,61 @@ void auraio__engine_stats(struct auraio_engine *e, auraio_stats_t *out)
 int auraio__engine_histogram(struct auraio_engine *e, uint32_t ring, auraio_histogram_t *out)
 {
     memset(out, 0, sizeof(*out));
-    if (!e->ctl) {
-        /* Without a controller no window is kept; an empty histogram with the bucket count. */
-        out->bucket_count = AURAIO_HISTOGRAM_BUCKETS;
-        return 0;
-    }
+    out->bucket_count = AURAIO_HISTOGRAM_BUCKETS;
+    if (!e->adaptive)
+        return 0; /* without a controller no window is kept: empty, with the bucket count */
+    /* The ring's last window over all its devices (4 KiB of scratch: stats are off the I/O path). */
+    struct histogram *h = calloc(1, sizeof(*h));
+    if (!h)
+        return -ENOMEM;
     pthread_mutex_lock(&e->tick_lock);
-    auraio__histogram_export(auraio__ctl_ring_histogram(e->ctl, ring), out);
+    uint32_t n = atomic_load_explicit(&e->devices.count, memory_order_relaxed);
+    for (uint32_t k = 1; k < n; k++)
+        auraio__histogram_merge(h, auraio__ctl_ring_histogram(e->dev[k].ctl, ring));
     pthread_mutex_unlock(&e->tick_lock);
+    auraio__histogram_export(h, out);
+    free(h);
     return 0;
 }
 
+/* Under tick_lock: device class @p k's target becomes @p ms. */
+static void device_set_target(struct auraio_engine *e, uint32_t k, double ms)
+{
+    e->dev[k].target_ms = ms;
+    e->dev[k].infeasible_logged = false; /* a new target may be found infeasible again */
+    if (e->dev[k].ctl)
+        auraio__ctl_set_p99_target(e->dev[k].ctl, target_ns(ms));
+}
+
+/* Engine-wide: every device without a target of its own, and every device seen later. */
 int auraio__engine_set_p99_target(struct auraio_engine *e, double ms)
 {
     pthread_mutex_lock(&e->tick_lock);
     e->opts.max_p99_latency_ms = ms;
-    e->infeasible_logged = false; /* a new target may be found infeasible again */
-    if (e->ctl)
-        auraio__ctl_set_p99_target(e->ctl, target_ns(ms));
+    for (uint32_t k = 0; k < DEVICE_CLASSES; k++) {
+        if (!e->dev[k].target_own)
+            device_set_target(e, k, ms);
+    }
     pthread_mutex_unlock(&e->tick_lock);
     return 0;
+}
+
+int auraio__engine_set_device_p99_target(struct auraio_engine *e, int fd, double ms)
+{
+    if (!e->adaptive)
+        return -EOPNOTSUPP;
+    uint32_t k = auraio__engine_fd_class(e, fd);
+    pthread_mutex_lock(&e->tick_lock);
+    int rc = 0;
+    if (k == DEVICE_NONE) {
+        /* Not open (the lookup could not fstat it), or not storage. */
+        struct device_probe p;
+        rc = auraio__device_probe(&e->devices, fd, &p) < 0 ? -EBADF : -ENODEV;
+    } else {
+        e->dev[k].target_own = ms > 0;
+        device_set_target(e, k, ms > 0 ? ms : e->opts.max_p99_latency_ms);
+    }
+    pthread_mutex_unlock(&e->tick_lock);
+    return rc;
 }
 

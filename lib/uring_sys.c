@@ -16,8 +16,14 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+int auraio__sys_fstat(int fd, struct stat *st)
+{
+    return fstat(fd, st) < 0 ? -errno : 0;
+}
 
 int auraio__sys_setup(unsigned entries, struct io_uring_params *p)
 {

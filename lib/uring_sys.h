@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 struct io_uring_params;
+struct stat;
 struct timespec;
 
 int auraio__sys_setup(unsigned entries, struct io_uring_params *p);
@@ -22,6 +23,8 @@ int auraio__sys_register(int fd, unsigned opcode, const void *arg, unsigned nr_a
 int auraio__sys_mmap(int fd, uint64_t offset, size_t len, void **out);
 int auraio__sys_munmap(void *addr, size_t len);
 int auraio__sys_close(int fd);
+/* fstat, for the device an fd's I/O lands on (device.c): never on the I/O path. */
+int auraio__sys_fstat(int fd, struct stat *st);
 /* Non-blocking, close-on-exec eventfd. */
 int auraio__sys_eventfd(void);
 /* Read (and so reset) an eventfd counter; -EAGAIN when it was zero. */

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <sys/stat.h>
 
 static _Atomic int calls[FAULT_CALL_COUNT];
 static _Atomic int failures[FAULT_CALL_COUNT];
@@ -96,6 +97,7 @@ int real_sys_munmap(void *addr, size_t len);
 int real_sys_close(int fd);
 int real_sys_eventfd(void);
 int real_sys_eventfd_drain(int fd);
+int real_sys_fstat(int fd, struct stat *st);
 int real_sys_eventfd_signal(int fd);
 int real_sys_wait_readable(int fd, int timeout_ms);
 int real_sys_wait_either_readable(int fd1, int fd2, int timeout_ms);
@@ -168,6 +170,12 @@ int auraio__sys_eventfd(void)
 {
     int rc = injected(FAULT_EVENTFD);
     return rc ? rc : real_sys_eventfd();
+}
+
+int auraio__sys_fstat(int fd, struct stat *st)
+{
+    int rc = injected(FAULT_FSTAT);
+    return rc ? rc : real_sys_fstat(fd, st);
 }
 
 int auraio__sys_eventfd_drain(int fd)

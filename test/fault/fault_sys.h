@@ -10,6 +10,7 @@ enum fault_call {
     FAULT_MMAP,
     FAULT_EVENTFD,
     FAULT_POLL, /* the wait for the engine's fds (poll) */
+    FAULT_FSTAT, /* the device lookup of an fd (device.c) */
     FAULT_CALL_COUNT,
 };
 

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -42,7 +43,15 @@ static void test_overflow_and_worst_ring_reach_the_exports(void **state)
     o.ring_select = AURAIO_SELECT_ROUND_ROBIN;
     auraio_engine_t *e = auraio_create_with_options(&o);
     assert_non_null(e);
-    assert_non_null(e->ctl);
+    /* A device to put windows into: the groups are per device (issue #16), made at first use. */
+    char path[] = "metrics_edges_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    uint32_t k = auraio__engine_device_resolve(e, fd);
+    assert_int_equal(k, 1);
+    struct ctl_group *g = e->dev[k].ctl;
+    assert_non_null(g);
 
     /* One tick's windows as the engine hands them over, 200 ms on: ring 0 all 1 us, ring 1 with
      * 5% at 1 ms (its nearest-rank P99 is 1 ms). And one 34 s sample in ring 1's lifetime. */
@@ -56,7 +65,7 @@ static void test_overflow_and_worst_ring_reach_the_exports(void **state)
         auraio__ctl_acc_record(&acc[1], 1000000, 4096);
     struct ctl_ring_input in[2] = {{&acc[0], 0, 0}, {&acc[1], 0, 0}};
     pthread_mutex_lock(&e->tick_lock);
-    auraio__ctl_group_update(e->ctl, in, auraio__now_ns() + 200000000ull);
+    auraio__ctl_group_update(g, in, auraio__now_ns() + 200000000ull);
     auraio__histogram_record(&e->rings[1].life.folded, AURAIO_HIST_MAX_NS);
     e->rings[1].life.folded_lat_sum_ns += AURAIO_HIST_MAX_NS;
     pthread_mutex_unlock(&e->tick_lock);
@@ -90,6 +99,7 @@ static void test_overflow_and_worst_ring_reach_the_exports(void **state)
     free(doc);
     free(acc);
     auraio_destroy(e);
+    close(fd);
 }
 
 int main(void)

@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Per-device admission in a ring (issue #16), white box on the ring layer with pipe reads (they
+ * stay in the kernel until the test writes), each tagged with a device class as the engine tags
+ * them: a device at its limit queues only its own requests; another device's submissions go to
+ * the kernel at once, past that backlog; DEVICE_NONE is held by nothing but its own limit; a
+ * completion of the slow device admits its backlog in order; the ring's pending count and the
+ * tick's per-class windows (in flight, pending) say the same.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "harness.h"
+
+#include "clock.h"
+#include "ring.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#define SLOW 1u /* a device held at limit 1 */
+#define FAST 2u /* a device with room */
+#define QD 16
+
+static _Atomic int order[QD], finished;
+
+static void cb(auraio_request_t *req, ssize_t result, void *ud)
+{
+    (void)req;
+    assert_int_equal(result, 1);
+    order[finished++] = (int)(intptr_t)ud;
+}
+
+static uint64_t submit(struct ring *r, int fd, unsigned device, int id)
+{
+    static char buf[QD];
+    struct request_args a;
+    request_args_clear(&a);
+    a.op = REQ_READ;
+    a.fd = fd;
+    a.addr = (uint64_t)(uintptr_t)&buf[id];
+    a.len = 1;
+    a.callback = cb;
+    a.user_data = (void *)(intptr_t)id;
+    a.device = (uint8_t)device;
+    uint64_t h = 0;
+    int rc = auraio__ring_submit_plain(r, &a, auraio__now_ns(), SUBMIT_ENTER_NOW, &h);
+    assert_int_equal(rc, RING_SUBMITTED);
+    return h;
+}
+
+static int state_of(struct ring *r, uint64_t h)
+{
+    return r->reqs[handle_slot(h)].state;
+}
+
+/* Reap until @p n callbacks in total have run (bounded). */
+static void reap_until(struct ring *r, int n)
+{
+    struct completion c[QD];
+    uint64_t end = auraio__now_ns() + 5000000000ull;
+    while (finished < n) {
+        assert_true(auraio__now_ns() < end);
+        bool took;
+        int got = auraio__ring_reap(r, c, QD, auraio__now_ns(), &took);
+        assert_true(got >= 0);
+        for (int i = 0; i < got; i++)
+            c[i].callback((auraio_request_t *)(uintptr_t)c[i].handle, c[i].result, c[i].user_data);
+        if (got == 0)
+            (void)auraio__ring_wait(r, 10);
+    }
+}
+
+static void test_slow_device_never_holds_back_another(void **state)
+{
+    (void)state;
+    struct ring r;
+    struct ring_config cfg = {.queue_depth = QD, .initial_limit = QD, .max_limit = QD, .batch_threshold = 1,
+                              .event_fd = -1};
+    int rc = auraio__ring_init(&r, 0, &cfg);
+    if (rc == -ENOSYS || rc == -EPERM)
+        skip();
+    assert_int_equal(rc, 0);
+    auraio__ring_add_classes(&r, 3);
+    auraio__ring_set_class_limit(&r, SLOW, 1);
+    auraio__ring_set_class_limit(&r, FAST, 4);
+    auraio__ring_set_class_limit(&r, DEVICE_NONE, 2);
+    int ps[2], pf[2], pn[2];
+    assert_int_equal(pipe(ps), 0);
+    assert_int_equal(pipe(pf), 0);
+    assert_int_equal(pipe(pn), 0);
+
+    /* The slow device: one in the kernel, two in its backlog. */
+    uint64_t s0 = submit(&r, ps[0], SLOW, 0), s1 = submit(&r, ps[0], SLOW, 1), s2 = submit(&r, ps[0], SLOW, 2);
+    assert_int_equal(state_of(&r, s0), REQ_INFLIGHT);
+    assert_int_equal(state_of(&r, s1), REQ_BACKLOG);
+    assert_int_equal(state_of(&r, s2), REQ_BACKLOG);
+    /* The fast device goes past that backlog, up to its own limit, then queues its own. */
+    uint64_t f[5];
+    for (int i = 0; i < 5; i++)
+        f[i] = submit(&r, pf[0], FAST, 3 + i);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(state_of(&r, f[i]), REQ_INFLIGHT);
+    assert_int_equal(state_of(&r, f[4]), REQ_BACKLOG);
+    /* DEVICE_NONE: its own limit only. */
+    uint64_t n0 = submit(&r, pn[0], DEVICE_NONE, 8), n1 = submit(&r, pn[0], DEVICE_NONE, 9);
+    assert_int_equal(state_of(&r, n0), REQ_INFLIGHT);
+    assert_int_equal(state_of(&r, n1), REQ_INFLIGHT);
+    assert_int_equal(ring_pending(&r), 10);
+
+    /* What the tick sees per class: in flight and pending (backlog included). */
+    struct ctl_ring_input in[3];
+    auraio__ring_take_windows(&r, in, 3, 1);
+    assert_int_equal(in[SLOW].in_flight, 1);
+    assert_int_equal(in[SLOW].pending, 3);
+    assert_int_equal(in[FAST].in_flight, 4);
+    assert_int_equal(in[FAST].pending, 5);
+    assert_int_equal(in[DEVICE_NONE].in_flight, 2);
+    for (int k = 0; k < 3; k++)
+        auraio__ctl_acc_reset(in[k].acc);
+
+    /* Fast completions first: the fast backlog drains, the slow one stays where it is. */
+    assert_int_equal(write(pf[1], "fffff", 5), 5);
+    reap_until(&r, 5);
+    assert_int_equal(state_of(&r, s1), REQ_BACKLOG);
+    /* One slow completion admits the next slow request, in order. */
+    assert_int_equal(write(ps[1], "s", 1), 1);
+    reap_until(&r, 6);
+    assert_int_equal(order[5], 0);
+    assert_int_equal(state_of(&r, s1), REQ_INFLIGHT);
+    assert_int_equal(state_of(&r, s2), REQ_BACKLOG);
+    assert_int_equal(write(ps[1], "ss", 2), 2);
+    assert_int_equal(write(pn[1], "nn", 2), 2);
+    reap_until(&r, 10);
+    /* The slow device's requests completed in submission order. */
+    int seen = 0;
+    for (int i = 0; i < 10; i++) {
+        if (order[i] <= 2)
+            assert_int_equal(order[i], seen++);
+    }
+    assert_int_equal(seen, 3);
+    assert_int_equal(ring_pending(&r), 0);
+    assert_true(auraio__ring_idle(&r));
+    auraio__ring_destroy(&r);
+    for (int i = 0; i < 2; i++) {
+        close(ps[i]);
+        close(pf[i]);
+        close(pn[i]);
+    }
+}
+
+int main(void)
+{
+    harness_require_io_uring();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_slow_device_never_holds_back_another),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
