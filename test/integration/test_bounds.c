@@ -254,7 +254,8 @@ static void test_submit_never_overtakes_backlog(void **state)
         assert_non_null(r[i]);
     }
     struct ring *ring = &e->rings[0];
-    auraio__ring_set_limits(ring, 2, 8);
+    /* Without the controller every request is DEVICE_NONE's: its limit is the one that binds. */
+    auraio__ring_set_class_limit(ring, DEVICE_NONE, 2);
     r[2] = auraio_read(e, p[0], auraio_buf(&bufs[2]), 1, 0, recorder_callback, &ctx[2]);
     assert_non_null(r[2]);
     uint64_t h1 = (uint64_t)(uintptr_t)r[1], h2 = (uint64_t)(uintptr_t)r[2];
