@@ -1114,7 +1114,10 @@ static bool stall(struct ctl_group *g, uint64_t now)
     if (first) /* until two stalls measure the slice, assume the longest */
         g->period = CTL_EPOCH_MAX_NS;
     else if (since < 4 * g->period && since >= CTL_EPOCH_MIN_NS)
-        g->period = since; /* consecutive stalls, a slice (or a few) apart */
+        /* Consecutive stalls, a slice (or a few) apart. No slice is taken longer than the
+         * longest epoch: stalls that far apart are a device going quiet now and then, and a
+         * 1.4 s "slice" made every stall-free epoch last 1.75 s, so a cap lifted took 5 s to show. */
+        g->period = since < CTL_EPOCH_MAX_NS ? since : CTL_EPOCH_MAX_NS;
     g->last_stall = now;
     if (!g->stall_w || g->w < g->stall_w)
         g->stall_w = g->w;

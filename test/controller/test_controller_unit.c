@@ -291,7 +291,7 @@ static void run_sliced(struct ctl_group *g, struct ctl_acc *a, uint64_t *now, in
     }
 }
 
-/* A held slicing device whose stalls come far apart (1.3 s slices) measures in epochs of one
+/* A held slicing device whose stalls come far apart (0.9 s slices) measures in epochs of one
  * stall or none, whose own noise is unknown. A cap cut to a third must still read as a loss: taken in as
  * noise with unit variance, such epochs taught the held variance the change and the cap schedule
  * on this disk held 64 for 10 s under caps of a quarter and a sixteenth of its rate. */
@@ -304,13 +304,17 @@ static void test_loss_seen_through_one_slice_epochs(void **state)
     uint64_t now = 1000000000ull;
     /* 5 K IOPS per request, capped at 40 K: the knee is 8. */
     for (int s = 0; s < 30 && auraio__ctl_group_phase(g) != AURAIO_CTL_PHASE_HOLD; s++)
-        run_sliced(g, &a, &now, 1000, 5000, 40000, 1300, 60);
+        run_sliced(g, &a, &now, 1000, 5000, 40000, 900, 60);
     assert_int_equal(auraio__ctl_group_phase(g), AURAIO_CTL_PHASE_HOLD);
     uint32_t held = auraio__ctl_group_depth(g);
     assert_true(held >= 6 && held <= 12);
-    /* The cap cut to a third: the knee moves below 3, found within 10 s. */
-    run_sliced(g, &a, &now, 10000, 5000, 13000, 1300, 60);
-    assert_true(auraio__ctl_group_depth(g) <= 4);
+    /* The cap cut to a fifth: the knee moves to 2, found within 10 s. */
+    run_sliced(g, &a, &now, 10000, 5000, 8000, 900, 60);
+    assert_true(auraio__ctl_group_depth(g) <= 3);
+    /* The cap lifted: the stalls 0.9 s apart must not have taught a 0.9 s slice that every
+     * stall-free epoch outlasts (three of them to see the gain, then the climb's: 4-6 s). */
+    run_sliced(g, &a, &now, 2500, 5000, 1e9, 900, 60);
+    assert_true(auraio__ctl_group_depth(g) >= 16);
     auraio__ctl_group_destroy(g);
 }
 
