@@ -158,8 +158,55 @@ static void latency_histogram(struct sink *s, const auraio_metrics_t *m, int rin
     }
 }
 
+/* Per-device families (issue #16): one series per device the engine has seen, labelled
+ * device="major:minor"; nothing before the first device (and without the controller). */
+#define PROM_DEVICES 8 /* the engine's most (DEVICE_CLASSES - 1) */
+
+struct prom_device_gauge {
+    const char *name, *help;
+    double (*value)(const auraio_device_stats_t *d);
+};
+
+static double dv_depth(const auraio_device_stats_t *d) { return d->depth; }
+static double dv_p50(const auraio_device_stats_t *d) { return d->p50_latency_ms / 1e3; }
+static double dv_p99(const auraio_device_stats_t *d) { return d->p99_latency_ms / 1e3; }
+static double dv_tput(const auraio_device_stats_t *d) { return d->throughput_bps; }
+static double dv_target(const auraio_device_stats_t *d) { return d->target_p99_ms / 1e3; }
+static double dv_infeasible(const auraio_device_stats_t *d) { return d->target_infeasible; }
+static double dv_base(const auraio_device_stats_t *d) { return d->base_latency_ms / 1e3; }
+static double dv_ceiling(const auraio_device_stats_t *d) { return d->ceiling_bps; }
+static double dv_ceiling_ops(const auraio_device_stats_t *d) { return d->ceiling_iops; }
+static double dv_knee(const auraio_device_stats_t *d) { return d->knee_depth; }
+static double dv_age(const auraio_device_stats_t *d) { return d->model_age_s; }
+
+static const struct prom_device_gauge device_gauges[] = {
+    {"auraio_device_in_flight_limit", "The device's depth: its controller group's in-flight limit.", dv_depth},
+    {"auraio_device_window_latency_p50_seconds", "P50 latency of the device's last window.", dv_p50},
+    {"auraio_device_window_latency_p99_seconds", "P99 latency of the device's last window.", dv_p99},
+    {"auraio_device_throughput_bytes_per_second", "The device's throughput over its last window.", dv_tput},
+    {"auraio_device_latency_target_seconds", "The device's P99 target (0: none).", dv_target},
+    {"auraio_device_latency_target_infeasible", "1 when the device's target cannot be met.", dv_infeasible},
+    {"auraio_device_base_latency_seconds", "Device model: the lowest mean latency measured.", dv_base},
+    {"auraio_device_ceiling_bytes_per_second", "Device model: the throughput ceiling.", dv_ceiling},
+    {"auraio_device_ceiling_iops", "Device model: the throughput ceiling in operations per second.", dv_ceiling_ops},
+    {"auraio_device_knee_depth", "Device model: the smallest depth within 5% of the ceiling.", dv_knee},
+    {"auraio_device_model_age_seconds", "Seconds since the device model last changed (-1: not yet).", dv_age},
+};
+
+static void render_devices(struct sink *s, const auraio_device_stats_t *d, int n)
+{
+    if (n <= 0)
+        return;
+    for (size_t g = 0; g < sizeof(device_gauges) / sizeof(device_gauges[0]); g++) {
+        family(s, device_gauges[g].name, "gauge", device_gauges[g].help);
+        for (int i = 0; i < n; i++)
+            put(s, "%s{device=\"%u:%u\"} %.9g\n", device_gauges[g].name, d[i].major, d[i].minor,
+                device_gauges[g].value(&d[i]));
+    }
+}
+
 static void render(struct sink *s, const auraio_metrics_t *m, int rings, const auraio_metrics_t *all,
-                   const auraio_buffer_stats_t *bs)
+                   const auraio_buffer_stats_t *bs, const auraio_device_stats_t *devs, int ndev)
 {
     family(s, "auraio_build_info", "info", "Always 1; the library version in a label.");
     put(s, "auraio_build_info{version=\"%s\"} 1\n", auraio_version());
@@ -217,6 +264,7 @@ static void render(struct sink *s, const auraio_metrics_t *m, int rings, const a
     put(s, "auraio_latency_target_infeasible %d\n", all->target_infeasible ? 1 : 0);
 
     latency_histogram(s, m, rings);
+    render_devices(s, devs, ndev);
 
     family(s, "auraio_buffer_pool_allocated_bytes", "gauge", "Bytes handed out by the buffer pool and not freed.");
     put(s, "auraio_buffer_pool_allocated_bytes %" PRIu64 "\n", bs->total_allocated_bytes);
@@ -250,12 +298,17 @@ static int expose(const auraio_engine_t *engine, char *buf, size_t len, bool ope
         rc = auraio_get_metrics(engine, r, &m[r]);
     if (rc == 0)
         rc = auraio_get_buffer_stats(engine, &bs);
+    auraio_device_stats_t devs[PROM_DEVICES];
+    int ndev = rc == 0 ? auraio_get_device_stats(engine, devs, PROM_DEVICES) : 0;
+    if (ndev < 0)
+        rc = ndev;
+    ndev = ndev > PROM_DEVICES ? PROM_DEVICES : ndev;
     if (rc < 0) {
         free(m);
         return rc;
     }
     struct sink s = {.buf = buf, .len = len, .openmetrics = openmetrics};
-    render(&s, m, rings, all, &bs);
+    render(&s, m, rings, all, &bs, devs, ndev);
     free(m);
     if (s.err)
         return s.err;

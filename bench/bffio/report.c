@@ -782,10 +782,13 @@ void bffio_report_text(FILE *f, const struct bffio_jobset *set, const struct bff
                 p99 = v > p99 ? v : p99;
             }
         }
-        if (u->ctl->adaptive)
+        if (u->ctl->adaptive) {
             fprintf(f, "  %s: IOPS=%.0f, P99=%.3fms, depth=%d (self-tuned by auraio, converged after %.1fs)\n",
                     u->job->name, iops, (double)p99 / 1e6, u->ctl->final_depth, u->ctl->converge_s);
-        else
+            /* What the controller learned of each device the group used (issue #16). */
+            for (int d = 0; d < u->ctl->devices; d++)
+                fprintf(f, "    %s\n", u->ctl->device_model[d]);
+        } else
             fprintf(f, "  %s: IOPS=%.0f, P99=%.3fms, depth=%d (fixed iodepth)\n", u->job->name, iops,
                     (double)p99 / 1e6, u->ctl->fixed_depth);
     }

@@ -1339,6 +1339,12 @@ int bffio_run_group(const struct bffio_job *jobs, unsigned nr, const struct bffi
     auraio_stats_t st;
     if (auraio_get_stats(g->engine, &st) == 0)
         out->ctl.p99_ms = st.p99_latency_ms;
+    /* The device model per device (issue #16), for the report. */
+    auraio_device_stats_t dst[BFFIO_DEVICES_MAX];
+    int nd = auraio_get_device_stats(g->engine, dst, BFFIO_DEVICES_MAX);
+    out->ctl.devices = nd < 0 ? 0 : nd > BFFIO_DEVICES_MAX ? BFFIO_DEVICES_MAX : nd;
+    for (int d = 0; d < out->ctl.devices; d++)
+        auraio_format_device_model(&dst[d], out->ctl.device_model[d], sizeof(out->ctl.device_model[d]));
     if (out->disk_ok)
         read_disk(out->disk, out->disk_after, &out->disk_ok);
     rc = 0;

@@ -79,6 +79,9 @@ struct bffio_ring_record {
 };
 
 /* What the controller did over the group (the JSON "auraio" object). */
+/* Devices whose model a group reports (an engine has at most 7). */
+#define BFFIO_DEVICES_MAX 7
+
 struct bffio_controller_record {
     bool adaptive;
     int fixed_depth;       /* iodepth when every job set one */
@@ -91,6 +94,9 @@ struct bffio_controller_record {
     /* The depth over time, one point each monitor tick (100 ms). */
     int *depth_trace;
     unsigned depth_trace_nr;
+    /* What the controller learned of each device at the end (auraio_format_device_model). */
+    char device_model[BFFIO_DEVICES_MAX][192];
+    int devices;
 };
 
 struct bffio_group_result {

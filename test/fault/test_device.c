@@ -4,7 +4,7 @@
  * filesystem share a device class, a file on another filesystem (tmpfs at /dev/shm) gets its own,
  * pipes and eventfds get none; a cached fd costs no system call per I/O; a closed fd whose number
  * is reused is resolved again, through the library's own close at once and through revalidation
- * behind its back; the fd-indexed map grows for a high fd number.
+ * behind its back; the fd-indexed map grows for a high fd number; the exporter labels devices.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -115,6 +115,22 @@ static void test_same_fs_shares_other_fs_differs(void **state)
         assert_int_equal(fstat(s, &ss), 0);
         assert_int_equal(ds[0].device_id, (uint64_t)sa.st_dev);
         assert_int_equal(ds[1].device_id, (uint64_t)ss.st_dev);
+        /* The exporter labels each device's series with major:minor. */
+        int need = auraio_metrics_prometheus(e, NULL, 0);
+        assert_true(need > 0);
+        char *doc = malloc((size_t)need + 1);
+        assert_non_null(doc);
+        assert_int_equal(auraio_metrics_prometheus(e, doc, (size_t)need + 1), need);
+        for (int i = 0; i < 2; i++) {
+            char series[96];
+            snprintf(series, sizeof(series), "auraio_device_in_flight_limit{device=\"%u:%u\"} %d\n", ds[i].major,
+                     ds[i].minor, ds[i].depth);
+            assert_non_null(strstr(doc, series));
+            snprintf(series, sizeof(series), "auraio_device_knee_depth{device=\"%u:%u\"}", ds[i].major, ds[i].minor);
+            assert_non_null(strstr(doc, series));
+        }
+        assert_non_null(strstr(doc, "# TYPE auraio_device_base_latency_seconds gauge\n"));
+        free(doc);
     } else {
         print_message("no second filesystem at " SHM_DIR ": the differing-device half is skipped\n");
     }
