@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(gcc g++ clang libclang-rt-14-dev meson ninja-build pkg-config libcmocka-dev valgrind
-          liburing-dev fio git prometheus
+          liburing-dev fio git prometheus e2fsprogs
           python3-cffi python3-setuptools python3-wheel python3-pytest python3-venv python3-dev
           python3-matplotlib python3-numpy python3-pandas python3-uvloop)
 missing=()
