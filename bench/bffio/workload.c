@@ -127,6 +127,8 @@ struct group {
     uint64_t start_ns;
     int fixed_depth; /* sum of iodepth x numjobs when every job has a fixed depth, else 0 */
     int last_fixed;  /* the fixed depth at the last tick anything ran (the monitor's) */
+    int most_fixed;  /* the most the clones ran at once: a fixed group's final depth, which
+                        must not depend on which clone happened to finish before the last tick */
     atomic_bool abort;
     /* A clone's end is announced under done_lock, so wait_for waiters cannot miss it. */
     pthread_mutex_t done_lock;
@@ -951,6 +953,8 @@ static int fixed_depth_now(struct group *g)
     }
     if (sum > 0)
         g->last_fixed = sum;
+    if (g->last_fixed > g->most_fixed)
+        g->most_fixed = g->last_fixed;
     return g->last_fixed;
 }
 
@@ -1177,6 +1181,7 @@ int bffio_run_group(const struct bffio_job *jobs, unsigned nr, const struct bffi
     for (unsigned i = 0; i < nworkers; i++)
         if (!g->workers[i].wait_nr)
             g->last_fixed += (int)g->workers[i].depth;
+    g->most_fixed = g->last_fixed;
     bffio_files_disk_name(g->workers[0].files[0].path, out->disk, sizeof(out->disk));
     out->disk_ok = out->disk[0] != '\0';
     if (out->disk_ok)
@@ -1333,6 +1338,8 @@ int bffio_run_group(const struct bffio_job *jobs, unsigned nr, const struct bffi
             pthread_join(g->workers[i].thread, NULL);
     out->elapsed_ms = (now_ns() - g->start_ns) / 1000000;
     out->ctl.final_depth = active_depth(g, &out->ctl, true, ring_peak);
+    if (g->fixed_depth)
+        out->ctl.final_depth = g->most_fixed;
     uint64_t measured_from = g->start_ns + jobs[0].startdelay_us * 1000 + jobs[0].ramp_us * 1000;
     out->ctl.converge_s =
         depth_changed_ns > measured_from ? (double)(depth_changed_ns - measured_from) / 1e9 : 0.0;
