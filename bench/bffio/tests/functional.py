@@ -235,9 +235,6 @@ def wait_for_waits_for_that_job_only(d):
     # fio's wait_for: 'check' starts once 'fill' (random writes of verify blocks) has finished, so
     # its sequential verify read finds every block; 'late' also waits for 'fill' only, and runs
     # beside 'long' (3 s) instead of after it: one group, about 3 s in all rather than 5.
-    # Known issue (doc/bffio.md, "Known issues"): in about a third of such runs the kernel fails
-    # reads of the timed jobs with EFAULT (seen with auraio, not with fio --thread on the same
-    # file); the case then checks what the run still shows and says so.
     sub = os.path.join(d, "wf")
     os.mkdir(sub)
     job = os.path.join(sub, "wf.fio")
@@ -287,12 +284,10 @@ iodepth=8
     expect(js["check"]["read"]["io_bytes"] == 2 << 20 and js["check"]["error"] == 0,
            f"check read {js['check']['read']['io_bytes']} error {js['check']['error']}: it did not wait for fill")
     expect({j["groupid"] for j in b["jobs"]} == {0}, f"groups {[j['groupid'] for j in b['jobs']]}")
-    efault = {n for n, j in js.items() if j["error"] == 14 and n in ("long", "late") and "Bad address" in p.stderr}
-    expect(p.returncode == 0 or (p.returncode == 1 and efault == {n for n, j in js.items() if j["error"]}),
-           f"exit {p.returncode}: {p.stderr}")
-    if efault:
-        print(f"     (known issue: EFAULT in {sorted(efault)}; the timing and depth checks are skipped)")
-        return
+    # A clone's thread that exited while the others ran failed their reads with EFAULT in 4 runs
+    # of 10 (its enters had submitted their SQEs; the kernel fails a request's task work once the
+    # submitting task exits): clones now stay until every clone is done.
+    expect(p.returncode == 0, f"exit {p.returncode}: {p.stderr}")
     expect(took < 4.2, f"took {took:.1f} s: 'late' waited for 'long' as well")
     # Several threads on one engine: a completion reaped by another thread is never negative.
     for j in b["jobs"]:
