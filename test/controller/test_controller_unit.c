@@ -220,28 +220,39 @@ static void test_stall_only_when_slept_through(void **state)
     }
 }
 
-/* @p ms ticks of a device that completes @p rate requests per second whatever the depth (one
- * channel behind a slicing limiter: the knee is depth 1), the app keeping the limit full. @return whether @p phase was
- * seen at any tick. */
-static bool run_flat(struct ctl_group *g, struct ctl_acc *a, uint64_t *now, int ms, double rate, int phase)
+/* A device of per_slot IOPS per request in flight behind a cap dispatched in slices of slice_ms:
+ * past the cap it delivers a slice's budget and is then silent for silent_ms, the app keeping the
+ * limit full and asleep whenever not completing. @return whether @p phase was seen at any tick. */
+static bool run_sliced(struct ctl_group *g, struct ctl_acc *a, uint64_t *now, int ms, double per_slot, double cap,
+                       int slice_ms, int silent_ms, int phase)
 {
     bool seen = false;
     double owed = 0;
     for (int t = 0; t < ms; t++) {
         uint32_t w = auraio__ctl_group_depth(g);
-        /* Dispatched in 100 ms slices, like the kernel's throttle: silent for the last 25 ms. */
-        bool silent = (*now / 1000000u) % 100 >= 75;
-        for (owed += silent ? 0 : rate / 750; owed >= 1; owed--) {
-            auraio__ctl_acc_record(a, (uint64_t)(1e9 * w / rate), 4096);
+        bool capped = w * per_slot >= cap;
+        bool silent = capped && (int)((*now / 1000000u) % (uint64_t)slice_ms) >= slice_ms - silent_ms;
+        double rate = capped ? cap * slice_ms / (slice_ms - silent_ms) : w * per_slot;
+        for (owed += silent ? 0 : rate / 1000; owed >= 1; owed--) {
+            auraio__ctl_acc_record(a, (uint64_t)(1e9 * w / (capped ? cap : rate)), 4096);
             auraio__ctl_acc_at_limit(a);
         }
         *now += 1000000u;
         struct ctl_ring_input in = { a, w, w };
-        auraio__ctl_group_waited(g, *now); /* asleep whenever not completing */
+        auraio__ctl_group_waited(g, *now);
         auraio__ctl_group_update(g, &in, *now);
         seen = seen || auraio__ctl_group_phase(g) == phase;
     }
     return seen;
+}
+
+/* @p ms ticks of a device that completes @p rate requests per second whatever the depth (one
+ * channel behind a slicing limiter: the knee is depth 1), the app keeping the limit full. @return whether @p phase was
+ * seen at any tick. */
+static bool run_flat(struct ctl_group *g, struct ctl_acc *a, uint64_t *now, int ms, double rate, int phase)
+{
+    /* Dispatched in 100 ms slices, like the kernel's throttle: silent for the last 25 ms. */
+    return run_sliced(g, a, now, ms, 1e12, rate, 100, 25, phase);
 }
 
 /* A loss found at the smallest depth (a cap dropped to below what depth 1 does) holds there with
@@ -269,30 +280,8 @@ static void test_loss_at_min_depth_then_gain_climbs(void **state)
     auraio__ctl_group_destroy(g);
 }
 
-/* A device of per_slot IOPS per request in flight behind a cap dispatched in slices of slice_ms:
- * past the cap it delivers a slice's budget and is then silent for silent_ms. */
-static void run_sliced(struct ctl_group *g, struct ctl_acc *a, uint64_t *now, int ms, double per_slot,
-                           double cap, int slice_ms, int silent_ms)
-{
-    double owed = 0;
-    for (int t = 0; t < ms; t++) {
-        uint32_t w = auraio__ctl_group_depth(g);
-        bool capped = w * per_slot >= cap;
-        bool silent = capped && (int)((*now / 1000000u) % (uint64_t)slice_ms) >= slice_ms - silent_ms;
-        double rate = capped ? cap * slice_ms / (slice_ms - silent_ms) : w * per_slot;
-        for (owed += silent ? 0 : rate / 1000; owed >= 1; owed--) {
-            auraio__ctl_acc_record(a, (uint64_t)(1e9 * w / (capped ? cap : rate)), 4096);
-            auraio__ctl_acc_at_limit(a);
-        }
-        *now += 1000000u;
-        struct ctl_ring_input in = { a, w, w };
-        auraio__ctl_group_waited(g, *now);
-        auraio__ctl_group_update(g, &in, *now);
-    }
-}
-
 /* A held slicing device whose stalls come far apart (0.9 s slices) measures in epochs of one
- * stall or none, whose own noise is unknown. A cap cut to a third must still read as a loss: taken in as
+ * stall or none, whose own noise is unknown. A cap cut to a fifth must still read as a loss: taken in as
  * noise with unit variance, such epochs taught the held variance the change and the cap schedule
  * on this disk held 64 for 10 s under caps of a quarter and a sixteenth of its rate. */
 static void test_loss_seen_through_one_slice_epochs(void **state)
@@ -304,16 +293,16 @@ static void test_loss_seen_through_one_slice_epochs(void **state)
     uint64_t now = 1000000000ull;
     /* 5 K IOPS per request, capped at 40 K: the knee is 8. */
     for (int s = 0; s < 30 && auraio__ctl_group_phase(g) != AURAIO_CTL_PHASE_HOLD; s++)
-        run_sliced(g, &a, &now, 1000, 5000, 40000, 900, 60);
+        run_sliced(g, &a, &now, 1000, 5000, 40000, 900, 60, -1);
     assert_int_equal(auraio__ctl_group_phase(g), AURAIO_CTL_PHASE_HOLD);
     uint32_t held = auraio__ctl_group_depth(g);
     assert_true(held >= 6 && held <= 12);
     /* The cap cut to a fifth: the knee moves to 2, found within 10 s. */
-    run_sliced(g, &a, &now, 10000, 5000, 8000, 900, 60);
+    run_sliced(g, &a, &now, 10000, 5000, 8000, 900, 60, -1);
     assert_true(auraio__ctl_group_depth(g) <= 3);
     /* The cap lifted: the stalls 0.9 s apart must not have taught a 0.9 s slice that every
      * stall-free epoch outlasts (three of them to see the gain, then the climb's: 4-6 s). */
-    run_sliced(g, &a, &now, 2500, 5000, 1e9, 900, 60);
+    run_sliced(g, &a, &now, 2500, 5000, 1e9, 900, 60, -1);
     assert_true(auraio__ctl_group_depth(g) >= 16);
     auraio__ctl_group_destroy(g);
 }
