@@ -44,15 +44,20 @@ int auraio__device_table_init(struct device_table *t)
     return 0;
 }
 
-void auraio__device_table_destroy(struct device_table *t)
+void auraio__device_maps_free(_Atomic(struct device_map *) *head)
 {
-    struct device_map *m = atomic_load_explicit(&t->map, memory_order_relaxed);
+    struct device_map *m = atomic_load_explicit(head, memory_order_relaxed);
     while (m) {
         struct device_map *older = m->older;
         free(m);
         m = older;
     }
-    atomic_store_explicit(&t->map, NULL, memory_order_relaxed);
+    atomic_store_explicit(head, NULL, memory_order_relaxed);
+}
+
+void auraio__device_table_destroy(struct device_table *t)
+{
+    auraio__device_maps_free(&t->map);
     free(t->keys);
     t->keys = NULL;
 }

@@ -76,6 +76,8 @@ struct device_probe {
 
 int auraio__device_table_init(struct device_table *t);
 void auraio__device_table_destroy(struct device_table *t);
+/** Free a chain of maps (the current one and every older copy kept for readers); quiescent only. */
+void auraio__device_maps_free(_Atomic(struct device_map *) *head);
 
 /* The fd's cached class, or -1 when it has not been resolved (the caller resolves it). */
 static inline int auraio__device_cached(const struct device_table *t, int fd)

@@ -76,13 +76,7 @@ void auraio__devices_stop(struct auraio_engine *e)
     if (e->devices_ready)
         auraio__device_table_destroy(&e->devices);
     e->devices_ready = false;
-    struct device_map *m = atomic_load_explicit(&e->fixed_classes, memory_order_relaxed);
-    while (m) {
-        struct device_map *older = m->older;
-        free(m);
-        m = older;
-    }
-    atomic_store_explicit(&e->fixed_classes, NULL, memory_order_relaxed);
+    auraio__device_maps_free(&e->fixed_classes);
 }
 
 /* Under tick_lock: hand every group's decision to the rings. */
