@@ -84,6 +84,7 @@ struct ctl_point {
     uint64_t p99;
     double se2;   /* squared relative standard error of x */
     bool settled; /* measured by a long epoch (verify, halving), past the stationarity test */
+    uint64_t p50;
 };
 
 struct ctl_ring {
@@ -362,7 +363,7 @@ static bool epoch_done(struct ctl_group *g, uint64_t now, bool stall_end)
 static struct ctl_point epoch_point(const struct ctl_group *g, uint64_t dt)
 {
     const struct ctl_epoch *e = &g->ep;
-    struct ctl_point p = {g->w, 0, 0, 0, (double)e->n, 0, epoch_se2(e), long_epoch(g)};
+    struct ctl_point p = {g->w, 0, 0, 0, (double)e->n, 0, epoch_se2(e), long_epoch(g), 0};
     p.ops = (double)e->n * 1e9 / (double)dt;
     p.x = e->bytes ? (double)e->bytes * 1e9 / (double)dt : p.ops;
     p.lat = e->n ? (double)e->lat_sum / (double)e->n : 0.0;
@@ -370,6 +371,8 @@ static struct ctl_point epoch_point(const struct ctl_group *g, uint64_t dt)
         p.lat = (double)g->p50; /* the waits between slices are the limiter's queue, not the device's latency */
     if (auraio__histogram_percentile_reliable(&e->hist, 0.99))
         p.p99 = auraio__histogram_percentile(&e->hist, 0.99);
+    if (e->n)
+        p.p50 = auraio__histogram_percentile(&e->hist, 0.5);
     return p;
 }
 
@@ -390,6 +393,7 @@ static void pool(struct ctl_point *q, const struct ctl_point *p)
     q->ops = a * q->ops + b * p->ops;
     q->lat = a * q->lat + b * p->lat;
     q->p99 = p->p99 ? p->p99 : q->p99;
+    q->p50 = p->p50 ? p->p50 : q->p50;
     q->se2 = a * a * q->se2 + b * b * p->se2;
     q->settled = q->settled || p->settled;
     q->n = n;
@@ -536,11 +540,20 @@ static bool good(const struct ctl_group *g, const struct ctl_point *p)
     return p->x >= good_line(g);
 }
 
+/* Past a limiter's hinge, whatever the throughput reads: a mean latency beyond CTL_TAIL_JUMP x
+ * the median is a queue the limiter holds part of the requests in. A device's own service time
+ * is not that skewed, and a throttle's first second (a burst, then its payback) can put a depth
+ * past the hinge 10% below a plateau read inside the burst. */
+static bool queued(const struct ctl_group *g, const struct ctl_point *p)
+{
+    return (g->period || g->hinge) && p->p50 && p->lat > CTL_TAIL_JUMP * (double)p->p50;
+}
+
 static uint32_t model_point(struct ctl_group *g)
 {
     double t = good_line(g);
     int hi = 0;
-    while (hi < g->ntab - 1 && !good(g, &g->tab[hi]))
+    while (hi < g->ntab - 1 && !good(g, &g->tab[hi]) && !queued(g, &g->tab[hi]))
         hi++;
     double cross = 0;
     while (hi > 0 && (cross = fit_knee(g->tab, g->ntab, hi - 1, hi, t)) <= (double)g->tab[hi - 1].w)
@@ -860,7 +873,7 @@ static void probe_done(struct ctl_group *g, const struct ctl_point *p, uint64_t 
         return;
     }
     /* The knee is at or below the probe: search below the held depth, from the probe's point. */
-    struct ctl_point held = {from, g->x_ref, g->x_ref * p->ops / p->x, 0, (double)CTL_EPOCH_N, 0, g->var, true};
+    struct ctl_point held = {from, g->x_ref, g->x_ref * p->ops / p->x, 0, (double)CTL_EPOCH_N, 0, g->var, true, 0};
     search_below(g, from, now);
     tab_add(g, held);
     tab_add(g, *p);

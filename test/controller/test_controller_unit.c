@@ -307,6 +307,55 @@ static void test_loss_seen_through_one_slice_epochs(void **state)
     auraio__ctl_group_destroy(g);
 }
 
+/* A limiter that holds some requests a long time and lets the rest through at the device's own
+ * latency (the kernel's throttle under a cap below depth 1's rate: the knee is 1). Past the cap,
+ * a share of the requests waits so that the mean latency is W / C (Little's law); above 4 that
+ * share passes 1% and the P99 jumps, which marks the hinge. The first 150 ms deliver 0.88 C: the
+ * throttle's first second, where a fresh cap's burst and payback put the climb's first reading
+ * below the plateau. The app keeps the limit full and sleeps between completions. */
+static void run_held(struct ctl_group *g, struct ctl_acc *a, uint64_t *now, uint64_t start, int ms, double cap)
+{
+    const double l0 = 50000; /* ns: depth 1 alone would do 20 K IOPS */
+    double owed = 0;
+    for (int t = 0; t < ms; t++) {
+        uint32_t w = auraio__ctl_group_depth(g);
+        double rate = *now - start < 150000000u ? 0.88 * cap : cap;
+        if (rate > w * 1e9 / l0)
+            rate = w * 1e9 / l0;
+        double mean = 1e9 * w / rate, held = w > 4 ? 0.02 : 0.005;
+        double slow = mean > l0 ? (mean - (1 - held) * l0) / held : l0;
+        for (owed += rate / 1000; owed >= 1; owed--) {
+            static uint32_t k;
+            bool hold = (double)(k++ % 1000) < held * 1000;
+            auraio__ctl_acc_record(a, (uint64_t)(hold ? slow : l0), 4096);
+            auraio__ctl_acc_at_limit(a);
+        }
+        *now += 1000000u;
+        struct ctl_ring_input in = { a, w, w };
+        auraio__ctl_group_waited(g, *now);
+        auraio__ctl_group_update(g, &in, *now);
+    }
+}
+
+/* A depth whose requests queue behind the limiter (mean latency past 3x the median) is past its
+ * hinge even when the climb's first epoch read it 12% below the plateau: the search goes below
+ * it. Placed by Little's law from that reading instead, the knee landed at 5 and held there, P99
+ * 2.5x the knee's (the throttled disk under a 9.6 K cap, knee 1). */
+static void test_queued_depth_is_past_the_hinge(void **state)
+{
+    (void)state;
+    struct ctl_group *g = mk(1, 0);
+    struct ctl_acc a;
+    memset(&a, 0, sizeof(a));
+    uint64_t now = 1000000000ull, start = now;
+    for (int ms = 0; ms < 5000 && auraio__ctl_group_phase(g) != AURAIO_CTL_PHASE_HOLD; ms += 10)
+        run_held(g, &a, &now, start, 10, 9600);
+    assert_int_equal(auraio__ctl_group_phase(g), AURAIO_CTL_PHASE_HOLD);
+    assert_true(auraio__ctl_group_depth(g) <= 2);
+    assert_true(now - start <= 3000000000ull);
+    auraio__ctl_group_destroy(g);
+}
+
 static void test_init_rejects_bad_config(void **state)
 {
     (void)state;
@@ -331,6 +380,7 @@ int main(void)
         cmocka_unit_test(test_stall_only_when_slept_through),
         cmocka_unit_test(test_loss_at_min_depth_then_gain_climbs),
         cmocka_unit_test(test_loss_seen_through_one_slice_epochs),
+        cmocka_unit_test(test_queued_depth_is_past_the_hinge),
         cmocka_unit_test(test_init_rejects_bad_config),
     };
     return cmocka_run_group_tests_name("controller-unit", tests, NULL, NULL);
