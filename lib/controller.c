@@ -647,6 +647,18 @@ static bool below_step(struct ctl_group *g, uint64_t now)
     return true;
 }
 
+/* For a verified depth @p v below the line on a hinged or slicing device: the shallowest depth
+ * measured on the plateau above it, 0 when there is none. */
+static uint32_t hinge_above(const struct ctl_group *g, const struct ctl_point *v)
+{
+    if (!g->period && !g->hinge)
+        return 0;
+    for (int i = 0; i < g->ntab; i++)
+        if (g->tab[i].w > v->w && good(g, &g->tab[i]))
+            return g->tab[i].w;
+    return 0;
+}
+
 /* After the climb, a halving or a verify epoch: go where the model points, measure there once
  * with a long epoch, and hold when the measurement agrees with the model. */
 static void decide(struct ctl_group *g, uint64_t now)
@@ -688,7 +700,20 @@ static void decide(struct ctl_group *g, uint64_t now)
         /* The verified depth reached the line: hold it, whatever the refreshed model says below
          * it (chasing that would follow noise). Below the line the knee is deeper: verify there. */
         const struct ctl_point *v = tab_find(g, g->w);
-        if ((v && good(g, v)) || g->verifies >= 2 || g->infeasible) {
+        uint32_t up = v && !good(g, v) && !g->infeasible && k == g->knee ? hinge_above(g, v) : 0;
+        if (up) {
+            /* Placed as a hinge, the knee assumed the latency flat up to it; a device that
+             * queues below its limiter (channels, then a cap) keeps missing by less each time.
+             * Bisect towards the plateau instead, and hold on it when the bisection runs out. */
+            if (g->verifies > CTL_MISSES) {
+                enter_hold(g, up, now);
+                return;
+            }
+            uint32_t mid = v->w + 1;
+            while (mid < up && (uint64_t)mid * mid < (uint64_t)v->w * up)
+                mid++;
+            k = k > mid ? k : mid;
+        } else if ((v && good(g, v)) || g->verifies >= 2 || g->infeasible) {
             enter_hold(g, v && good(g, v) ? g->w : k, now);
             return;
         }
