@@ -632,7 +632,13 @@ typedef struct {
     int knee_depth;            /**< the smallest depth within 5% of the ceiling */
     double model_age_s;        /**< seconds since the model last changed; -1 before the first */
     int model_change;          /**< that change: -1 slower (ceiling down), +1 faster, 0 first seen */
-    unsigned char reserved[64];
+    /* The device's requests now, and the wait the application added (doc/controller.md). */
+    int in_flight;             /**< in the kernel, all rings */
+    int backlog;               /**< submitted but held back by the device's depth, all rings */
+    double backlog_wait_ms;    /**< mean time a request waited in that backlog before entering the
+                                    kernel, over the last 250 ms; not in the P50/P99 above, which are
+                                    the device's (from entering the kernel to completion) */
+    unsigned char reserved[44];
 } auraio_device_stats_t;
 
 /**
@@ -647,6 +653,14 @@ AURAIO_API int auraio_get_device_stats(const auraio_engine_t *engine, auraio_dev
  * storage device: a pipe, socket...), -EOPNOTSUPP (disable_adaptive).
  */
 AURAIO_API int auraio_set_device_max_p99_latency(auraio_engine_t *engine, int fd, double max_p99_latency_ms);
+/**
+ * How many more requests for the device @p fd's I/O lands on its depth admits now, summed over the
+ * rings (auraio_capacity's per-device form): what an application that keeps no backlog of its own
+ * submits. Cheap (one lock per ring, no system call once @p fd's device is known).
+ * @return >= 0, -EINVAL (NULL engine), -EBADF (fd not open), -ENODEV (fd is not on a storage
+ * device), -EOPNOTSUPP (disable_adaptive).
+ */
+AURAIO_API int auraio_device_capacity(const auraio_engine_t *engine, int fd);
 /**
  * One line describing @p stats's device model, for people: e.g. "device 253:0: knee 16, ceiling
  * 98.1k IOPS (402 MB/s), base latency 0.21 ms; ceiling dropped 10.2 s ago". snprintf's contract:

@@ -51,6 +51,11 @@ static void device_stats(struct auraio_engine *e, uint32_t k, uint64_t now, aura
         out->model_age_s = (double)(now - d->model.changed_ns) / 1e9;
         out->model_change = d->model.change;
     }
+    struct device_load l;
+    auraio__devices_class_load(e, k, &l);
+    out->in_flight = (int)l.in_flight;
+    out->backlog = (int)l.backlog;
+    out->backlog_wait_ms = d->backlog_wait_ms;
 }
 
 AURAIO_API int auraio_get_device_stats(const auraio_engine_t *engine, auraio_device_stats_t *stats, int max)
@@ -79,6 +84,19 @@ AURAIO_API int auraio_set_device_max_p99_latency(auraio_engine_t *engine, int fd
     int rc = auraio__engine_set_device_p99_target(engine, fd, max_p99_latency_ms);
     auraio__engine_call_end(engine);
     return rc;
+}
+
+AURAIO_API int auraio_device_capacity(const auraio_engine_t *engine, int fd)
+{
+    validate_or_return(engine != NULL, -EINVAL);
+    validate_or_return(fd >= 0, -EBADF);
+    struct auraio_engine *e = (struct auraio_engine *)engine;
+    /* const in the API: a first use resolves and caches fd's device, as a submit would. */
+    auraio__engine_call_begin(e);
+    struct device_load l;
+    int rc = auraio__engine_device_load(e, fd, &l);
+    auraio__engine_call_end(e);
+    return rc < 0 ? rc : l.room > INT32_MAX ? INT32_MAX : (int)l.room;
 }
 
 /* 98100 -> "98.1k": rates for people. */

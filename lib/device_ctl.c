@@ -26,6 +26,9 @@
 /* The model moved when its ceiling or base latency changed by more than this (a re-measured knee
  * on a steady device stays within it; a cap imposed or lifted does not). */
 #define DEVICE_MODEL_MOVE 0.15
+/* The backlog wait reported per device is the mean over this window (as long as the stats
+ * window of the P99 it sits beside: a tick's 2 ms holds too few requests to say anything). */
+#define DEVICE_WAIT_WINDOW_NS 250000000ull
 
 static uint64_t ms_to_ns(double ms)
 {
@@ -252,11 +255,59 @@ static void track_model(struct auraio_engine *e, uint32_t k, uint64_t now)
     m->base_ns = cm.base_latency_ns;
 }
 
+/* Under tick_lock: fold this tick's backlog waits of class @p k into its window; publish the
+ * window's mean when it is over. */
+static void track_waits(struct auraio_engine *e, uint32_t k, const struct ring_class_wait *w, uint64_t now)
+{
+    struct engine_device *d = &e->dev[k];
+    d->wait_ns += w->ns;
+    d->wait_n += w->n;
+    if (d->wait_window_ns == 0)
+        d->wait_window_ns = now;
+    if (now - d->wait_window_ns < DEVICE_WAIT_WINDOW_NS)
+        return;
+    d->backlog_wait_ms = d->wait_n ? (double)d->wait_ns / (double)d->wait_n / 1e6 : 0;
+    d->wait_ns = d->wait_n = 0;
+    d->wait_window_ns = now;
+}
+
+void auraio__devices_class_load(struct auraio_engine *e, uint32_t k, struct device_load *out)
+{
+    *out = (struct device_load){0};
+    for (uint32_t i = 0; i < e->ring_count; i++) {
+        struct ring_class_load l;
+        auraio__ring_class_load(&e->rings[i], k, &l);
+        out->in_flight += l.in_flight;
+        out->backlog += l.backlog;
+        /* A ring with a backlog for the device admits nothing more of it before that drains. */
+        if (l.limit > l.in_flight + l.backlog)
+            out->room += l.limit - l.in_flight - l.backlog;
+    }
+}
+
+int auraio__engine_device_load(struct auraio_engine *e, int fd, struct device_load *out)
+{
+    if (!e->adaptive)
+        return -EOPNOTSUPP;
+    uint32_t k = auraio__engine_fd_class(e, fd);
+    if (k == DEVICE_NONE) {
+        /* Not open (the lookup could not fstat it), or not storage. */
+        struct device_probe p;
+        pthread_mutex_lock(&e->tick_lock);
+        int rc = auraio__device_probe(&e->devices, fd, &p) < 0 ? -EBADF : -ENODEV;
+        pthread_mutex_unlock(&e->tick_lock);
+        return rc;
+    }
+    auraio__devices_class_load(e, k, out);
+    return 0;
+}
+
 void auraio__devices_tick(struct auraio_engine *e, uint64_t now)
 {
     uint32_t n = atomic_load_explicit(&e->devices.count, memory_order_acquire), R = e->ring_count;
+    struct ring_class_wait waits[DEVICE_CLASSES] = {{0}};
     for (uint32_t i = 0; i < R; i++) {
-        auraio__ring_take_windows(&e->rings[i], &e->tick_in[i], n, R);
+        auraio__ring_take_windows(&e->rings[i], &e->tick_in[i], n, R, waits);
         for (uint32_t k = 0; k < n; k++) {
             struct ctl_acc *acc = e->tick_in[k * R + i].acc;
             /* Before update() resets the window: the lifetime histogram costs no work per I/O. */
@@ -272,6 +323,7 @@ void auraio__devices_tick(struct auraio_engine *e, uint64_t now)
         auraio__ctl_group_waited(e->dev[k].ctl, waited);
         auraio__ctl_group_update(e->dev[k].ctl, &e->tick_in[k * R], now);
         track_model(e, k, now);
+        track_waits(e, k, &waits[k], now);
     }
     apply_limits(e, n);
     auraio__device_revalidate(&e->devices, now);

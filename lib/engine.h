@@ -36,6 +36,10 @@ struct engine_device {
     bool target_own;        /* set for this device alone: an engine-wide change leaves it */
     bool infeasible_logged; /* target_infeasible reported once per target */
     struct device_model model;
+    /* Backlog waits (ring.h, ring_class.waited_ns) summed over a stats window, and the last
+     * window's mean (device_ctl.c). */
+    uint64_t wait_ns, wait_n, wait_window_ns;
+    double backlog_wait_ms;
 };
 
 struct auraio_engine {
@@ -177,6 +181,14 @@ static inline uint32_t auraio__engine_fd_class(struct auraio_engine *e, int fd)
     int c = auraio__device_cached(&e->devices, fd);
     return auraio_likely(c >= 0) ? (uint32_t)c : auraio__engine_device_resolve(e, fd);
 }
+/* Device @p fd's requests in the kernel and in the backlog, and how many more its share admits
+ * now, summed over the rings. @return 0, -EOPNOTSUPP (no controller), -EBADF, -ENODEV. */
+struct device_load {
+    uint32_t in_flight, backlog, room;
+};
+int auraio__engine_device_load(struct auraio_engine *e, int fd, struct device_load *out);
+/* Class @p k's load (k a device class the engine has set up). */
+void auraio__devices_class_load(struct auraio_engine *e, uint32_t k, struct device_load *out);
 /* Without @p adaptive only the table is made: nothing looks it up (every request is DEVICE_NONE's). */
 int auraio__devices_start(struct auraio_engine *e, uint32_t ring_max, bool adaptive);
 void auraio__devices_stop(struct auraio_engine *e);

@@ -178,6 +178,9 @@ static double dv_ceiling(const auraio_device_stats_t *d) { return d->ceiling_bps
 static double dv_ceiling_ops(const auraio_device_stats_t *d) { return d->ceiling_iops; }
 static double dv_knee(const auraio_device_stats_t *d) { return d->knee_depth; }
 static double dv_age(const auraio_device_stats_t *d) { return d->model_age_s; }
+static double dv_in_flight(const auraio_device_stats_t *d) { return d->in_flight; }
+static double dv_backlog(const auraio_device_stats_t *d) { return d->backlog; }
+static double dv_wait(const auraio_device_stats_t *d) { return d->backlog_wait_ms / 1e3; }
 
 static const struct prom_device_gauge device_gauges[] = {
     {"auraio_device_in_flight_limit", "The device's depth: its controller group's in-flight limit.", dv_depth},
@@ -191,6 +194,10 @@ static const struct prom_device_gauge device_gauges[] = {
     {"auraio_device_ceiling_iops", "Device model: the throughput ceiling in operations per second.", dv_ceiling_ops},
     {"auraio_device_knee_depth", "Device model: the smallest depth within 5% of the ceiling.", dv_knee},
     {"auraio_device_model_age_seconds", "Seconds since the device model last changed (-1: not yet).", dv_age},
+    {"auraio_device_in_flight_requests", "The device's requests in the kernel now.", dv_in_flight},
+    {"auraio_device_backlog_requests", "The device's requests held back by its depth now.", dv_backlog},
+    {"auraio_device_backlog_wait_seconds", "Mean wait in the device's backlog over the last 250 ms (not in its latency).",
+     dv_wait},
 };
 
 static void render_devices(struct sink *s, const auraio_device_stats_t *d, int n)

@@ -532,10 +532,27 @@ static inline bool enters_now(const struct ring *r, enum submit_flush flush, uin
 }
 
 /* Move backlog chains into the kernel while each class's limit allows. */
+/*
+ * A request leaving the backlog for the kernel is stamped again: its latency sample (the
+ * controller's signal, the P99 a device target is held to) is the device's, from entering the
+ * kernel to completion. An application that keeps more requests outstanding than a device's depth
+ * makes them wait here, and that wait no depth can remove (Little's law): counted apart, per class
+ * (auraio_device_stats_t.backlog_wait_ms), not in the device's latency.
+ */
+static void stamp_from_backlog(struct ring_class *c, struct request *head, uint64_t now)
+{
+    for (struct request *m = head; m; m = m->chain_next) {
+        c->waited_ns += now > m->submit_ns ? now - m->submit_ns : 0;
+        c->waited++;
+        m->submit_ns = now;
+    }
+}
+
 static void refill_locked(struct ring *r)
 {
     if (r->backlog_len == 0)
         return;
+    uint64_t now = 0;
     for (uint32_t k = 0; k < r->nclasses; k++) {
         struct ring_class *c = &r->cls[k];
         while (c->backlog_head && chain_fits(r, k, c->backlog_head->chain_len)) {
@@ -547,6 +564,9 @@ static void refill_locked(struct ring *r)
                 c->backlog_tail = NULL;
             c->backlog_len -= q->chain_len;
             r->backlog_len -= q->chain_len;
+            if (!now)
+                now = auraio__now_ns(); /* one clock read per refill that starts anything */
+            stamp_from_backlog(c, q, now);
         }
     }
 }
@@ -1165,7 +1185,8 @@ bool auraio__ring_idle(struct ring *r)
     return idle;
 }
 
-void auraio__ring_take_windows(struct ring *r, struct ctl_ring_input *in, uint32_t nclasses, uint32_t stride)
+void auraio__ring_take_windows(struct ring *r, struct ctl_ring_input *in, uint32_t nclasses, uint32_t stride,
+                               struct ring_class_wait *waits)
 {
     auraio__lock(&r->lock);
     for (uint32_t k = 0; k < nclasses; k++) {
@@ -1178,6 +1199,24 @@ void auraio__ring_take_windows(struct ring *r, struct ctl_ring_input *in, uint32
         r->cls[k].active = auraio__ctl_acc_active(&r->acc[k]);
         x->in_flight = r->cls_inflight[k];
         x->pending = r->cls_inflight[k] + r->cls[k].backlog_len;
+        if (waits) {
+            waits[k].ns += r->cls[k].waited_ns;
+            waits[k].n += r->cls[k].waited;
+            r->cls[k].waited_ns = 0;
+            r->cls[k].waited = 0;
+        }
+    }
+    auraio__unlock(&r->lock);
+}
+
+void auraio__ring_class_load(struct ring *r, uint32_t cls, struct ring_class_load *out)
+{
+    *out = (struct ring_class_load){0};
+    auraio__lock(&r->lock);
+    if (cls < r->nclasses) {
+        out->in_flight = r->cls_inflight[cls];
+        out->backlog = r->cls[cls].backlog_len;
+        out->limit = atomic_load_explicit(&r->cls_limit[cls], memory_order_relaxed);
     }
     auraio__unlock(&r->lock);
 }

@@ -50,6 +50,24 @@ struct ring_class {
                                 load per completion instead of the double buffer's arithmetic */
     uint32_t backlog_len;
     bool full;               /* at its limit when the current reap began (reap only) */
+    /* Time requests waited in this backlog (submit to entering the kernel), for the device stats:
+     * the latency samples start when a request enters the kernel (refill_locked), so the
+     * controller sees the device's latency, and the wait the application added is told apart. */
+    uint64_t waited_ns;
+    uint64_t waited;
+};
+
+/* A class's backlog waits handed to the tick (auraio__ring_take_windows). */
+struct ring_class_wait {
+    uint64_t ns;
+    uint64_t n;
+};
+
+/* A class's load on a ring right now (auraio__ring_class_load). */
+struct ring_class_load {
+    uint32_t in_flight;
+    uint32_t backlog;
+    uint32_t limit;
 };
 
 struct ring {
@@ -182,8 +200,13 @@ void auraio__ring_cancel_all(struct ring *r);
  * local completions, or SQEs not yet entered. A waiter checks this before it sleeps. */
 bool auraio__ring_has_work(struct ring *r);
 /* Under the lock: hand each class's filled accumulator to the tick (in[c * stride]) and report
- * its occupancy; classes this ring has not set up get a NULL accumulator. */
-void auraio__ring_take_windows(struct ring *r, struct ctl_ring_input *in, uint32_t nclasses, uint32_t stride);
+ * its occupancy; classes this ring has not set up get a NULL accumulator. Each class's backlog
+ * waits since the last call are added to @p waits[c] (nclasses entries) when it is not NULL. */
+void auraio__ring_take_windows(struct ring *r, struct ctl_ring_input *in, uint32_t nclasses, uint32_t stride,
+                               struct ring_class_wait *waits);
+/* Class @p cls's requests in the kernel, in its backlog, and its limit on this ring (takes the
+ * lock; zeros for a class the ring has not set up). */
+void auraio__ring_class_load(struct ring *r, uint32_t cls, struct ring_class_load *out);
 /* Apply the controllers' decisions: class @p cls's share (clamped to [1, max_limit]). A raised
  * limit lets backlog in at the next reap. */
 void auraio__ring_set_class_limit(struct ring *r, uint32_t cls, uint32_t limit);

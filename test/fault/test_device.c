@@ -4,7 +4,8 @@
  * filesystem share a device class, a file on another filesystem (tmpfs at /dev/shm) gets its own,
  * pipes and eventfds get none; a cached fd costs no system call per I/O; a closed fd whose number
  * is reused is resolved again, through the library's own close at once and through revalidation
- * behind its back; the fd-indexed map grows for a high fd number; the exporter labels devices.
+ * behind its back; the fd-indexed map grows for a high fd number; the exporter labels devices;
+ * auraio_device_capacity and the device stats' in_flight/backlog count a device's requests exactly.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -253,6 +254,69 @@ static void test_map_grows(void **state)
     auraio_destroy(e);
 }
 
+static int device_entry(auraio_engine_t *e, int fd, auraio_device_stats_t *out)
+{
+    struct stat sb;
+    auraio_device_stats_t all[8];
+    assert_int_equal(fstat(fd, &sb), 0);
+    int n = auraio_get_device_stats(e, all, 8);
+    for (int i = 0; i < n && i < 8; i++) {
+        if (all[i].device_id == (uint64_t)sb.st_dev) {
+            *out = all[i];
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* What a device's depth admits now: its depth with nothing in flight, one less per request the
+ * kernel holds, never below 0 (the rest wait in its backlog, counted there), its depth again once
+ * all completed. No tick runs between the checks: ticks run only when completions are reaped. */
+static void test_device_capacity(void **state)
+{
+    (void)state;
+    auraio_engine_t *e = make();
+    int fd = harness_pattern_file(64 * 1024, 5), p[2];
+    assert_true(fd >= 0);
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(auraio_device_capacity(NULL, fd), -EINVAL);
+    assert_int_equal(auraio_device_capacity(e, -1), -EBADF);
+    assert_int_equal(auraio_device_capacity(e, p[0]), -ENODEV);
+    int shut = dup(fd);
+    close(shut);
+    assert_int_equal(auraio_device_capacity(e, shut), -EBADF);
+
+    int room = auraio_device_capacity(e, fd);
+    auraio_device_stats_t st;
+    assert_int_equal(device_entry(e, fd, &st), 0);
+    assert_true(room > 0);
+    assert_int_equal(room, st.depth);
+    assert_int_equal(st.in_flight, 0);
+    assert_int_equal(st.backlog, 0);
+    /* The pipe's reads are no device's: they take none of its room. */
+    static char buf[80][512], pbuf[1];
+    assert_non_null(auraio_read(e, p[0], auraio_buf(pbuf), 1, 0, count_cb, NULL));
+    assert_int_equal(auraio_device_capacity(e, fd), room);
+    int extra = 3, target = done + room + extra + 1;
+    for (int i = 0; i < room + extra; i++) {
+        assert_non_null(auraio_read(e, fd, auraio_buf(buf[i % 80]), sizeof(buf[0]), 0, count_cb, NULL));
+        assert_int_equal(auraio_device_capacity(e, fd), i + 1 >= room ? 0 : room - i - 1);
+    }
+    assert_int_equal(device_entry(e, fd, &st), 0);
+    assert_int_equal(st.in_flight, room);
+    assert_int_equal(st.backlog, extra);
+    assert_int_equal(write(p[1], "x", 1), 1);
+    assert_int_equal(harness_wait_for(e, &done, target, 10000), 0);
+    assert_int_equal(device_entry(e, fd, &st), 0);
+    assert_int_equal(st.in_flight, 0);
+    assert_int_equal(st.backlog, 0);
+    assert_int_equal(auraio_device_capacity(e, fd), st.depth);
+    close(p[0]);
+    close(p[1]);
+    close(fd);
+    auraio_destroy(e);
+}
+
 int main(void)
 {
     harness_require_io_uring();
@@ -261,6 +325,7 @@ int main(void)
         cmocka_unit_test(test_no_syscall_per_io),
         cmocka_unit_test(test_reused_fd_is_resolved_again),
         cmocka_unit_test(test_map_grows),
+        cmocka_unit_test(test_device_capacity),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,7 +5,9 @@
  * them: a device at its limit queues only its own requests; another device's submissions go to
  * the kernel at once, past that backlog; DEVICE_NONE is held by nothing but its own limit; a
  * completion of the slow device admits its backlog in order; the ring's pending count and the
- * tick's per-class windows (in flight, pending) say the same.
+ * tick's per-class windows (in flight, pending) say the same. A request's latency sample (the
+ * controller's signal) starts when it leaves the backlog for the kernel; the wait before is
+ * counted apart, per class.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -116,7 +118,7 @@ static void test_slow_device_never_holds_back_another(void **state)
 
     /* What the tick sees per class: in flight and pending (backlog included). */
     struct ctl_ring_input in[3];
-    auraio__ring_take_windows(&r, in, 3, 1);
+    auraio__ring_take_windows(&r, in, 3, 1, NULL);
     assert_int_equal(in[SLOW].in_flight, 1);
     assert_int_equal(in[SLOW].pending, 3);
     assert_int_equal(in[FAST].in_flight, 4);
@@ -155,11 +157,71 @@ static void test_slow_device_never_holds_back_another(void **state)
     }
 }
 
+/* The wait a request spends in its device's backlog is the application's (it submitted more than
+ * the depth), which no depth removes: it must not be in the device's latency sample, and is
+ * reported as the class's backlog wait instead. */
+#define HELD_NS 30000000ull /* how long the first request holds the device */
+
+static void test_backlog_wait_is_not_the_device_latency(void **state)
+{
+    (void)state;
+    struct ring r;
+    struct ring_config cfg = {.queue_depth = QD, .initial_limit = QD, .max_limit = QD, .batch_threshold = 1,
+                              .event_fd = -1};
+    int rc = auraio__ring_init(&r, 0, &cfg);
+    if (rc == -ENOSYS || rc == -EPERM)
+        skip();
+    assert_int_equal(rc, 0);
+    auraio__ring_add_classes(&r, 2);
+    auraio__ring_set_class_limit(&r, SLOW, 1);
+    finished = 0;
+    int pa[2], pb[2];
+    assert_int_equal(pipe(pa), 0);
+    assert_int_equal(pipe(pb), 0);
+    /* The second request's data is there before it is even submitted: once in the kernel it
+     * completes at once. Only the backlog holds it. */
+    assert_int_equal(write(pb[1], "b", 1), 1);
+    uint64_t t0 = auraio__now_ns();
+    uint64_t a = submit(&r, pa[0], SLOW, 0), b = submit(&r, pb[0], SLOW, 1);
+    assert_int_equal(state_of(&r, a), REQ_INFLIGHT);
+    assert_int_equal(state_of(&r, b), REQ_BACKLOG);
+    while (auraio__now_ns() - t0 < HELD_NS)
+        (void)auraio__ring_wait(&r, 5); /* nothing completes: the first read has no data */
+    assert_int_equal(finished, 0);
+    assert_int_equal(write(pa[1], "a", 1), 1);
+    reap_until(&r, 1);
+    struct ctl_ring_input in[2];
+    struct ring_class_wait w[2] = {{0}};
+    auraio__ring_take_windows(&r, in, 2, 1, w);
+    /* The first: held HELD_NS in the kernel, all of it the device's. */
+    assert_int_equal(in[SLOW].acc->n, 1);
+    assert_true(in[SLOW].acc->lat_sum_ns >= HELD_NS);
+    /* The second left the backlog after as long: that is its wait, told apart. */
+    assert_int_equal(w[SLOW].n, 1);
+    assert_true(w[SLOW].ns >= HELD_NS);
+    auraio__ctl_acc_reset(in[SLOW].acc);
+    reap_until(&r, 2);
+    memset(w, 0, sizeof(w));
+    auraio__ring_take_windows(&r, in, 2, 1, w);
+    /* Its sample is the kernel's part only: microseconds, far below the wait before it. */
+    assert_int_equal(in[SLOW].acc->n, 1);
+    assert_true(in[SLOW].acc->lat_sum_ns < HELD_NS / 3);
+    assert_int_equal(w[SLOW].n, 0);
+    for (int k = 0; k < 2; k++)
+        auraio__ctl_acc_reset(in[k].acc);
+    auraio__ring_destroy(&r);
+    for (int i = 0; i < 2; i++) {
+        close(pa[i]);
+        close(pb[i]);
+    }
+}
+
 int main(void)
 {
     harness_require_io_uring();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_slow_device_never_holds_back_another),
+        cmocka_unit_test(test_backlog_wait_is_not_the_device_latency),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
