@@ -17,12 +17,16 @@
  *  - Callbacks run only on a thread inside auraio_poll, auraio_wait, auraio_run or auraio_destroy,
  *    never with a library lock held and never inside a submit call. A callback may submit new I/O;
  *    it must not call auraio_poll/wait/run (they return -EDEADLK) or auraio_destroy.
- *  - Thread lifetime (a kernel rule): io_uring ties a request to the thread that handed it to the
- *    kernel, which is whichever thread's submit, flush, poll, wait or run entered the kernel. When
- *    that thread exits, the kernel cancels its requests that are still waiting (pipes, sockets and
- *    other pollable files; reads of regular files normally finish first): their callbacks run with
- *    -ECANCELED. Threads that call into the engine should therefore outlive the I/O they may have
- *    entered, or the application should drain before such a thread exits.
+ *  - Thread lifetime: io_uring ties a request to the thread that handed it to the kernel, which is
+ *    whichever thread's submit, flush, poll, wait or run entered the kernel, and a request whose
+ *    thread has exited fails (a buffered read waiting for the page cache with -EFAULT). So a thread
+ *    that entered the kernel for an engine waits, as it exits, until the I/O on regular files and
+ *    block devices that was in that engine's kernel queues then has completed (its own and any
+ *    other thread's; nobody has to reap it first, and the exiting thread runs no callbacks).
+ *    Threads that come and go lose no file I/O. Not waited for: timers, and requests on pipes,
+ *    sockets and other files that may never complete on their own: those fail with -ECANCELED
+ *    (when the file becomes ready, on recent kernels) unless their thread outlives them. A thread
+ *    that never entered the kernel pays nothing at exit; an engine destroyed first is not waited on.
  */
 #ifndef AURAIO_H
 #define AURAIO_H

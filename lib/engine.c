@@ -77,6 +77,9 @@ static _Thread_local struct {
  * consulted then: a linked submit finding a chain open on another engine). */
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct auraio_engine *live_head;
+/* Engines being destroyed, until their rings are about to be freed: an exiting thread may still
+ * wait on their rings for what it entered (exit_guard.c), while destroy drains them. */
+static struct auraio_engine *dying_head;
 
 static void live_add(struct auraio_engine *e)
 {
@@ -86,15 +89,33 @@ static void live_add(struct auraio_engine *e)
     pthread_mutex_unlock(&live_lock);
 }
 
+static bool list_remove(struct auraio_engine **head, struct auraio_engine *e)
+{
+    for (struct auraio_engine **pp = head; *pp; pp = &(*pp)->live_next) {
+        if (*pp == e) {
+            *pp = e->live_next;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Destroy begins: no longer live, but still there for exiting threads. */
 static void live_remove(struct auraio_engine *e)
 {
     pthread_mutex_lock(&live_lock);
-    for (struct auraio_engine **pp = &live_head; *pp; pp = &(*pp)->live_next) {
-        if (*pp == e) {
-            *pp = e->live_next;
-            break;
-        }
+    if (list_remove(&live_head, e)) {
+        e->live_next = dying_head;
+        dying_head = e;
     }
+    pthread_mutex_unlock(&live_lock);
+}
+
+/* Destroy is about to free the rings: no exiting thread may take hold of them any more. */
+static void dying_remove(struct auraio_engine *e)
+{
+    pthread_mutex_lock(&live_lock);
+    (void)list_remove(&dying_head, e);
     pthread_mutex_unlock(&live_lock);
 }
 
@@ -106,6 +127,43 @@ static bool engine_id_live(uint64_t id)
         live = x->id == id;
     pthread_mutex_unlock(&live_lock);
     return live;
+}
+
+bool auraio__engine_exit_hold(struct auraio_engine *e, uint64_t id)
+{
+    bool live = false;
+    pthread_mutex_lock(&live_lock);
+    for (struct auraio_engine *x = live_head; x && !live; x = x->live_next)
+        live = x == e && x->id == id;
+    for (struct auraio_engine *x = dying_head; x && !live; x = x->live_next)
+        live = x == e && x->id == id;
+    /* Under live_lock: a destroy that has not yet left the lists will see the hold. */
+    if (live)
+        atomic_fetch_add_explicit(&e->exit_drainers, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&live_lock);
+    return live;
+}
+
+int auraio__engine_exit_hold_live(struct auraio_engine **out, int max)
+{
+    int n = 0;
+    pthread_mutex_lock(&live_lock);
+    for (int list = 0; list < 2; list++) {
+        for (struct auraio_engine *x = list ? dying_head : live_head; x && n < max; x = x->live_next) {
+            atomic_fetch_add_explicit(&x->exit_drainers, 1, memory_order_relaxed);
+            out[n++] = x;
+        }
+    }
+    pthread_mutex_unlock(&live_lock);
+    return n;
+}
+
+void auraio__engine_exit_release(struct auraio_engine *e)
+{
+    pthread_mutex_lock(&e->wait_lock);
+    atomic_fetch_sub_explicit(&e->exit_drainers, 1, memory_order_relaxed);
+    pthread_cond_broadcast(&e->wait_cond);
+    pthread_mutex_unlock(&e->wait_lock);
 }
 
 /* auraio_set_next_timeout: the deadline of this thread's next accepted request on engine_id. */
@@ -187,6 +245,8 @@ int auraio__engine_create(const auraio_options_t *opts, struct auraio_engine **o
         .max_limit = max_limit,
         .batch_threshold = DEFAULT_BATCH_THRESHOLD,
         .event_fd = e->event_fd,
+        .engine = e,
+        .engine_id = e->id,
     };
 
     e->rings = calloc(e->ring_count, sizeof(*e->rings));
@@ -751,9 +811,17 @@ void auraio__engine_destroy(struct auraio_engine *e)
             if (rc > 0)
                 auraio__sys_eventfd_drain(e->event_fd);
         }
+        /* A thread exiting now may still be looking at the rings (exit_guard.c): its requests
+         * are done, so it lets go within one of its sleeps. */
+        dying_remove(e);
+        pthread_mutex_lock(&e->wait_lock);
+        while (atomic_load_explicit(&e->exit_drainers, memory_order_relaxed) > 0)
+            pthread_cond_wait(&e->wait_cond, &e->wait_lock);
+        pthread_mutex_unlock(&e->wait_lock);
         for (uint32_t i = 0; i < e->ring_count; i++)
             auraio__ring_destroy(&e->rings[i]);
     }
+    dying_remove(e); /* done above when there were rings; an engine without any was never live */
     free(e->rings);
     if (e->event_fd >= 0)
         auraio__sys_close(e->event_fd);

@@ -105,6 +105,9 @@ struct auraio_engine {
     void (*metrics_server_stop)(struct auraio_metrics_server *);
 
     struct auraio_engine *live_next; /* engine.c's list of live engines (stale chain detection) */
+    /* Exiting threads waiting for their I/O on this engine (exit_guard.c): destroy frees the rings
+     * only once none is left. Changed under wait_lock (taken under live_lock by a hold). */
+    _Atomic int exit_drainers;
     _Atomic bool shutting_down;
     /* Debug builds: calls in progress, so destroy can detect one racing it (see auraio_destroy). */
     _Atomic int calls_in_progress;
@@ -116,6 +119,12 @@ struct auraio_engine {
 };
 
 int auraio__engine_create(const auraio_options_t *opts, struct auraio_engine **out);
+/* The thread-exit guard (exit_guard.c): keep @p e's rings from being freed while an exiting thread
+ * waits on them. false: @p e (with @p id) is no longer live, its destroy drained everything. */
+bool auraio__engine_exit_hold(struct auraio_engine *e, uint64_t id);
+/* The same for every live engine, up to @p max into @p out. @return how many were held. */
+int auraio__engine_exit_hold_live(struct auraio_engine **out, int max);
+void auraio__engine_exit_release(struct auraio_engine *e);
 void auraio__engine_destroy(struct auraio_engine *e);
 
 /* Both set a->device (the request's device class) before the ring copies the arguments. */

@@ -20,6 +20,7 @@
 #endif
 #include "ring.h"
 
+#include "exit_guard.h"
 #include "ops.h"
 #include "uring_sys.h"
 
@@ -67,6 +68,7 @@ int auraio__ring_init(struct ring *r, uint32_t index, const struct ring_config *
     int rc;
     memset(r, 0, sizeof(*r));
     r->index = index;
+    r->engine = cfg->engine;
     r->uring.fd = -1;
     r->event_fd = -1;
     auraio__lock_init(&r->lock);
@@ -96,6 +98,8 @@ int auraio__ring_init(struct ring *r, uint32_t index, const struct ring_config *
         r->eventfd_registered = true;
     }
     r->event_fd = cfg->event_fd;
+    /* With SQPOLL the kernel's own thread takes the SQEs: no enter ties them to the caller. */
+    r->guard_id = (r->uring.flags & IORING_SETUP_SQPOLL) ? 0 : cfg->engine_id;
 #if defined(AURAIO_HAVE_VALGRIND)
     r->under_valgrind = RUNNING_ON_VALGRIND != 0;
 #endif
@@ -374,6 +378,15 @@ static void clear_stall(struct ring *r)
     r->stalled_since_ns = 0;
 }
 
+/* Enter the kernel with the prepared SQEs. What it consumed is tied to this thread, whose exit
+ * must then wait for it (exit_guard.h): one thread-local compare per enter, also for an enter that
+ * failed (its exit then waits for nothing of its own, at worst for the others' I/O). */
+static inline int enter_locked(struct ring *r)
+{
+    exit_guard_note(r->engine, r->guard_id);
+    return auraio__uring_submit(&r->uring, 0);
+}
+
 /* flush_locked's rare cases, out of line so the common one stays small enough to inline. */
 static int flush_retry_locked(struct ring *r, int rc, unsigned queued)
 {
@@ -389,7 +402,7 @@ static int flush_retry_locked(struct ring *r, int rc, unsigned queued)
             queued = auraio__uring_sq_pending(&r->uring);
             if (queued == 0 && !auraio__uring_cq_needs_enter(&r->uring))
                 return total;
-            rc = auraio__uring_submit(&r->uring, 0);
+            rc = enter_locked(r);
             continue;
         }
         bool transient = rc == -EAGAIN || rc == -EBUSY || rc == -ENOMEM;
@@ -445,7 +458,7 @@ static inline int flush_locked(struct ring *r)
     unsigned queued = auraio__uring_sq_pending(&r->uring);
     if (queued == 0 && !auraio__uring_cq_needs_enter(&r->uring))
         return 0;
-    int rc = auraio__uring_submit(&r->uring, 0);
+    int rc = enter_locked(r);
     if (auraio_likely(rc >= 0 && (unsigned)rc >= queued && r->stalled_since_ns == 0))
         return rc;
     return flush_retry_locked(r, rc, queued);
@@ -764,7 +777,6 @@ int auraio__ring_submit_plain(struct ring *r, const struct request_args *a, uint
     }
     r->free_list = q->next;
     q->args = *a;
-    q->next = NULL;
     q->chain_head = q;
     q->chain_next = NULL;
     q->chain_len = 1;
@@ -772,6 +784,8 @@ int auraio__ring_submit_plain(struct ring *r, const struct request_args *a, uint
     if (now_ns == 0) {
         q->next = r->unstamped; /* stamped when it enters the kernel (stamp_entering) */
         r->unstamped = q;
+    } else {
+        q->next = NULL; /* one store, not two, on the callbacks' path (callgrind, issue #11) */
     }
     pending_add(r, 1);
     start_plain(r, q, k);
@@ -1183,6 +1197,78 @@ bool auraio__ring_idle(struct ring *r)
                 r->local_done == NULL;
     auraio__unlock(&r->lock);
     return idle;
+}
+
+/* Whether the SQE of @p handle is still queued: prepared, not yet in the kernel. */
+static bool queued_in_sq(const struct ring *r, uint64_t handle)
+{
+    const struct uring *u = &r->uring;
+    for (uint32_t i = uring_load_acquire(u->ksq_head); i != u->sqe_tail; i++) {
+        if (u->sqes[i & u->sq_mask].user_data == handle)
+            return true;
+    }
+    return false;
+}
+
+int auraio__ring_in_kernel(struct ring *r, struct ring_kernel_req *out, int max)
+{
+    int n = 0;
+    auraio__lock(&r->lock);
+    for (uint32_t i = 0; i < r->nreqs; i++) {
+        const struct request *q = &r->reqs[i];
+        if (q->state != REQ_INFLIGHT || queued_in_sq(r, q->handle))
+            continue;
+        if (n < max)
+            out[n] = (struct ring_kernel_req){
+                .handle = q->handle, .fd = q->args.fd, .op = q->args.op, .fixed_file = q->args.fixed_file};
+        n++;
+    }
+    auraio__unlock(&r->lock);
+    return n;
+}
+
+unsigned auraio__ring_cqes_owed(struct ring *r, const uint64_t *handles, int n, unsigned *cq_ready)
+{
+    unsigned left = 0;
+    auraio__lock(&r->lock);
+    for (int j = 0; j < n; j++) {
+        const struct request *q = lookup_locked(r, handles[j]);
+        if (q && q->state == REQ_INFLIGHT)
+            left += q->cqes_left;
+    }
+    uint32_t head;
+    unsigned ready = auraio__uring_cq_peek(&r->uring, UINT32_MAX, &head);
+    for (unsigned i = 0; i < ready && left > 0; i++) {
+        uint64_t ud = auraio__uring_cqe_at(&r->uring, head + i)->user_data;
+        if (ud & USER_DATA_CANCEL_BIT)
+            continue;
+        uint64_t h = ud & ~USER_DATA_TIMEOUT_BIT;
+        for (int j = 0; j < n; j++) {
+            if (handles[j] == h) {
+                const struct request *q = lookup_locked(r, h);
+                if (q && q->state == REQ_INFLIGHT)
+                    left--;
+                break;
+            }
+        }
+    }
+    auraio__unlock(&r->lock);
+    *cq_ready = ready;
+    return left;
+}
+
+void auraio__ring_wait_beyond(struct ring *r, unsigned ready, int timeout_ms)
+{
+    if (r->uring.features & IORING_FEAT_EXT_ARG) {
+        int rc = auraio__uring_wait_cqes(&r->uring, ready + 1, timeout_ms);
+        if (rc == 0 || rc == -ETIME || rc == -EINTR)
+            return;
+        /* Refused (-EEXIST: another thread's single-issuer ring): sleep briefly instead. */
+    } else {
+        /* Before 5.11 no timed wait: run the task work, then sleep briefly. */
+        (void)auraio__uring_get_events(&r->uring);
+    }
+    (void)auraio__sys_wait_readable(-1, 1); /* poll on no fd: a 1 ms sleep */
 }
 
 void auraio__ring_take_windows(struct ring *r, struct ctl_ring_input *in, uint32_t nclasses, uint32_t stride,

@@ -29,6 +29,8 @@ struct ring_config {
     int max_limit;
     int batch_threshold;
     int event_fd; /* registered with the ring; < 0 for none */
+    struct auraio_engine *engine; /* its engine, for the thread-exit guard (exit_guard.h) */
+    uint64_t engine_id;
 };
 
 /* One completed request, carried from reap (locked) to its callback (unlocked). The slot is
@@ -75,6 +77,8 @@ struct ring {
     struct uring uring;
     uint32_t index;
     int event_fd;
+    struct auraio_engine *engine; /* ring_config's: what an entering thread's exit drains */
+    uint64_t guard_id;            /* its engine_id; 0 (nothing to drain) with SQPOLL or no engine */
     bool eventfd_registered;
     bool shutdown; /* set under the lock by destroy: later submits get -ESHUTDOWN */
     /* Waiters may sleep in this ring's io_uring_enter rather than on the eventfd (engine with one
@@ -220,6 +224,24 @@ int auraio__ring_wait(struct ring *r, int timeout_ms);
 void auraio__ring_wake(struct ring *r);
 /* True when no request occupies a slot in the kernel or the backlog (takes the lock). */
 bool auraio__ring_idle(struct ring *r);
+
+/* The thread-exit guard (exit_guard.c): one request in the kernel. */
+struct ring_kernel_req {
+    uint64_t handle;
+    int fd;
+    uint8_t op;         /* enum request_op */
+    uint8_t fixed_file; /* fd is a registered file index */
+};
+/* The requests in the kernel now (entered, not completed): the first @p max into @p out.
+ * @return how many there are (maybe more than max). */
+int auraio__ring_in_kernel(struct ring *r, struct ring_kernel_req *out, int max);
+/* How many CQEs the kernel still owes for the requests @p handles name (those not completed yet,
+ * not counting their CQEs already in the CQ: once there, they need no thread of their own). *cq_ready:
+ * the CQEs in the CQ now. */
+unsigned auraio__ring_cqes_owed(struct ring *r, const uint64_t *handles, int n, unsigned *cq_ready);
+/* Sleep in the ring's io_uring_enter (which runs the calling thread's task work) until the CQ
+ * holds more than @p ready CQEs or @p timeout_ms passes. Takes no lock. */
+void auraio__ring_wait_beyond(struct ring *r, unsigned ready, int timeout_ms);
 
 static inline int ring_pending(const struct ring *r)
 {

@@ -203,9 +203,14 @@ int auraio__uring_get_events(struct uring *u)
 
 int auraio__uring_wait_cqe(struct uring *u, int timeout_ms)
 {
+    return auraio__uring_wait_cqes(u, 1, timeout_ms);
+}
+
+int auraio__uring_wait_cqes(struct uring *u, unsigned min_complete, int timeout_ms)
+{
     int rc;
     if (timeout_ms < 0) {
-        rc = auraio__sys_enter(u->fd, 0, 1, IORING_ENTER_GETEVENTS, NULL, 0);
+        rc = auraio__sys_enter(u->fd, 0, min_complete, IORING_ENTER_GETEVENTS, NULL, 0);
         return rc < 0 ? rc : 0;
     }
     struct __kernel_timespec ts = {
@@ -215,7 +220,8 @@ int auraio__uring_wait_cqe(struct uring *u, int timeout_ms)
     struct io_uring_getevents_arg arg;
     memset(&arg, 0, sizeof(arg));
     arg.ts = (uint64_t)(uintptr_t)&ts;
-    rc = auraio__sys_enter(u->fd, 0, 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &arg, sizeof(arg));
+    rc = auraio__sys_enter(u->fd, 0, min_complete, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &arg,
+                           sizeof(arg));
     return rc < 0 ? rc : 0;
 }
 

@@ -76,6 +76,8 @@ int auraio__uring_get_events(struct uring *u);
  * while another holds the ring lock. @return 0 when woken, -ETIME, -EINTR, or -errno.
  */
 int auraio__uring_wait_cqe(struct uring *u, int timeout_ms);
+/* The same, until @p min_complete CQEs are ready (counted from the CQ head at entry). */
+int auraio__uring_wait_cqes(struct uring *u, unsigned min_complete, int timeout_ms);
 
 /* A CQE copied out of the ring (struct io_uring_cqe ends in a flexible array, so it cannot be
  * an array element). */

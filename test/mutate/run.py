@@ -38,7 +38,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 # the CI subset runs only its own `tests`. Left out everywhere: the slow scenario and stress tests,
 # the throttle suite (needs root and a block device) and the consumer builds.
 INTEGRATION = ['io', 'lifecycle', 'registered', 'threads', 'uring', 'select', 'adaptive', 'cq_budget',
-               'destroy_race', 'waiters', 'ops', 'chains', 'deadlines', 'bounds', 'nomalloc']
+               'destroy_race', 'waiters', 'ops', 'chains', 'deadlines', 'bounds', 'nomalloc', 'thread_exit']
 CONTROLLER = ['test_histogram', 'test_controller_unit', 'test_controller_rings', 'test_controller_memory']
 SUITES_OF_FILE = {
     'lib/api.c': INTEGRATION + ['options'],
@@ -56,6 +56,7 @@ SUITES_OF_FILE = {
     'lib/uring.c': INTEGRATION + ['fault'],
     'lib/uring_sys.c': INTEGRATION + ['fault'],
     'lib/version.c': ['options', 'request', 'header-c'],
+    'lib/exit_guard.c': ['thread_exit'],
     'lib/ops.c': ['ops', 'chains', 'deadlines', 'fault-ops', 'io', 'lifecycle', 'bounds'],
     'lib/api_ops.c': ['ops', 'chains', 'deadlines', 'fault-ops'],
     'lib/log.c': ['log', 'fault'],
