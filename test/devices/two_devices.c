@@ -22,7 +22,8 @@
  * Prints the tables for the closing note (frontier, the controller's point, the model it reports).
  * Run by two_devices.sh, which makes the zram filesystem and removes it on every exit path.
  * --one alone|both|slow runs one kind of run only, for profilers (AURAIO_DEVICES_PERF=FILE: this
- * process starts `perf record -g -p <pid> -o FILE` for the counted part).
+ * process starts `perf record -g -p <pid> -o FILE` for the counted part); --one split pairs the
+ * fast device alone with it beside the slow one driven from a second thread and engine.
  * Exit 0 pass, 1 fail, 77 when no throttle controller is writable here.
  */
 #ifndef _GNU_SOURCE
@@ -32,6 +33,7 @@
 #include "throttle.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -65,7 +67,7 @@ static const int grid[] = {1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64};
 
 static double opt_seconds = 1.0, opt_run = 2.0;
 static bool opt_trace;      /* --trace 1: each device's depth and phase every 100 ms */
-static const char *opt_one; /* --one alone|both|slow: one run of that kind only (profiling) */
+static const char *opt_one; /* --one alone|both|slow|split: one kind of run only (measuring) */
 static uint64_t opt_cap = 4000;
 static throttle_t *thr;
 
@@ -100,9 +102,10 @@ struct req {
     void *buf;
 };
 
-static bool stopping;
-static auraio_engine_t *engine;
-static double run_cpu_s; /* CPU time (user + system) of the counted part of the last run */
+/* Per thread: --one split drives the slow device from a thread of its own, with its own engine. */
+static _Thread_local bool stopping;
+static _Thread_local auraio_engine_t *engine;
+static _Thread_local double run_cpu_s; /* CPU time (user + system) of this thread's last counted run */
 
 static void submit(struct req *r);
 
@@ -234,7 +237,7 @@ static pid_t perf_start(void)
 static double cpu_seconds(void)
 {
     struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
+    getrusage(RUSAGE_THREAD, &ru);
     return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
@@ -488,6 +491,24 @@ static struct point run_kind(struct dev *fast, struct dev *slow, enum kind k, in
     return p;
 }
 
+static double slow_thread_iops, slow_thread_cpu;
+
+/* The slow device on its own thread and engine at depth 1, for a little longer than one run of the
+ * fast device beside it (its warm-up included). */
+static void *slow_thread(void *arg)
+{
+    struct dev *d = arg;
+    struct dev *ds[] = {d, NULL};
+    engine = make_engine(1);
+    d->want = 1;
+    d->follow = false;
+    run(ds, 0.8, opt_run + 0.4, NULL);
+    slow_thread_iops = (double)d->done / (opt_run + 0.4);
+    slow_thread_cpu = run_cpu_s / (opt_run + 0.4);
+    auraio_destroy(engine);
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
     const char *fast_dir = NULL, *slow_dir = NULL;
@@ -509,7 +530,7 @@ int main(int argc, char **argv)
     }
     if (!fast_dir || !slow_dir) {
         fprintf(stderr,
-                "usage: %s --fast-dir DIR --slow-dir DIR [--cap IOPS] [--seconds S] [--run S] [--one alone|both|slow]\n",
+                "usage: %s --fast-dir DIR --slow-dir DIR [--cap IOPS] [--seconds S] [--run S] [--one alone|both|slow|split]\n",
                 argv[0]);
         return 2;
     }
@@ -531,6 +552,26 @@ int main(int argc, char **argv)
     }
     printf("slow device capped at %llu read IOPS (%s)\n", (unsigned long long)opt_cap, throttle_group_path(thr));
 
+    if (opt_one && !strcmp(opt_one, "split")) {
+        /* The control experiment for the CPU placement: zram alone vs zram with the disk driven
+         * from a second thread and engine (at its knee, depth 1), rounds of pairs. */
+        double r[ROUNDS];
+        for (int i = 0; i < ROUNDS; i++) {
+            struct point a = run_kind(&fast, &slow, ALONE_CTL, 0, 0);
+            auraio_destroy(engine);
+            pthread_t t;
+            if (pthread_create(&t, NULL, slow_thread, &slow) != 0)
+                return 1;
+            struct point b = run_kind(&fast, &slow, ALONE_CTL, 0, 0);
+            auraio_destroy(engine);
+            pthread_join(t, NULL);
+            r[i] = b.fast / a.fast;
+            printf("round %d: fast alone %.0f (CPU %.2f); with the disk on its own thread %.0f (CPU %.2f), the disk %.0f IOPS (its thread's CPU %.3f): %.3fx\n",
+                   i + 1, a.fast, a.cpu, b.fast, b.cpu, slow_thread_iops, slow_thread_cpu, r[i]);
+        }
+        printf("median %.3fx\n", median_of(r, ROUNDS));
+        return 0;
+    }
     if (opt_one) {
         /* One run for a profiler: the fast device alone, both, or the slow one alone (at depth 2,
          * the CPU it costs its thread), under the controller except "slow". */
