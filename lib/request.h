@@ -129,6 +129,10 @@ struct request {
     uint8_t state;       /* enum request_state; read and written under the ring lock only */
     bool cancel_issued;
     bool split;          /* the rest of its chain (chain_next...) is parked until it completes */
+    /* split, or it uses a registered buffer or file: its completion has more to undo. One byte for
+     * the completion path to test, where three tests of four fields were ~9 instructions per read
+     * (callgrind, issue #11). */
+    bool finish_slow;
 };
 
 #define REQUEST_SLOT_BITS 16
@@ -176,6 +180,7 @@ static inline void request_retire(struct request *r)
     r->state = REQ_FREE;
     r->cancel_issued = false;
     r->split = false;
+    r->finish_slow = false;
 }
 
 #endif

@@ -264,6 +264,7 @@ static bool start_chain_slow(struct ring *r, struct request *head)
              * and park the rest, still counted in flight (the chain was admitted whole). */
             start_member(r, q, 0);
             q->split = true;
+            q->finish_slow = true;
             for (struct request *m = q->chain_next; m; m = m->chain_next) {
                 m->state = REQ_PARKED;
                 r->inflight++;
@@ -684,6 +685,7 @@ int auraio__ring_submit(struct ring *r, const struct request_args *a, uint64_t n
         rc = check_registered_locked(r, &q->args);
         if (rc < 0)
             goto out;
+        q->finish_slow = true; /* a registration user until it completes */
     }
     r->free_list = q->next;
     q->next = NULL;
@@ -860,12 +862,15 @@ static void resolve_split_locked(struct ring *r, struct request *q, int32_t resu
 
 static inline void finish_locked(struct ring *r, struct request *q, int32_t result, struct completion *c)
 {
-    if (auraio_unlikely(q->split))
-        resolve_split_locked(r, q, result);
-    if (q->args.fixed_buffer)
-        r->fixed_buf_users--;
-    if (q->args.fixed_file || q->args.file_index)
-        r->fixed_file_users--;
+    /* One test for what plain requests never have (request.h, finish_slow). */
+    if (auraio_unlikely(q->finish_slow)) {
+        if (q->split)
+            resolve_split_locked(r, q, result);
+        if (q->args.fixed_buffer)
+            r->fixed_buf_users--;
+        if (q->args.fixed_file || q->args.file_index)
+            r->fixed_file_users--;
+    }
     /* Every completion passes here once: CQEs, backlog cancels and failed submissions alike.
      * A timer is not an operation. */
     if (q->args.op != REQ_TIMEOUT)
