@@ -51,7 +51,8 @@ void auraio__exit_guard_join(struct auraio_engine *e, uint64_t id)
         return; /* an SQPOLL ring, or a ring outside any engine (unit tests): nothing to drain */
     if (!g->armed) {
         pthread_once(&key_once, key_init);
-        /* Without the key (PTHREAD_KEYS_MAX used up) the thread's exit cannot wait: say so once. */
+        /* Without the key (PTHREAD_KEYS_MAX used up) the thread's exit cannot wait: say so, once
+         * per thread and engine (last_engine_id is set already). */
         if (!key_ok || pthread_setspecific(guard_key, g) != 0) {
             auraio__log(AURAIO_LOG_WARN, "exit_guard_unavailable: no thread-specific key; a thread that exits with "
                                          "I/O in flight may lose it");
@@ -73,7 +74,8 @@ void auraio__exit_guard_join(struct auraio_engine *e, uint64_t id)
 }
 
 /* Whether the exit must wait for a request: not for timers, nor for anything on a file that may
- * never complete on its own (pipes, sockets, character devices...), which the kernel cancels. */
+ * never complete on its own (pipes, sockets, character devices...): the kernel fails those with
+ * -ECANCELED (6.18: when the file becomes ready; older kernels at the exit). */
 static bool worth_waiting(struct auraio_engine *e, const struct ring_kernel_req *o)
 {
     if (o->op == REQ_TIMEOUT)
