@@ -705,14 +705,6 @@ static void end_fsync(struct worker *w)
     }
 }
 
-static bool clones_all_done(const struct group *g)
-{
-    for (unsigned i = 0; i < g->nworkers; i++)
-        if (!atomic_load_explicit(&g->workers[i].done, memory_order_acquire))
-            return false;
-    return true;
-}
-
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -820,13 +812,6 @@ static void *worker_main(void *arg)
     pthread_mutex_lock(&w->g->done_lock);
     atomic_store_explicit(&w->done, true, memory_order_release);
     pthread_cond_broadcast(&w->g->done_cond);
-    /* The thread stays until every clone is done. Its io_uring_enter calls also submitted other
-     * clones' SQEs on the shared rings, and the kernel ties a request to the task that submitted
-     * it: when that task exits, the request's pending task work (a buffered read's retry) fails
-     * with EFAULT. Exiting here failed reads of the running jobs in 4 runs of 10 (wait_for job
-     * file), none of 10 with the wait. */
-    while (!clones_all_done(w->g))
-        pthread_cond_wait(&w->g->done_cond, &w->g->done_lock);
     pthread_mutex_unlock(&w->g->done_lock);
     return NULL;
 }
@@ -1212,13 +1197,6 @@ int bffio_run_group(const struct bffio_job *jobs, unsigned nr, const struct bffi
             group_abort(g);
             snprintf(out->res[i].errmsg, sizeof(out->res[i].errmsg), "cannot start a thread");
             out->res[i].error = EAGAIN;
-            /* Never to run: done, so that the started clones, which stay until every clone is
-             * done, can leave. */
-            pthread_mutex_lock(&g->done_lock);
-            for (unsigned rest = i; rest < nworkers; rest++)
-                atomic_store_explicit(&g->workers[rest].done, true, memory_order_release);
-            pthread_cond_broadcast(&g->done_cond);
-            pthread_mutex_unlock(&g->done_lock);
             break;
         }
         g->workers[i].thread_started = true;
