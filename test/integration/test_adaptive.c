@@ -78,6 +78,15 @@ static uint64_t run_load(struct load *l, double seconds)
     return submitted;
 }
 
+/* The controller has decided something: the limit left its start value, or the search moved past
+ * its first climb (the phase reads FIXED until the first I/O gives the device a controller). */
+static bool decided(const auraio_ring_stats_t *before, const auraio_ring_stats_t *after)
+{
+    const char *phase = auraio_phase_name(after->phase);
+    return after->in_flight_limit != before->in_flight_limit ||
+           (strcmp(phase, "GALLOP_UP") != 0 && strcmp(phase, "FIXED") != 0);
+}
+
 static void test_controller_engages_and_reports(void **state)
 {
     (void)state;
@@ -96,24 +105,27 @@ static void test_controller_engages_and_reports(void **state)
     assert_true(l.fd >= 0);
     l.bufs = aligned_alloc(BLOCK, (size_t)SLOTS * BLOCK);
     /* The controller decides on epochs of >= 1200 completions: under a sanitizer a first epoch
-     * can take longer than half a second, so the load runs until the limit moves, for at most
-     * 10 s (bounded: a controller that never moves fails). */
+     * can take longer than half a second, so the load runs until the controller has decided
+     * something, for at most 10 s (bounded: a controller that never decides fails). Deciding is
+     * a limit off its start value or a phase past the first climb: on page-cache reads that
+     * are CPU-bound (a sanitizer build on a loaded machine) the search can end holding exactly
+     * the start value, its knee. */
     uint64_t n = 0;
     auraio_ring_stats_t after;
     for (int round = 0; round < 20; round++) {
         n += run_load(&l, 0.5);
         assert_int_equal(auraio_get_ring_stats(e, 0, &after), 0);
-        if (after.in_flight_limit != before.in_flight_limit && after.throughput_bps > 0)
+        if (decided(&before, &after) && after.throughput_bps > 0)
             break;
     }
     assert_true(n > 1000);
     assert_int_equal(after.ops_completed, n);
-    /* The controller ran: it measured the windows and moved the limit (it starts small and
-     * gallops up while throughput grows; at worst it cuts down), and it filled the stats. */
+    /* The controller ran: it measured the windows and decided (it starts small and gallops up
+     * while throughput grows, cuts down, or holds), and it filled the stats. */
     assert_true(after.throughput_bps > 0);
     assert_true(after.p99_latency_ms > 0 && isfinite(after.p99_latency_ms));
     assert_true(after.p50_latency_ms > 0 && after.p50_latency_ms <= after.p99_latency_ms);
-    assert_int_not_equal(after.in_flight_limit, before.in_flight_limit);
+    assert_true(decided(&before, &after));
     assert_string_not_equal(auraio_phase_name(after.phase), "UNKNOWN");
     assert_string_not_equal(auraio_phase_name(after.phase), "FIXED");
     /* The engine-wide P99 is the worst ring's: with one ring, exactly that ring's. */
