@@ -84,7 +84,7 @@ struct ctl_point {
     uint64_t p99;
     double se2;   /* squared relative standard error of x */
     bool settled; /* measured by a long epoch (verify, halving), past the stationarity test */
-    uint64_t p50;
+    uint64_t p50; /* median latency (0: no completions) */
 };
 
 struct ctl_ring {
@@ -540,13 +540,19 @@ static bool good(const struct ctl_group *g, const struct ctl_point *p)
     return p->x >= good_line(g);
 }
 
+/* The knee is a limiter's hinge: the device sliced, or a climb's tail jumped past Little's law. */
+static bool hinged(const struct ctl_group *g)
+{
+    return g->period || g->hinge;
+}
+
 /* Past a limiter's hinge, whatever the throughput reads: a mean latency beyond CTL_TAIL_JUMP x
  * the median is a queue the limiter holds part of the requests in. A device's own service time
  * is not that skewed, and a throttle's first second (a burst, then its payback) can put a depth
  * past the hinge 10% below a plateau read inside the burst. */
 static bool queued(const struct ctl_group *g, const struct ctl_point *p)
 {
-    return (g->period || g->hinge) && p->p50 && p->lat > CTL_TAIL_JUMP * (double)p->p50;
+    return hinged(g) && p->p50 && p->lat > CTL_TAIL_JUMP * (double)p->p50;
 }
 
 static uint32_t model_point(struct ctl_group *g)
@@ -564,7 +570,7 @@ static uint32_t model_point(struct ctl_group *g)
     uint32_t knee = first->w;
     if (hi > 0) {
         knee = cross >= (double)g->tab[hi].w ? g->tab[hi].w : (uint32_t)(cross + 0.999);
-        if (g->period || g->hinge) {
+        if (hinged(g)) {
             /* A slicing limiter (or a tail that jumped past Little's law on the climb: a queue
              * the throughput does not show, the same hinge with silences too short to see):
              * latency is flat below its rate and W / C above, a kink no line fits. Little's law
@@ -651,7 +657,7 @@ static bool below_step(struct ctl_group *g, uint64_t now)
  * measured on the plateau above it, 0 when there is none. */
 static uint32_t hinge_above(const struct ctl_group *g, const struct ctl_point *v)
 {
-    if (!g->period && !g->hinge)
+    if (!hinged(g))
         return 0;
     for (int i = 0; i < g->ntab; i++)
         if (g->tab[i].w > v->w && good(g, &g->tab[i]))
@@ -1029,7 +1035,7 @@ static void end_epoch(struct ctl_group *g, uint64_t now)
             g->lmin = p.lat; /* every epoch's, as BBR keeps the minimum RTT of all its samples */
     }
     if (g->ep.n)
-        g->p50 = auraio__histogram_percentile(&g->ep.hist, 0.5);
+        g->p50 = p.p50;
 
     if (!binding) {
         coast(g, &p, now);
