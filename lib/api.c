@@ -86,13 +86,27 @@ AURAIO_API auraio_buf_t auraio_buf_fixed(int index, size_t offset)
         return guarded_rc;                                                                                             \
     } while (0)
 
-static auraio_request_t *submit_or_errno(struct auraio_engine *e, struct request_args *a, bool plain)
+static auraio_request_t *submit_or_errno(struct auraio_engine *e, struct request_args *a)
 {
     uint64_t handle;
     auraio__engine_call_begin(e);
-    int rc = plain ? auraio__engine_submit_plain(e, a, &handle) : auraio__engine_submit(e, a, &handle);
+    int rc = auraio__engine_submit(e, a, &handle);
     auraio__engine_call_end(e);
     if (rc < 0) {
+        errno = -rc;
+        return NULL;
+    }
+    return (auraio_request_t *)(uintptr_t)handle;
+}
+
+/* The hot path's (request.h, struct request_plain): the same results as submit_or_errno. */
+static auraio_request_t *submit_plain_or_errno(struct auraio_engine *e, struct request_plain *p)
+{
+    uint64_t handle;
+    auraio__engine_call_begin(e);
+    int rc = auraio__engine_submit_plain(e, p, &handle);
+    auraio__engine_call_end(e);
+    if (auraio_unlikely(rc < 0)) {
         errno = -rc;
         return NULL;
     }
@@ -141,6 +155,25 @@ static int check_rw(const auraio_engine_t *e, int fd, auraio_buf_t buf, size_t l
 static auraio_request_t *submit_rw(auraio_engine_t *e, uint8_t op, int fd, auraio_buf_t buf, size_t len, int64_t offset,
                                    unsigned flags, auraio_callback_t cb, void *ud)
 {
+    /* No flags and plain memory: the hot path (no link, registered buffer or file), check_rw's
+     * checks in the same order, so the same errno for the same mistake. */
+    if (auraio_likely(flags == 0 && buf.type == AURAIO_BUF_UNREGISTERED)) {
+        int rc = check_common(e, fd, offset, cb);
+        if (rc == 0 && !(len > 0 && len <= INT_MAX && buf.ptr != NULL))
+            rc = -EINVAL;
+        if (auraio_unlikely(rc < 0)) {
+            errno = -rc;
+            return NULL;
+        }
+        struct request_plain p = {.callback = cb,
+                                  .user_data = ud,
+                                  .addr = (uint64_t)(uintptr_t)buf.ptr,
+                                  .offset = (uint64_t)offset,
+                                  .len = (uint32_t)len,
+                                  .fd = fd,
+                                  .op = op};
+        return submit_plain_or_errno(e, &p);
+    }
     struct request_args a;
     request_args_clear(&a);
     a.op = op;
@@ -154,8 +187,7 @@ static auraio_request_t *submit_rw(auraio_engine_t *e, uint8_t op, int fd, aurai
         return NULL;
     }
     a.fixed_file = (flags & AURAIO_FIXED_FILE) != 0;
-    /* No flags and plain memory: the hot path (no link, registered buffer or file). */
-    return submit_or_errno(e, &a, flags == 0 && buf.type == AURAIO_BUF_UNREGISTERED);
+    return submit_or_errno(e, &a);
 }
 
 AURAIO_API auraio_request_t *auraio_read(auraio_engine_t *engine, int fd, auraio_buf_t buf, size_t len, int64_t offset,
@@ -197,6 +229,16 @@ static auraio_request_t *submit_vec(auraio_engine_t *e, uint8_t op, int fd, cons
         errno = -rc;
         return NULL;
     }
+    if (flags == 0) {
+        struct request_plain p = {.callback = cb,
+                                  .user_data = ud,
+                                  .addr = (uint64_t)(uintptr_t)iov,
+                                  .offset = (uint64_t)offset,
+                                  .len = (uint32_t)iovcnt,
+                                  .fd = fd,
+                                  .op = op};
+        return submit_plain_or_errno(e, &p);
+    }
     struct request_args a;
     memset(&a, 0, sizeof(a));
     a.op = op;
@@ -208,7 +250,7 @@ static auraio_request_t *submit_vec(auraio_engine_t *e, uint8_t op, int fd, cons
     a.offset = (uint64_t)offset;
     a.callback = cb;
     a.user_data = ud;
-    return submit_or_errno(e, &a, flags == 0);
+    return submit_or_errno(e, &a);
 }
 
 AURAIO_API auraio_request_t *auraio_readv(auraio_engine_t *engine, int fd, const struct iovec *iov, int iovcnt,
@@ -259,7 +301,7 @@ AURAIO_API auraio_request_t *auraio_fsync(auraio_engine_t *engine, int fd, unsig
     a.link = link;
     a.callback = callback;
     a.user_data = user_data;
-    return submit_or_errno(engine, &a, false);
+    return submit_or_errno(engine, &a);
 }
 
 AURAIO_API int auraio_cancel(auraio_engine_t *engine, auraio_request_t *req)

@@ -355,50 +355,77 @@ static int submit_special(struct auraio_engine *e, const struct request_args *a,
     return rc;
 }
 
-/* auraio__engine_submit and _submit_plain: one body, so the two cannot drift apart. */
-static inline int engine_submit(struct auraio_engine *e, struct request_args *a, uint64_t *handle, bool plain)
+/* When a submission from this thread enters the kernel (see above). */
+static inline enum submit_flush submit_flush_for(const struct auraio_engine *e, bool in_callback)
+{
+    return in_callback ? SUBMIT_BATCH : e->opts.single_issuer ? SUBMIT_BATCH_IF_BUSY : SUBMIT_ENTER_NOW;
+}
+
+/* After a successful submit from a callback: remember a ring left with queued SQEs, forget one
+ * this submit entered. */
+static inline void note_submitted(uint32_t ring, int rc)
+{
+    if (rc == RING_QUEUED)
+        note_deferred(ring);
+    else if (rc == RING_SUBMITTED && tls_deferred_ring == ring)
+        tls_deferred_ring = DEFERRED_NONE; /* this submit entered everything queued there */
+}
+
+int auraio__engine_submit(struct auraio_engine *e, struct request_args *a, uint64_t *handle)
 {
     if (auraio_unlikely(atomic_load_explicit(&e->shutting_down, memory_order_acquire)))
         return -ESHUTDOWN;
     bool in_callback = tls_callback_engine == e;
     /* One ring: every selection mode lands on it, so skip the choosing (and its per-thread state). */
     uint32_t ring = e->ring_count == 1 ? 0 : auraio__select_ring(e);
-    enum submit_flush flush = in_callback ? SUBMIT_BATCH
-                              : e->opts.single_issuer ? SUBMIT_BATCH_IF_BUSY
-                                                      : SUBMIT_ENTER_NOW;
+    enum submit_flush flush = submit_flush_for(e, in_callback);
     /* From a callback, 0: the ring stamps the request when its SQE enters the kernel, at the end
      * of the batch of callbacks, with one clock read for all of them (ring.c, stamp_entering). */
     uint64_t now = in_callback ? 0 : auraio__now_ns();
     /* The device the request counts against (device.h): a cached byte per fd after its first use.
      * Written into the caller's arguments, which the ring copies whole. */
     if (e->adaptive)
-        a->device = (uint8_t)(plain ? auraio__engine_fd_class(e, a->fd) : auraio__engine_request_class(e, a));
+        a->device = (uint8_t)auraio__engine_request_class(e, a);
     int rc;
     if (auraio_unlikely(tls_submit_state != 0 || a->link))
         rc = submit_special(e, a, flush, now, &ring, handle);
-    else if (plain)
-        rc = auraio__ring_submit_plain(&e->rings[ring], a, now, flush, handle);
     else
         rc = auraio__ring_submit(&e->rings[ring], a, now, flush, NULL, handle);
     if (rc < 0)
         return rc;
-    if (in_callback) {
-        if (rc == RING_QUEUED)
-            note_deferred(ring);
-        else if (rc == RING_SUBMITTED && tls_deferred_ring == ring)
-            tls_deferred_ring = DEFERRED_NONE; /* this submit entered everything queued there */
-    }
+    if (in_callback)
+        note_submitted(ring, rc);
     return 0;
 }
 
-int auraio__engine_submit(struct auraio_engine *e, struct request_args *a, uint64_t *handle)
+/* A plain request while this thread has a chain open or a deadline armed: the general path. */
+static AURAIO_NOINLINE int submit_plain_special(struct auraio_engine *e, const struct request_plain *p,
+                                                uint64_t *handle)
 {
-    return engine_submit(e, a, handle, false);
+    struct request_args a;
+    request_args_from_plain(&a, p);
+    return auraio__engine_submit(e, &a, handle);
 }
 
-int auraio__engine_submit_plain(struct auraio_engine *e, struct request_args *a, uint64_t *handle)
+/* auraio__engine_submit for a struct request_plain: the same decisions, in the order the hot path
+ * needs them (the rare cases leave through submit_plain_special before anything is chosen). */
+int auraio__engine_submit_plain(struct auraio_engine *e, struct request_plain *p, uint64_t *handle)
 {
-    return engine_submit(e, a, handle, true);
+    if (auraio_unlikely(atomic_load_explicit(&e->shutting_down, memory_order_acquire)))
+        return -ESHUTDOWN;
+    if (auraio_unlikely(tls_submit_state != 0))
+        return submit_plain_special(e, p, handle);
+    bool in_callback = tls_callback_engine == e;
+    uint32_t ring = e->ring_count == 1 ? 0 : auraio__select_ring(e);
+    uint64_t now = in_callback ? 0 : auraio__now_ns();
+    if (e->adaptive)
+        p->device = (uint8_t)auraio__engine_fd_class(e, p->fd);
+    int rc = auraio__ring_submit_plain(&e->rings[ring], p, now, submit_flush_for(e, in_callback), handle);
+    if (rc < 0)
+        return rc;
+    if (in_callback)
+        note_submitted(ring, rc);
+    return 0;
 }
 
 int auraio__engine_set_next_timeout(struct auraio_engine *e, uint64_t timeout_ns)

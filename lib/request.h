@@ -12,7 +12,9 @@
 
 #include <linux/time_types.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 _Static_assert(sizeof(void *) == 8, "request handles pack slot and generation into 64 bits");
 
@@ -68,9 +70,10 @@ struct request_args {
     uint32_t len; /* bytes, or iovec count */
     int fd;
     uint8_t op;             /* enum request_op */
+    uint8_t device;         /* its device class (device.h), set by the engine at submit */
+    /* Everything from here on is zero in a plain request (struct request_plain). */
     uint8_t fixed_buffer;   /* READ_FIXED/WRITE_FIXED with buf_index; addr holds the offset */
     uint8_t fixed_file;     /* fd is an index into the registered file table */
-    uint8_t device;         /* its device class (device.h), set by the ring at submit */
     uint16_t buf_index;
     uint32_t fsync_flags;
     uint8_t link;        /* 0, IOSQE_IO_LINK or IOSQE_IO_HARDLINK: the next request depends on this */
@@ -80,6 +83,44 @@ struct request_args {
     uint64_t addr2;      /* statx: the caller's struct statx */
     uint64_t timeout_ns; /* deadline (IORING_OP_LINK_TIMEOUT) or a timer's delay; 0: none */
 };
+
+/*
+ * A lone read or write from plain memory without flags (no link, registered buffer or file, file
+ * index or deadline): the hot path's arguments, the leading fields of request_args in the same
+ * order, so api.c fills eight fields instead of clearing 88 bytes and the ring copies them as one
+ * block (request_args_from_plain).
+ */
+struct request_plain {
+    auraio_callback_t callback;
+    void *user_data;
+    uint64_t addr;
+    uint64_t offset;
+    uint32_t len;
+    int fd;
+    uint8_t op; /* REQ_READ to REQ_WRITEV */
+    uint8_t device;
+};
+
+#define REQUEST_PLAIN_BYTES offsetof(struct request_args, fixed_buffer)
+#define request_plain_same_(f)                                                                                        \
+    _Static_assert(offsetof(struct request_plain, f) == offsetof(struct request_args, f), "request_plain mirrors " #f)
+request_plain_same_(callback);
+request_plain_same_(user_data);
+request_plain_same_(addr);
+request_plain_same_(offset);
+request_plain_same_(len);
+request_plain_same_(fd);
+request_plain_same_(op);
+request_plain_same_(device);
+_Static_assert(offsetof(struct request_plain, device) + 1 == REQUEST_PLAIN_BYTES, "request_plain is the prefix");
+#undef request_plain_same_
+
+/* @p a becomes the full arguments of @p p: its prefix copied (a few vector moves), the rest zero. */
+static inline void request_args_from_plain(struct request_args *a, const struct request_plain *p)
+{
+    memcpy(a, p, REQUEST_PLAIN_BYTES);
+    memset((char *)a + REQUEST_PLAIN_BYTES, 0, sizeof(*a) - REQUEST_PLAIN_BYTES);
+}
 
 /* Every field zero, field by field: for this 88-byte struct gcc emits `rep stosq` for a memset or
  * an initializer, eleven iterations plus setup on every read and write (callgrind, issue #11). */

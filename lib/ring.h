@@ -115,8 +115,8 @@ struct ring {
     uint32_t plain_ops;       /* bit per enum request_op the kernel has (plain form; set at init) */
     bool plain_slow;          /* shut down, or a plain read/write opcode missing: the hot path's
                                  one test for both (the general path sorts out which) */
-    bool under_valgrind;      /* tell memcheck what the kernel wrote (the client request costs ~12
-                                 instructions per read even outside valgrind) */
+    bool under_valgrind;      /* running under memcheck: tell it what the kernel wrote (the client
+                                 request costs ~12 instructions per read, even outside valgrind) */
     uint32_t max_limit;
     /* Registrations as this ring sees them (set and cleared by registration.c under the lock):
      * a submit using one checks it here and counts itself in *_users until its CQE is reaped,
@@ -178,9 +178,9 @@ struct ring_chain {
  */
 int auraio__ring_submit(struct ring *r, const struct request_args *a, uint64_t now_ns, enum submit_flush flush,
                         struct ring_chain *chain, uint64_t *handle);
-/* auraio__ring_submit for a lone plain read or write (op <= REQ_WRITEV; no link, registered
- * buffer or file, file index or deadline; no chain open): the hot path, the same results. */
-int auraio__ring_submit_plain(struct ring *r, const struct request_args *a, uint64_t now_ns, enum submit_flush flush,
+/* auraio__ring_submit for a lone plain read or write (request.h, struct request_plain; no chain
+ * open): the hot path, the same results. */
+int auraio__ring_submit_plain(struct ring *r, const struct request_plain *p, uint64_t now_ns, enum submit_flush flush,
                               uint64_t *handle);
 /* See auraio_cancel_fd: cancels this ring's requests on @p fd. @return how many, or -errno. */
 int auraio__ring_cancel_fd(struct ring *r, int fd);

@@ -42,17 +42,15 @@ static void cb(auraio_request_t *req, ssize_t result, void *ud)
 static uint64_t submit(struct ring *r, int fd, unsigned device, int id)
 {
     static char buf[QD];
-    struct request_args a;
-    request_args_clear(&a);
-    a.op = REQ_READ;
-    a.fd = fd;
-    a.addr = (uint64_t)(uintptr_t)&buf[id];
-    a.len = 1;
-    a.callback = cb;
-    a.user_data = (void *)(intptr_t)id;
-    a.device = (uint8_t)device;
+    struct request_plain p = {.callback = cb,
+                              .user_data = (void *)(intptr_t)id,
+                              .addr = (uint64_t)(uintptr_t)&buf[id],
+                              .len = 1,
+                              .fd = fd,
+                              .op = REQ_READ,
+                              .device = (uint8_t)device};
     uint64_t h = 0;
-    int rc = auraio__ring_submit_plain(r, &a, auraio__now_ns(), SUBMIT_ENTER_NOW, &h);
+    int rc = auraio__ring_submit_plain(r, &p, auraio__now_ns(), SUBMIT_ENTER_NOW, &h);
     assert_int_equal(rc, RING_SUBMITTED);
     return h;
 }
