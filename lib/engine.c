@@ -53,13 +53,7 @@ static _Atomic uint64_t next_engine_id = 1;
 /* The engine whose callback this thread is running (NULL outside callbacks). */
 static _Thread_local const struct auraio_engine *tls_callback_engine ENGINE_TLS_MODEL;
 
-/* Rings this thread's callbacks submitted to without entering the kernel (deferred), flushed when
- * the batch of callbacks ends. One ring index, or DEFERRED_MANY, or DEFERRED_NONE. */
 enum { LEADER_AWAKE, LEADER_WAITS, LEADER_RUNS };
-
-#define DEFERRED_NONE UINT32_MAX
-#define DEFERRED_MANY (UINT32_MAX - 1)
-static _Thread_local uint32_t tls_deferred_ring ENGINE_TLS_MODEL = DEFERRED_NONE;
 
 /* Per-thread submission state that most submits never use: tls_submit_state says in one byte
  * (read on every submit) whether this thread has a chain open or a deadline armed. */
@@ -298,14 +292,6 @@ void auraio__engine_call_end(struct auraio_engine *e)
 }
 #endif
 
-static void note_deferred(uint32_t ring)
-{
-    if (tls_deferred_ring == DEFERRED_NONE)
-        tls_deferred_ring = ring;
-    else if (tls_deferred_ring != ring)
-        tls_deferred_ring = DEFERRED_MANY;
-}
-
 /*
  * A submission may stay in the SQ (batched) only when a flush is certain to follow without any
  * other thread's help: from a callback, the thread running it flushes when its batch of callbacks
@@ -361,16 +347,6 @@ static inline enum submit_flush submit_flush_for(const struct auraio_engine *e, 
     return in_callback ? SUBMIT_BATCH : e->opts.single_issuer ? SUBMIT_BATCH_IF_BUSY : SUBMIT_ENTER_NOW;
 }
 
-/* After a successful submit from a callback: remember a ring left with queued SQEs, forget one
- * this submit entered. */
-static inline void note_submitted(uint32_t ring, int rc)
-{
-    if (rc == RING_QUEUED)
-        note_deferred(ring);
-    else if (rc == RING_SUBMITTED && tls_deferred_ring == ring)
-        tls_deferred_ring = DEFERRED_NONE; /* this submit entered everything queued there */
-}
-
 int auraio__engine_submit(struct auraio_engine *e, struct request_args *a, uint64_t *handle)
 {
     if (auraio_unlikely(atomic_load_explicit(&e->shutting_down, memory_order_acquire)))
@@ -394,12 +370,12 @@ int auraio__engine_submit(struct auraio_engine *e, struct request_args *a, uint6
     if (rc < 0)
         return rc;
     if (in_callback)
-        note_submitted(ring, rc);
+        auraio__ring_note_deferred(ring, rc);
     return 0;
 }
 
 /* A plain request while this thread has a chain open or a deadline armed: the general path. */
-static AURAIO_NOINLINE int submit_plain_special(struct auraio_engine *e, const struct request_plain *p,
+static AURAIO_COLD int submit_plain_special(struct auraio_engine *e, const struct request_plain *p,
                                                 uint64_t *handle)
 {
     struct request_args a;
@@ -407,25 +383,39 @@ static AURAIO_NOINLINE int submit_plain_special(struct auraio_engine *e, const s
     return auraio__engine_submit(e, &a, handle);
 }
 
+/* auraio__engine_submit_plain on an engine of several rings, or for an fd whose device is not
+ * resolved yet: the ring selection and device resolution are calls, kept out of the caller so
+ * that its common case saves no registers. */
+static AURAIO_NOINLINE int submit_plain_routed(struct auraio_engine *e, struct request_plain *p,
+                                               enum submit_flush flush, uint64_t *handle)
+{
+    uint32_t ring = e->ring_count == 1 ? 0 : auraio__select_ring(e);
+    if (e->adaptive)
+        p->device = (uint8_t)auraio__engine_fd_class(e, p->fd);
+    return auraio__ring_submit_plain(&e->rings[ring], p, flush, handle);
+}
+
 /* auraio__engine_submit for a struct request_plain: the same decisions, in the order the hot path
- * needs them (the rare cases leave through submit_plain_special before anything is chosen). */
+ * needs them (the rare cases leave through submit_plain_special before anything is chosen), and
+ * the ring's submit as its last call, so the two layers cost one call between them: the ring reads
+ * the clock and notes a deferred flush itself (auraio__ring_submit_plain). */
 int auraio__engine_submit_plain(struct auraio_engine *e, struct request_plain *p, uint64_t *handle)
 {
     if (auraio_unlikely(atomic_load_explicit(&e->shutting_down, memory_order_acquire)))
         return -ESHUTDOWN;
     if (auraio_unlikely(tls_submit_state != 0))
         return submit_plain_special(e, p, handle);
-    bool in_callback = tls_callback_engine == e;
-    uint32_t ring = e->ring_count == 1 ? 0 : auraio__select_ring(e);
-    uint64_t now = in_callback ? 0 : auraio__now_ns();
-    if (e->adaptive)
-        p->device = (uint8_t)auraio__engine_fd_class(e, p->fd);
-    int rc = auraio__ring_submit_plain(&e->rings[ring], p, now, submit_flush_for(e, in_callback), handle);
-    if (rc < 0)
-        return rc;
-    if (in_callback)
-        note_submitted(ring, rc);
-    return 0;
+    enum submit_flush flush = submit_flush_for(e, tls_callback_engine == e);
+    /* One ring: every selection mode lands on it. A resolved fd's device is one cached byte. */
+    if (auraio_unlikely(e->ring_count != 1))
+        return submit_plain_routed(e, p, flush, handle);
+    if (e->adaptive) {
+        int c = auraio__device_cached(&e->devices, p->fd);
+        if (auraio_unlikely(c < 0))
+            return submit_plain_routed(e, p, flush, handle);
+        p->device = (uint8_t)c;
+    }
+    return auraio__ring_submit_plain(&e->rings[0], p, flush, handle);
 }
 
 int auraio__engine_set_next_timeout(struct auraio_engine *e, uint64_t timeout_ns)
@@ -488,11 +478,11 @@ static void run_callbacks(struct auraio_engine *e, const struct completion *c, i
 /* Enter the kernel with what this thread's callbacks left in the SQs (see auraio__engine_submit). */
 static void flush_deferred(struct auraio_engine *e)
 {
-    uint32_t ring = tls_deferred_ring;
-    tls_deferred_ring = DEFERRED_NONE;
-    if (ring == DEFERRED_NONE)
+    uint32_t ring = auraio__ring_deferred;
+    auraio__ring_deferred = RING_DEFERRED_NONE;
+    if (ring == RING_DEFERRED_NONE)
         return;
-    if (ring != DEFERRED_MANY) {
+    if (ring != RING_DEFERRED_MANY) {
         (void)auraio__ring_flush(&e->rings[ring]); /* errors reach the callbacks (flush_locked) */
         return;
     }

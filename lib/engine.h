@@ -127,7 +127,8 @@ int auraio__engine_exit_hold_live(struct auraio_engine **out, int max);
 void auraio__engine_exit_release(struct auraio_engine *e);
 void auraio__engine_destroy(struct auraio_engine *e);
 
-/* Both set a->device (the request's device class) before the ring copies the arguments. */
+/* Both set a->device (the request's device class) before the ring copies the arguments.
+ * @return >= 0 (accepted) or -errno. */
 int auraio__engine_submit(struct auraio_engine *e, struct request_args *a, uint64_t *handle);
 /* The same for a plain read or write (request.h, struct request_plain): api.c knows when it is. */
 int auraio__engine_submit_plain(struct auraio_engine *e, struct request_plain *p, uint64_t *handle);

@@ -437,12 +437,14 @@ static int flush_retry_locked(struct ring *r, int rc, unsigned queued)
  * @return SQEs consumed, or the -errno of the refusal.
  */
 /*
- * Requests submitted from callbacks (now_ns 0, see auraio__engine_submit) wait on r->unstamped
- * (linked through `next`, unused while a lone request is in flight) until their SQEs are about to
- * enter the kernel: one clock read stamps them all. Their latency then runs from when the kernel
- * got them; the time they sat in the SQ while the rest of the batch of callbacks ran (user time,
- * microseconds) is not counted, where a stamp per submit call would count it and a stamp from the
- * reap's clock alone counted the whole batch (measured: 19 us early on average at QD32 cached).
+ * Lone plain reads and writes (auraio__ring_submit_plain) wait on r->unstamped (linked through
+ * `next`, unused while a lone request is in flight) until their SQEs are about to enter the
+ * kernel: one clock read stamps them all. Their latency then runs from when the kernel got them;
+ * the time they sat in the SQ while the rest of a batch of callbacks ran, or until a single
+ * issuer's next poll or wait (user time), is not counted, where a stamp per submit call would
+ * count it and a stamp from the reap's clock alone counted the whole batch of callbacks
+ * (measured: 19 us early on average at QD32 cached). A submit that enters at once is stamped by
+ * its own enter's clock read.
  */
 static void stamp_entering(struct ring *r)
 {
@@ -767,55 +769,86 @@ out:
     return rc;
 }
 
-/* auraio__ring_submit_plain's unusual cases: the general path sorts them out. */
-static AURAIO_NOINLINE int submit_plain_general(struct ring *r, const struct request_plain *p, uint64_t now_ns,
-                                                enum submit_flush flush, uint64_t *handle)
+#if defined(__GNUC__)
+_Thread_local uint32_t auraio__ring_deferred __attribute__((tls_model("initial-exec"))) = RING_DEFERRED_NONE;
+#else
+_Thread_local uint32_t auraio__ring_deferred = RING_DEFERRED_NONE;
+#endif
+
+/*
+ * auraio__ring_submit_plain in pieces, so that the common case (a slot, room, the SQE left queued
+ * or entered at once) saves no registers: every call it may make is its last (a tail call), or
+ * nothing is needed after it (the contended unlock's wake). The lock is held on entry to each.
+ */
+
+/* The unusual cases (no slot, shutdown, a missing opcode, the backlog or the limit, no room in
+ * the SQ or the CQ budget): the general path sorts them out (and stamps at submit what goes to
+ * the backlog). */
+static AURAIO_COLD int submit_plain_general_unlock(struct ring *r, const struct request_plain *p,
+                                                   enum submit_flush flush, uint64_t *handle)
 {
+    auraio__unlock(&r->lock);
     struct request_args a;
     request_args_from_plain(&a, p);
-    return auraio__ring_submit(r, &a, now_ns, flush, NULL, handle);
+    int rc = auraio__ring_submit(r, &a, 0, flush, NULL, handle);
+    if (flush == SUBMIT_BATCH && rc >= 0)
+        auraio__ring_note_deferred(r->index, rc);
+    return rc;
 }
 
-int auraio__ring_submit_plain(struct ring *r, const struct request_plain *p, uint64_t now_ns, enum submit_flush flush,
-                              uint64_t *handle)
+/* The SQE goes in now. */
+static AURAIO_NOINLINE int submit_enter_unlock(struct ring *r, enum submit_flush flush)
 {
-    auraio__lock(&r->lock);
+    (void)flush_locked(r);
+    bool failed = take_local_failures(r);
+    auraio__unlock(&r->lock);
+    wake_for_local_failures(r, failed);
+    if (flush == SUBMIT_BATCH)
+        auraio__ring_note_deferred(r->index, RING_SUBMITTED);
+    return RING_SUBMITTED;
+}
+
+static inline int submit_plain_locked(struct ring *r, const struct request_plain *p, enum submit_flush flush,
+                                      uint64_t *handle)
+{
     struct request *q = r->free_list;
     /* The engine publishes a class only once every ring has set it up (device < nclasses). */
     unsigned k = p->device;
-    /* Everything unusual (no slot, shutdown, a missing opcode, the backlog or the limit, no room
-     * in the SQ or the CQ budget) takes the general path, which sorts it out. */
     if (auraio_unlikely(!q || r->plain_slow || must_wait(r, k, 1) ||
-                        r->uring.sq_entries - auraio__uring_sq_pending(&r->uring) < 1 || !cq_has_room(r, 1))) {
-        auraio__unlock(&r->lock);
-        return submit_plain_general(r, p, now_ns, flush, handle);
-    }
+                        r->uring.sq_entries - auraio__uring_sq_pending(&r->uring) < 1 || !cq_has_room(r, 1)))
+        return submit_plain_general_unlock(r, p, flush, handle);
     r->free_list = q->next;
     request_args_from_plain(&q->args, p);
     q->chain_head = q;
     q->chain_next = NULL;
     q->chain_len = 1;
-    q->submit_ns = now_ns;
-    if (now_ns == 0) {
-        q->next = r->unstamped; /* stamped when it enters the kernel (stamp_entering) */
-        r->unstamped = q;
-    } else {
-        q->next = NULL; /* one store, not two, on the callbacks' path (callgrind, issue #11) */
-    }
+    /* Stamped when its SQE enters the kernel (stamp_entering): no clock read here, one per flush. */
+    q->next = r->unstamped;
+    r->unstamped = q;
     pending_add(r, 1);
     start_plain(r, q, k);
     *handle = q->handle;
-    int rc = RING_SUBMITTED;
-    bool failed = false;
-    if (enters_now(r, flush, 1)) {
-        (void)flush_locked(r);
-        failed = take_local_failures(r);
-    } else {
-        rc = RING_QUEUED;
-    }
+    if (enters_now(r, flush, 1))
+        return submit_enter_unlock(r, flush);
+    if (flush == SUBMIT_BATCH)
+        auraio__ring_note_deferred(r->index, RING_QUEUED); /* thread-local: the lock is not needed */
     auraio__unlock(&r->lock);
-    wake_for_local_failures(r, failed);
-    return rc;
+    return RING_QUEUED;
+}
+
+static AURAIO_NOINLINE int submit_plain_contended(struct ring *r, const struct request_plain *p,
+                                                  enum submit_flush flush, uint64_t *handle)
+{
+    auraio__lock_wait(&r->lock);
+    return submit_plain_locked(r, p, flush, handle);
+}
+
+int auraio__ring_submit_plain(struct ring *r, const struct request_plain *p, enum submit_flush flush,
+                              uint64_t *handle)
+{
+    if (auraio_unlikely(!auraio__lock_try(&r->lock)))
+        return submit_plain_contended(r, p, flush, handle);
+    return submit_plain_locked(r, p, flush, handle);
 }
 
 int auraio__ring_flush(struct ring *r)
@@ -895,7 +928,7 @@ static inline void finish_locked(struct ring *r, struct request *q, int32_t resu
     request_retire(q);
     q->next = r->free_list;
     r->free_list = q;
-    pending_add(r, -1);
+    /* pending drops once per reap, by every completion it hands out (auraio__ring_reap). */
 }
 
 static struct request *lookup_locked(struct ring *r, uint64_t handle);
@@ -936,6 +969,41 @@ static void fd_lifecycle(struct ring *r, const struct request *q, int32_t res)
         auraio__device_forget(r->devices, res);
 }
 
+/* A CQE that is not a request's own (auraio__ring_reap): our cancels, wake NOPs and a request's
+ * linked timeout; CQEs of no live request are dropped. @return 1 when it completed a request
+ * (its completion in *out), else 0. */
+static AURAIO_NOINLINE int reap_own_cqe(struct ring *r, uint64_t ud, int32_t res, struct completion *out,
+                                        bool *took_wake)
+{
+    if (ud & USER_DATA_CANCEL_BIT) {
+        r->cancels_pending--;
+        /* The cancel is over, whatever it achieved: if its target is still in the kernel
+         * (-EALREADY: running in a worker), a later cancel may ask again. */
+        struct request *target = lookup_locked(r, ud & ~USER_DATA_CANCEL_BIT);
+        if (target && target->state == REQ_INFLIGHT)
+            target->cancel_issued = false;
+        return 0;
+    }
+    if (ud == USER_DATA_WAKE) {
+        r->wake_pending = false;
+        *took_wake = true;
+        return 0;
+    }
+    if (!(ud & USER_DATA_TIMEOUT_BIT))
+        return 0; /* no live request: never a second completion */
+    uint64_t h = ud & ~USER_DATA_TIMEOUT_BIT;
+    struct request *q = &r->reqs[handle_slot(h)];
+    if (handle_slot(h) >= r->nreqs || q->handle != h || q->state != REQ_INFLIGHT || q->cqes_left == 0)
+        return 0;
+    /* The deadline's own CQE: never a callback of its own, only the op's result. */
+    q->timeout_result = res;
+    r->extra_cqes--;
+    if (--q->cqes_left != 0)
+        return 0;
+    finish_locked(r, q, request_result(q), out);
+    return 1;
+}
+
 int auraio__ring_reap(struct ring *r, struct completion *out, int max, uint64_t now_ns, bool *took_wake)
 {
     int n = 0;
@@ -965,34 +1033,23 @@ int auraio__ring_reap(struct ring *r, struct completion *out, int max, uint64_t 
             const struct io_uring_cqe *cqe = auraio__uring_cqe_at(&r->uring, head + i);
             uint64_t ud = cqe->user_data;
             int32_t res = cqe->res;
-            if (auraio_unlikely(ud & USER_DATA_CANCEL_BIT)) {
-                r->cancels_pending--;
-                /* The cancel is over, whatever it achieved: if its target is still in the kernel
-                 * (-EALREADY: running in a worker), a later cancel may ask again. */
-                struct request *target = lookup_locked(r, ud & ~USER_DATA_CANCEL_BIT);
-                if (target && target->state == REQ_INFLIGHT)
-                    target->cancel_issued = false;
+            /* A request's CQE carries its handle (slot, ring and generation at once); anything
+             * else, the library's own CQEs (request.h: cancels, wake NOPs, linked timeouts) and
+             * CQEs of no live request alike, fails this one compare. */
+            struct request *q = &r->reqs[handle_slot(ud)];
+            if (auraio_unlikely(handle_slot(ud) >= r->nreqs || q->handle != ud)) {
+                n += reap_own_cqe(r, ud, res, &out[n], took_wake);
                 continue;
             }
-            if (auraio_unlikely(ud == USER_DATA_WAKE)) {
-                r->wake_pending = false;
-                *took_wake = true;
-                continue;
-            }
-            uint64_t h = ud & ~USER_DATA_TIMEOUT_BIT;
-            struct request *q = &r->reqs[handle_slot(h)];
             /* A CQE always names a live INFLIGHT request at its generation; anything else
              * would be a double completion, which the accounting below must never see. */
-            if (handle_slot(h) >= r->nreqs || q->generation != handle_generation(h) || q->state != REQ_INFLIGHT ||
-                q->cqes_left == 0)
+            if (q->state != REQ_INFLIGHT || q->cqes_left == 0)
                 continue;
-            if (auraio_unlikely(ud & USER_DATA_TIMEOUT_BIT)) {
-                /* The deadline's own CQE: never a callback of its own, only the op's result. */
-                q->timeout_result = res;
-                r->extra_cqes--;
-            } else if (auraio_unlikely(q->args.op == REQ_TIMEOUT)) {
+            int32_t result;
+            if (auraio_unlikely(q->args.op == REQ_TIMEOUT)) {
                 q->result = res; /* a timer: no op, no latency, no bytes */
                 r->timers--;
+                result = request_result(q);
             } else {
                 q->result = res;
                 unsigned k = q->args.device;
@@ -1017,9 +1074,11 @@ int auraio__ring_reap(struct ring *r, struct completion *out, int max, uint64_t 
                 }
                 if (auraio_unlikely(r->under_valgrind))
                     mark_read_defined(&q->args, res);
+                /* Only a deadline makes the result anything but the CQE's. */
+                result = auraio_unlikely(q->args.timeout_ns != 0) ? request_result(q) : res;
             }
             if (--q->cqes_left == 0)
-                finish_locked(r, q, request_result(q), &out[n++]);
+                finish_locked(r, q, result, &out[n++]);
         }
         if (got > 0)
             auraio__uring_cq_release(&r->uring, head + got);
@@ -1038,6 +1097,7 @@ int auraio__ring_reap(struct ring *r, struct completion *out, int max, uint64_t 
         if (r->local_done)
             r->failed_locally = true;
     }
+    pending_add(r, -n); /* every completion handed out freed its slot (finish_locked) */
     auraio__unlock(&r->lock);
     /* Transient results (EAGAIN/EBUSY: the overflow could not be flushed yet) are retried by the
      * next reap; anything else means the ring is unusable and the caller must hear of it. */

@@ -178,9 +178,36 @@ struct ring_chain {
  */
 int auraio__ring_submit(struct ring *r, const struct request_args *a, uint64_t now_ns, enum submit_flush flush,
                         struct ring_chain *chain, uint64_t *handle);
+/* Rings this thread's callbacks left SQEs queued on (SUBMIT_BATCH), which it enters when its batch
+ * of callbacks ends (engine.c, flush_deferred): one ring index, RING_DEFERRED_MANY or
+ * RING_DEFERRED_NONE. initial-exec: read on every submit from a callback, and the shared library's
+ * default model would call __tls_get_addr each time. */
+#define RING_DEFERRED_NONE UINT32_MAX
+#define RING_DEFERRED_MANY (UINT32_MAX - 1)
+#if defined(__GNUC__)
+extern _Thread_local uint32_t auraio__ring_deferred __attribute__((tls_model("initial-exec")));
+#else
+extern _Thread_local uint32_t auraio__ring_deferred;
+#endif
+
+/* After a successful submit from a callback (SUBMIT_BATCH) to ring @p index: remember the ring
+ * when it was left with queued SQEs, forget it when this submit entered them. */
+static inline void auraio__ring_note_deferred(uint32_t index, int rc)
+{
+    if (rc == RING_QUEUED) {
+        if (auraio__ring_deferred == RING_DEFERRED_NONE)
+            auraio__ring_deferred = index;
+        else if (auraio__ring_deferred != index)
+            auraio__ring_deferred = RING_DEFERRED_MANY;
+    } else if (rc == RING_SUBMITTED && auraio__ring_deferred == index) {
+        auraio__ring_deferred = RING_DEFERRED_NONE; /* this submit entered everything queued there */
+    }
+}
+
 /* auraio__ring_submit for a lone plain read or write (request.h, struct request_plain; no chain
- * open): the hot path, the same results. */
-int auraio__ring_submit_plain(struct ring *r, const struct request_plain *p, uint64_t now_ns, enum submit_flush flush,
+ * open): the hot path, the same results. It reads the clock itself (none from a callback: see
+ * stamp_entering) and, from a callback (SUBMIT_BATCH), notes a deferred flush. */
+int auraio__ring_submit_plain(struct ring *r, const struct request_plain *p, enum submit_flush flush,
                               uint64_t *handle);
 /* See auraio_cancel_fd: cancels this ring's requests on @p fd. @return how many, or -errno. */
 int auraio__ring_cancel_fd(struct ring *r, int fd);

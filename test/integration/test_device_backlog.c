@@ -50,7 +50,7 @@ static uint64_t submit(struct ring *r, int fd, unsigned device, int id)
                               .op = REQ_READ,
                               .device = (uint8_t)device};
     uint64_t h = 0;
-    int rc = auraio__ring_submit_plain(r, &p, auraio__now_ns(), SUBMIT_ENTER_NOW, &h);
+    int rc = auraio__ring_submit_plain(r, &p, SUBMIT_ENTER_NOW, &h);
     assert_int_equal(rc, RING_SUBMITTED);
     return h;
 }

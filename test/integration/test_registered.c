@@ -252,6 +252,40 @@ static void test_update_file(void **state)
     close(b);
 }
 
+/* A plain read reuses the slot of a read through a registered file (one slot, so it must): it is
+ * the fd it names, not a registered index left in the slot (the hot path copies only the fields a
+ * plain request has and clears the rest: request.h, struct request_plain). */
+static void test_plain_read_after_fixed_file_in_same_slot(void **state)
+{
+    (void)state;
+    auraio_options_t o;
+    auraio_options_init(&o);
+    o.ring_count = 1;
+    o.queue_depth = 1;
+    auraio_engine_t *e = auraio_create_with_options(&o);
+    assert_non_null(e);
+    int a = harness_pattern_file(BLOCK, 41);
+    int b = harness_pattern_file(BLOCK, 42);
+    assert_true(a >= 0 && b > 1); /* b as a registered index would be out of the table's range */
+    assert_int_equal(auraio_register_files(e, &a, 1), 0);
+    char buf[BLOCK];
+    struct recorder rec;
+    struct recorder_ctx c[2] = {{&rec, 0}, {&rec, 1}};
+    recorder_init(&rec);
+    assert_non_null(auraio_read_ex(e, 0, auraio_buf(buf), BLOCK, 0, AURAIO_FIXED_FILE, recorder_callback, &c[0]));
+    assert_int_equal(harness_wait_for(e, &rec.total, 1, 5000), 0);
+    assert_int_equal(atomic_load(&rec.results[0]), BLOCK);
+    assert_int_equal(harness_check_pattern(buf, BLOCK, 0, 41), -1);
+    assert_non_null(auraio_read(e, b, auraio_buf(buf), BLOCK, 0, recorder_callback, &c[1]));
+    assert_int_equal(harness_wait_for(e, &rec.total, 2, 5000), 0);
+    assert_int_equal(atomic_load(&rec.results[1]), BLOCK);
+    assert_int_equal(harness_check_pattern(buf, BLOCK, 0, 42), -1);
+    auraio_destroy(e);
+    recorder_assert_each_once(&rec, 2);
+    close(a);
+    close(b);
+}
+
 /* Destroy drains I/O that uses the registrations before the rings (and with them the kernel's
  * registrations) go away: the blocked fixed reads complete with -ECANCELED, exactly once. */
 static void test_destroy_with_registered_inflight(void **state)
@@ -357,6 +391,7 @@ int main(void)
         cmocka_unit_test(test_unregister_busy_then_from_callback),
         cmocka_unit_test(test_refused_unregister_restores_every_ring),
         cmocka_unit_test(test_update_file),
+        cmocka_unit_test(test_plain_read_after_fixed_file_in_same_slot),
         cmocka_unit_test(test_destroy_with_registered_inflight),
         cmocka_unit_test(test_fixed_file_on_vectored_and_fsync),
         cmocka_unit_test(test_buffers_over_one_gib),

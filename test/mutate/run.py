@@ -61,6 +61,9 @@ SUITES_OF_FILE = {
     'lib/api_ops.c': ['ops', 'chains', 'deadlines', 'fault-ops'],
     'lib/log.c': ['log', 'fault'],
     'lib/metrics.c': ['metrics', 'prom', 'metrics_edges'],
+    'lib/metrics.h': ['metrics', 'prom', 'metrics_edges'],
+    'lib/request.h': INTEGRATION + ['fault', 'fault-ops'],
+    'lib/ring.h': INTEGRATION + ['fault', 'fault-ops'],
     'lib/metrics_prom.c': ['metrics', 'prom', 'metrics_edges'],
     'lib/metrics_http.c': ['http'],
 }
