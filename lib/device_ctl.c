@@ -86,8 +86,11 @@ void auraio__devices_stop(struct auraio_engine *e)
 static void apply_limits(struct auraio_engine *e, uint32_t n)
 {
     uint64_t depth = 0;
-    for (uint32_t k = 1; k < n; k++)
-        depth += auraio__ctl_group_depth(e->dev[k].ctl);
+    for (uint32_t k = 1; k < n; k++) {
+        uint32_t w = auraio__ctl_group_depth(e->dev[k].ctl);
+        atomic_store_explicit(&e->dev[k].depth, w, memory_order_relaxed);
+        depth += w;
+    }
     if (n <= 1)
         return; /* no device yet: the start's limits stand */
     atomic_store_explicit(&e->group_limit, depth > UINT32_MAX ? UINT32_MAX : (uint32_t)depth, memory_order_relaxed);
@@ -271,18 +274,27 @@ static void track_waits(struct auraio_engine *e, uint32_t k, const struct ring_c
     d->wait_window_ns = now;
 }
 
+/* The room is the group's depth less everything the device has pending, on every ring, as
+ * auraio_capacity's is the engine's: not the sum of each ring's room. A submission stays on its
+ * thread's ring, and the share of a ring without demand for the device (a limit of 1 kept on every
+ * ring) counted as room let a thread on another ring queue in its backlog without bound while the
+ * capacity never fell (two threads, one engine, two rings: test/devices/shared_engine.c). */
 void auraio__devices_class_load(struct auraio_engine *e, uint32_t k, struct device_load *out)
 {
     *out = (struct device_load){0};
+    uint64_t limit = 0;
     for (uint32_t i = 0; i < e->ring_count; i++) {
         struct ring_class_load l;
         auraio__ring_class_load(&e->rings[i], k, &l);
         out->in_flight += l.in_flight;
         out->backlog += l.backlog;
-        /* A ring with a backlog for the device admits nothing more of it before that drains. */
-        if (l.limit > l.in_flight + l.backlog)
-            out->room += l.limit - l.in_flight - l.backlog;
+        limit += l.limit;
     }
+    uint32_t w = atomic_load_explicit(&e->dev[k].depth, memory_order_relaxed);
+    if (w < limit)
+        limit = w;
+    if (limit > (uint64_t)out->in_flight + out->backlog)
+        out->room = (uint32_t)(limit - out->in_flight - out->backlog);
 }
 
 int auraio__engine_device_load(struct auraio_engine *e, int fd, struct device_load *out)

@@ -40,6 +40,9 @@ struct engine_device {
      * window's mean (device_ctl.c). */
     uint64_t wait_ns, wait_n, wait_window_ns;
     double backlog_wait_ms;
+    /* The group's depth as last applied (device_ctl.c), for auraio_device_capacity without the
+     * tick lock. */
+    _Atomic uint32_t depth;
 };
 
 struct auraio_engine {

@@ -317,6 +317,40 @@ static void test_device_capacity(void **state)
     auraio_destroy(e);
 }
 
+/* Two rings, one submitting thread (THREAD_LOCAL: its reads all go to one ring). The other
+ * ring's share of the device is no room for this thread: the capacity is the device's depth less
+ * everything it has pending, so it reaches 0 after depth reads. Counting each ring's room kept it
+ * at the idle ring's share forever while the reads piled up in the backlog. */
+static void test_device_capacity_counts_every_ring(void **state)
+{
+    (void)state;
+    auraio_options_t o;
+    auraio_options_init(&o);
+    o.ring_count = 2;
+    o.queue_depth = 64;
+    o.ring_select = AURAIO_SELECT_THREAD_LOCAL;
+    auraio_engine_t *e = auraio_create_with_options(&o);
+    assert_non_null(e);
+    int fd = harness_pattern_file(64 * 1024, 6);
+    assert_true(fd >= 0);
+    int room = auraio_device_capacity(e, fd);
+    auraio_device_stats_t st;
+    assert_int_equal(device_entry(e, fd, &st), 0);
+    assert_int_equal(room, st.depth);
+    assert_true(room > 1);
+    static char buf[64][512];
+    int target = done + room;
+    for (int i = 0; i < room; i++) {
+        assert_non_null(auraio_read(e, fd, auraio_buf(buf[i % 64]), sizeof(buf[0]), 0, count_cb, NULL));
+        assert_int_equal(auraio_device_capacity(e, fd), room - i - 1);
+    }
+    assert_int_equal(device_entry(e, fd, &st), 0);
+    assert_int_equal(st.in_flight + st.backlog, room);
+    assert_int_equal(harness_wait_for(e, &done, target, 10000), 0);
+    close(fd);
+    auraio_destroy(e);
+}
+
 int main(void)
 {
     harness_require_io_uring();
@@ -326,6 +360,7 @@ int main(void)
         cmocka_unit_test(test_reused_fd_is_resolved_again),
         cmocka_unit_test(test_map_grows),
         cmocka_unit_test(test_device_capacity),
+        cmocka_unit_test(test_device_capacity_counts_every_ring),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
