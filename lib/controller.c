@@ -132,6 +132,8 @@ struct ctl_group {
     uint64_t last_stall; /* end of the last stall */
     uint32_t stall_w;    /* the shallowest depth seen stalling since the device started to */
     uint32_t w_first;    /* the first search's start, where a search restarted by a stall begins */
+    bool rate_probe;     /* the first stall came in a search: the next epoch reads the limiter's
+                            rate on whole slices (see limiter_rate) */
     uint64_t settle_until;
     uint64_t settled_since; /* start of the first epoch after the last depth change */
     bool drain;             /* after a decrease: wait until in-flight fits the new depth */
@@ -603,6 +605,7 @@ static uint32_t probe_interval(struct ctl_group *g);
 static void start_search(struct ctl_group *g, uint32_t from, uint32_t cap, uint64_t now)
 {
     tab_clear(g);
+    g->rate_probe = false;
     g->miss_w = 0;
     g->below = false;
     g->cap = cap < g->w_min ? g->w_min : (cap > g->w_max ? g->w_max : cap);
@@ -798,6 +801,7 @@ static void enter_hold(struct ctl_group *g, uint32_t w, uint64_t now)
 static void search_below(struct ctl_group *g, uint32_t from, uint64_t now)
 {
     tab_clear(g);
+    g->rate_probe = false;
     g->miss_w = 0;
     g->below = true;
     g->cap = from;
@@ -1024,6 +1028,48 @@ static void coast(struct ctl_group *g, const struct ctl_point *p, uint64_t now)
     epoch_reset(g, now);
 }
 
+/* Whether the epoch just measured read the limiter: it spanned whole slices, or it read its depth
+ * slower than the search read a shallower one (a device's own rate does not fall with depth). */
+static bool reads_limiter(const struct ctl_group *g, const struct ctl_point *p)
+{
+    if (g->ep.stalls > 1)
+        return true;
+    for (int i = 0; i < g->ntab && g->tab[i].w < p->w; i++)
+        if ((1.0 - CTL_EPS) * g->tab[i].x > p->x)
+            return true;
+    return false;
+}
+
+/* The epoch after a search's first stall. The search's points were read inside the limiter's
+ * first budget, at the device's own speed; an epoch past the hinge reads the limiter's rate C.
+ * Past the hinge every depth gives C and below it the device's own rate, so the steady curve is
+ * min(device, C): the table is clamped to C (Little's law stretches the latency to match; the
+ * tail of a clamped point is unknown) and the model places the hinge from the points below it.
+ * An epoch that did not read the limiter cannot say where C is: the search starts again. */
+static void limiter_rate(struct ctl_group *g, const struct ctl_point *p, uint64_t now)
+{
+    g->rate_probe = false;
+    if (!reads_limiter(g, p)) {
+        start_search(g, g->w < g->w_first ? g->w : g->w_first, g->cap, now);
+        return;
+    }
+    for (int i = 0; i < g->ntab; i++) {
+        struct ctl_point *t = &g->tab[i];
+        if (t->x > p->x) {
+            double f = p->x / t->x;
+            t->x = p->x;
+            t->ops *= f;
+            t->lat /= f;
+            t->p99 = 0;
+        }
+    }
+    tab_add(g, *p);
+    /* A verify that was under way checked a knee placed from the burst: place it again. */
+    g->phase = AURAIO_CTL_PHASE_GALLOP_UP;
+    g->verifies = 0;
+    decide(g, now);
+}
+
 static void end_epoch(struct ctl_group *g, uint64_t now)
 {
     uint64_t dt = now - g->ep.start;
@@ -1047,6 +1093,10 @@ static void end_epoch(struct ctl_group *g, uint64_t now)
         if (g->phase == AURAIO_CTL_PHASE_HOLD || g->phase == AURAIO_CTL_PHASE_TARGET)
             g->x_ref = 0;
         epoch_reset(g, now);
+        return;
+    }
+    if (g->rate_probe) {
+        limiter_rate(g, &p, now);
         return;
     }
     switch (g->phase) {
@@ -1167,8 +1217,14 @@ static bool stall(struct ctl_group *g, uint64_t now)
         g->stall_w = g->w;
     if (first && (g->phase == AURAIO_CTL_PHASE_GALLOP_UP || g->phase == AURAIO_CTL_PHASE_GALLOP_DOWN ||
                   g->phase == AURAIO_CTL_PHASE_VERIFY)) {
-        start_search(g, g->w < g->w_first ? g->w : g->w_first, g->cap, now);
-        return false;
+        if (g->ntab && g->tab[0].w < g->w) {
+            g->rate_probe = true;
+            epoch_reset(g, now); /* the stall's end starts it (aligned below) */
+        } else {
+            /* Nothing read below this depth, so nothing to clamp: search from the shallow end. */
+            start_search(g, g->w < g->w_first ? g->w : g->w_first, g->cap, now);
+            return false;
+        }
     }
     return true;
 }

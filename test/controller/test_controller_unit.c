@@ -187,9 +187,9 @@ static uint64_t feed(struct ctl_group *g, struct ctl_acc *a, uint64_t now, int m
     return now;
 }
 
-/* A 50 ms silence with I/O in flight while climbing: a stall (the first one restarts the search
- * at the first depth) only when the application slept through it; the same silence while the
- * reaper was off the CPU (the engine's waited total unchanged) changes nothing. */
+/* A 50 ms silence with I/O in flight while climbing: a stall (the first one stops the climb to
+ * read the limiter's rate) only when the application slept through it; the same silence while
+ * the reaper was off the CPU (the engine's waited total unchanged) changes nothing. */
 static void test_stall_only_when_slept_through(void **state)
 {
     (void)state;
@@ -212,10 +212,14 @@ static void test_stall_only_when_slept_through(void **state)
         struct ctl_ring_input in = { &a, before, before };
         auraio__ctl_group_waited(g, waited);
         auraio__ctl_group_update(g, &in, now);
+        assert_int_equal(auraio__ctl_group_depth(g), before);
+        /* A stall makes the next epoch read the limiter over whole slices: 100 ms of steady
+         * completions end no epoch. Without one the climb goes on in 10 ms epochs. */
+        now = feed(g, &a, now, 100, &waited);
         if (slept)
-            assert_int_equal(auraio__ctl_group_depth(g), 4);
-        else
             assert_int_equal(auraio__ctl_group_depth(g), before);
+        else
+            assert_true(auraio__ctl_group_depth(g) > before);
         auraio__ctl_group_destroy(g);
     }
 }
@@ -280,6 +284,29 @@ static void test_loss_at_min_depth_then_gain_climbs(void **state)
     assert_int_equal(auraio__ctl_group_depth(g), 1);
     /* The cap lifted: back to the rate the search measured. */
     assert_true(run_flat(g, &a, &now, 3000, 20000, AURAIO_CTL_PHASE_GALLOP_UP));
+    auraio__ctl_group_destroy(g);
+}
+
+/* A fresh throttle grants its first budget at once: for 100 ms the climb reads the device itself
+ * (5 K IOPS per request in flight), then a 40 K cap in 100 ms slices holds the rest (the knee is
+ * 8). The climb's readings below the cap are the device's curve and the first whole slices read
+ * the cap, so the hinge is placed from them at once. Restarted from the first depth instead, on
+ * epochs that must outlast a slice of unknown length, the search held only after 1.2-1.5 s (the
+ * throttled disk under a 25% cap: in band after 1.1-1.2 s, P99 2.2x the knee's). */
+static void test_first_stall_reads_the_cap(void **state)
+{
+    (void)state;
+    struct ctl_group *g = mk(1, 0);
+    struct ctl_acc a;
+    memset(&a, 0, sizeof(a));
+    uint64_t now = 1000000000ull, start = now;
+    run_sliced(g, &a, &now, 100, 5000, 0, 1e12, 100, 0, -1);
+    while (now - start < 3000000000ull && auraio__ctl_group_phase(g) != AURAIO_CTL_PHASE_HOLD)
+        run_sliced(g, &a, &now, 1, 5000, 0, 40000, 100, 50, -1);
+    assert_int_equal(auraio__ctl_group_phase(g), AURAIO_CTL_PHASE_HOLD);
+    uint32_t held = auraio__ctl_group_depth(g);
+    assert_true(held >= 8 && held <= 12);
+    assert_true(now - start <= 800000000ull);
     auraio__ctl_group_destroy(g);
 }
 
@@ -400,6 +427,7 @@ int main(void)
         cmocka_unit_test(test_rare_outliers_do_not_cut),
         cmocka_unit_test(test_app_limited_target_still_cuts),
         cmocka_unit_test(test_stall_only_when_slept_through),
+        cmocka_unit_test(test_first_stall_reads_the_cap),
         cmocka_unit_test(test_loss_at_min_depth_then_gain_climbs),
         cmocka_unit_test(test_loss_seen_through_one_slice_epochs),
         cmocka_unit_test(test_queued_depth_is_past_the_hinge),
