@@ -992,8 +992,10 @@ static AURAIO_NOINLINE int reap_own_cqe(struct ring *r, uint64_t ud, int32_t res
     if (!(ud & USER_DATA_TIMEOUT_BIT))
         return 0; /* no live request: never a second completion */
     uint64_t h = ud & ~USER_DATA_TIMEOUT_BIT;
+    if (handle_slot(h) >= r->nreqs)
+        return 0;
     struct request *q = &r->reqs[handle_slot(h)];
-    if (handle_slot(h) >= r->nreqs || q->handle != h || q->state != REQ_INFLIGHT || q->cqes_left == 0)
+    if (q->handle != h || q->state != REQ_INFLIGHT || q->cqes_left == 0)
         return 0;
     /* The deadline's own CQE: never a callback of its own, only the op's result. */
     q->timeout_result = res;
@@ -1036,11 +1038,12 @@ int auraio__ring_reap(struct ring *r, struct completion *out, int max, uint64_t 
             /* A request's CQE carries its handle (slot, ring and generation at once); anything
              * else, the library's own CQEs (request.h: cancels, wake NOPs, linked timeouts) and
              * CQEs of no live request alike, fails this one compare. */
-            struct request *q = &r->reqs[handle_slot(ud)];
-            if (auraio_unlikely(handle_slot(ud) >= r->nreqs || q->handle != ud)) {
+            uint32_t slot = handle_slot(ud);
+            if (auraio_unlikely(slot >= r->nreqs || r->reqs[slot].handle != ud)) {
                 n += reap_own_cqe(r, ud, res, &out[n], took_wake);
                 continue;
             }
+            struct request *q = &r->reqs[slot]; /* formed once the slot is known to exist */
             /* A CQE always names a live INFLIGHT request at its generation; anything else
              * would be a double completion, which the accounting below must never see. */
             if (q->state != REQ_INFLIGHT || q->cqes_left == 0)
