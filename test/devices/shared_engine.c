@@ -44,23 +44,17 @@
 #define _GNU_SOURCE
 #endif
 #include "auraio.h"
-#include "throttle.h"
+#include "devices_common.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
-#define BLOCK 4096
 #define FILE_MB 64
 #define OUTSTANDING 128 /* the application's reads per device under the controller */
 #define WINDOW_NS 250000000ull
@@ -68,10 +62,8 @@
 #define MAX_WINDOWS 16    /* per run, per device */
 #define MAX_SAMPLES 4096
 #define BAND_IOPS 0.95 /* the controller issue's band: within 5% of the best IOPS ... */
-#define BAND_P99 2.0
-#define BAND_SLACK                                                                                                     \
-    2.0 /* a neighbour of the band within twice its P99 bound counts in */ /* ... with a P99 at most twice the knee's  \
-                                                                            */
+#define BAND_P99 2.0   /* ... with a P99 at most twice the knee's */
+#define BAND_SLACK 2.0 /* a neighbour of the band within twice its P99 bound counts in */
 #define CONTROL_KEEP 0.9    /* the issue's: the fast device keeps 90% (printed as a verdict) */
 #define CONTROL_FLOOR 0.5   /* checked: held back by the slow device, it keeps ~1% (4,000 / 500,000) */
 #define TARGET_MET 0.9      /* share of the slow device's own P99 samples meeting its target (printed) */
@@ -92,24 +84,9 @@ static const int slow_grid[] = {1, 2, 4, 8};
 
 static int opt_select = AURAIO_SELECT_ADAPTIVE;
 static int opt_rounds = 3, opt_threads = 1, opt_rings = 1, opt_trace;
-static bool opt_full;
+static int opt_full; /* --full 1 */
 static double opt_warm = 1.0;
 static uint64_t opt_cap = 4000;
-static throttle_t *thr;
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void sleep_ns(uint64_t ns)
-{
-    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000ull), .tv_nsec = (long)(ns % 1000000000ull)};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
 
 /* ---- latency histograms, one per device per 250 ms window ---- */
 
@@ -184,7 +161,6 @@ struct req {
 
 struct dev {
     const char *name;
-    char path[4096];
     int fd;
     uint64_t id; /* st_dev, as auraio_device_stats_t.device_id names it */
     uint64_t blocks;
@@ -221,11 +197,8 @@ static void on_done(auraio_request_t *q, ssize_t res, void *ud)
     (void)q;
     struct req *r = ud;
     struct dev *d = r->d;
-    uint64_t t = now_ns();
-    if (res != BLOCK) {
-        fprintf(stderr, "%s: read returned %zd\n", d->name, res);
-        exit(1);
-    }
+    uint64_t t = devices_now_ns();
+    devices_check_read(d->name, res);
     struct hist *h = atomic_load_explicit(&d->win, memory_order_acquire);
     if (h)
         atomic_fetch_add_explicit(&h->n[bucket_of(t - r->t0)], 1, memory_order_relaxed);
@@ -239,13 +212,8 @@ static void on_done(auraio_request_t *q, ssize_t res, void *ud)
 static void submit_locked(struct dev *d)
 {
     struct req *r = d->spare[--d->nspare];
-    d->rng = d->rng * 6364136223846793005ull + 1442695040888963407ull;
-    int64_t off = (int64_t)((d->rng >> 33) % d->blocks) * BLOCK;
-    r->t0 = now_ns();
-    if (!auraio_read(engine, d->fd, auraio_buf(r->buf), BLOCK, off, on_done, r)) {
-        fprintf(stderr, "%s: auraio_read: %s\n", d->name, strerror(errno));
-        exit(1);
-    }
+    r->t0 = devices_now_ns();
+    devices_read(engine, d->name, d->fd, &d->rng, d->blocks, r->buf, on_done, r);
     d->inflight++;
 }
 
@@ -277,38 +245,12 @@ static void *worker_main(void *arg)
 
 static void make_file(struct dev *d, const char *dir)
 {
-    snprintf(d->path, sizeof(d->path), "%s/auraio-shared-engine-%d", dir, (int)getpid());
-    int fd = open(d->path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
-    if (fd < 0) {
-        perror(d->path);
-        exit(1);
-    }
-    static char chunk[1 << 20];
-    for (size_t i = 0; i < sizeof(chunk); i++)
-        chunk[i] = (char)(i * 131 + 7);
-    for (int i = 0; i < FILE_MB; i++) {
-        if (write(fd, chunk, sizeof(chunk)) != (ssize_t)sizeof(chunk)) {
-            perror("write");
-            exit(1);
-        }
-    }
-    fsync(fd);
-    close(fd);
-    d->fd = open(d->path, O_RDONLY | O_DIRECT);
-    if (d->fd < 0) {
-        perror("open O_DIRECT");
-        exit(1);
-    }
-    unlink(d->path); /* gone from the namespace: nothing to clean up on any exit */
-    struct stat sb;
-    if (fstat(d->fd, &sb) < 0)
-        exit(1);
-    d->id = (uint64_t)sb.st_dev;
-    d->blocks = (uint64_t)FILE_MB * (1 << 20) / BLOCK;
+    d->fd = devices_open_file(dir, "shared-engine", FILE_MB, &d->id);
+    d->blocks = (uint64_t)FILE_MB * (1 << 20) / DEVICES_BLOCK;
     pthread_mutex_init(&d->lock, NULL);
     for (int i = 0; i < OUTSTANDING; i++) {
         d->reqs[i].d = d;
-        if (posix_memalign(&d->reqs[i].buf, BLOCK, BLOCK))
+        if (posix_memalign(&d->reqs[i].buf, DEVICES_BLOCK, DEVICES_BLOCK))
             exit(1);
     }
 }
@@ -320,20 +262,7 @@ static struct worker workers[2];
  * device idle. */
 static void engine_start(int fixed_depth, double slow_target_ms)
 {
-    auraio_options_t o;
-    auraio_options_init(&o);
-    o.ring_count = opt_rings;
-    o.ring_select = (auraio_ring_select_t)opt_select;
-    o.queue_depth = 2 * OUTSTANDING + 8;
-    if (fixed_depth) {
-        o.disable_adaptive = true;
-        o.initial_in_flight = fixed_depth;
-    }
-    engine = auraio_create_with_options(&o);
-    if (!engine) {
-        fprintf(stderr, "auraio_create: %s\n", strerror(errno));
-        exit(1);
-    }
+    engine = devices_engine(opt_rings, opt_select, 2 * OUTSTANDING + 8, fixed_depth);
     /* Both devices known to the engine (a first use resolves an fd's device) before the target
      * goes on one of them: it must stay there. */
     if (auraio_device_capacity(engine, fast.fd) < 0 || auraio_device_capacity(engine, slow.fd) < 0) {
@@ -397,11 +326,6 @@ struct phase {
     char model[2][192];  /* each device's model line (auraio_format_device_model) */
 };
 
-static int cmp_int(const void *a, const void *b)
-{
-    return *(const int *)a - *(const int *)b;
-}
-
 static void sample_devices(int *depth, double *dev_p99, int *n)
 {
     auraio_device_stats_t s[4];
@@ -428,7 +352,7 @@ static void measure(struct phase *p, int nwin, bool adaptive)
     int depth[64] = {0}, nd = 0;
     *p = (struct phase){.nwin = nwin};
     hist_used = 0; /* the last run's windows are read */
-    uint64_t t0 = now_ns();
+    uint64_t t0 = devices_now_ns();
     for (int w = 0; w < nwin; w++) {
         for (int k = 0; k < 2; k++) {
             h[k][w] = hist_new();
@@ -436,18 +360,18 @@ static void measure(struct phase *p, int nwin, bool adaptive)
         }
         uint64_t wend = t0 + (uint64_t)(w + 1) * WINDOW_NS;
         if (adaptive) {
-            sleep_ns(WINDOW_NS / 2);
+            devices_sleep_ns(WINDOW_NS / 2);
             sample_devices(depth, p->slow_dev_p99, &nd);
         }
-        uint64_t t = now_ns();
+        uint64_t t = devices_now_ns();
         if (t < wend)
-            sleep_ns(wend - t);
+            devices_sleep_ns(wend - t);
         if (adaptive)
             sample_devices(depth, p->slow_dev_p99, &nd);
     }
     for (int k = 0; k < 2; k++)
         atomic_store_explicit(&ds[k]->win, NULL, memory_order_release);
-    double secs = (double)(now_ns() - t0) / 1e9;
+    double secs = (double)(devices_now_ns() - t0) / 1e9;
     for (int k = 0; k < 2; k++) {
         uint64_t n = 0;
         for (int w = 0; w < nwin; w++) {
@@ -459,39 +383,9 @@ static void measure(struct phase *p, int nwin, bool adaptive)
         int v[32];
         for (int i = 0; i < nd; i++)
             v[i] = depth[i * 2 + k];
-        qsort(v, (size_t)nd, sizeof(int), cmp_int);
-        p->depth[k] = nd ? v[nd / 2] : 0;
+        p->depth[k] = devices_median_int(v, nd);
     }
     p->nsamples = nd;
-}
-
-/* ---- medians ---- */
-
-static int cmp_dbl(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(const double *v, int n)
-{
-    double s[64];
-    memcpy(s, v, (size_t)n * sizeof(double));
-    qsort(s, (size_t)n, sizeof(double), cmp_dbl);
-    return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-}
-
-static void cleanup(void)
-{
-    if (thr)
-        throttle_release(thr);
-}
-
-static void on_signal(int sig)
-{
-    cleanup();
-    signal(sig, SIG_DFL);
-    raise(sig);
 }
 
 #define MAX_ROUNDS 16
@@ -515,7 +409,7 @@ static double window_p99_95(const uint64_t *w, int n)
     double v[16];
     for (int i = 0; i < n; i++)
         v[i] = (double)w[i];
-    qsort(v, (size_t)n, sizeof(double), cmp_dbl);
+    qsort(v, (size_t)n, sizeof(double), devices_cmp_dbl);
     return v[(int)((double)(n - 1) * 0.95 + 0.999)]; /* rounds up: with few windows, the worst */
 }
 
@@ -527,7 +421,7 @@ static void fixed_point(int k, int depth, int other_depth, struct phase *p)
     struct dev *d = k ? &slow : &fast, *o = k ? &fast : &slow;
     atomic_store(&d->want, depth);
     atomic_store(&o->want, other_depth);
-    sleep_ns(100000000ull);
+    devices_sleep_ns(100000000ull);
     measure(p, k ? SLOW_POINT_WINDOWS : FAST_POINT_WINDOWS, false);
     engine_stop();
 }
@@ -540,14 +434,14 @@ static void finish_frontier(struct frontier *f, int rounds, const char *name)
             a[r] = f->iops[r][g];
             b[r] = f->p99[r][g];
         }
-        f->m_iops[g] = median(a, rounds);
-        f->m_p99[g] = median(b, rounds);
+        f->m_iops[g] = devices_median(a, rounds);
+        f->m_p99[g] = devices_median(b, rounds);
     }
     /* The best: the second highest, so one lucky point (a throttle slice more: +-7% of 4,000 IOPS
      * in half a second) does not put every other depth below 95% of it. */
     double top[MAXGRID];
     memcpy(top, f->m_iops, sizeof(top));
-    qsort(top, (size_t)f->ngrid, sizeof(double), cmp_dbl);
+    qsort(top, (size_t)f->ngrid, sizeof(double), devices_cmp_dbl);
     f->best = top[f->ngrid - 2];
     f->knee = 0;
     while (f->m_iops[f->knee] < BAND_IOPS * f->best)
@@ -594,7 +488,7 @@ static void run_kind(enum kind k, int ffix, int sfix, double target_ms, int nwin
     atomic_store(&slow.follow, k == BOTH_TARGET);
     atomic_store(&fast.want, fixed ? ffix : OUTSTANDING);
     atomic_store(&slow.want, !both ? 0 : fixed ? sfix : OUTSTANDING);
-    sleep_ns(fixed ? 200000000ull : (uint64_t)(opt_warm * 1e9));
+    devices_sleep_ns(fixed ? 200000000ull : (uint64_t)(opt_warm * 1e9));
     measure(p, nwin, !fixed);
     if (!fixed) {
         auraio_device_stats_t s[4];
@@ -634,28 +528,14 @@ int main(int argc, char **argv)
 {
     const char *fast_dir = NULL, *slow_dir = NULL;
     int rings = 0, select = -1;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--fast-dir"))
-            fast_dir = argv[i + 1];
-        else if (!strcmp(argv[i], "--slow-dir"))
-            slow_dir = argv[i + 1];
-        else if (!strcmp(argv[i], "--cap"))
-            opt_cap = strtoull(argv[i + 1], NULL, 10);
-        else if (!strcmp(argv[i], "--rounds"))
-            opt_rounds = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--threads"))
-            opt_threads = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--rings"))
-            rings = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--select"))
-            select = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--warm"))
-            opt_warm = atof(argv[i + 1]);
-        else if (!strcmp(argv[i], "--full"))
-            opt_full = atoi(argv[i + 1]) != 0;
-        else if (!strcmp(argv[i], "--trace"))
-            opt_trace = atoi(argv[i + 1]);
-    }
+    const struct devices_opt opts[] = {
+        {"--fast-dir", DEVICES_OPT_STR, &fast_dir},   {"--slow-dir", DEVICES_OPT_STR, &slow_dir},
+        {"--cap", DEVICES_OPT_U64, &opt_cap},         {"--rounds", DEVICES_OPT_INT, &opt_rounds},
+        {"--threads", DEVICES_OPT_INT, &opt_threads}, {"--rings", DEVICES_OPT_INT, &rings},
+        {"--select", DEVICES_OPT_INT, &select},       {"--warm", DEVICES_OPT_DBL, &opt_warm},
+        {"--full", DEVICES_OPT_INT, &opt_full},       {"--trace", DEVICES_OPT_INT, &opt_trace},
+    };
+    devices_parse_args(argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));
     if (!fast_dir || !slow_dir || opt_rounds < 1 || opt_rounds > MAX_ROUNDS || opt_threads < 1 || opt_threads > 2) {
         fprintf(stderr,
                 "usage: %s --fast-dir DIR --slow-dir DIR [--cap IOPS] [--rounds N] [--threads 1|2] [--rings N] "
@@ -668,25 +548,17 @@ int main(int argc, char **argv)
     opt_rings = rings ? rings : opt_threads;
     opt_select = select >= 0 ? select : opt_threads == 2 ? AURAIO_SELECT_THREAD_LOCAL : AURAIO_SELECT_ADAPTIVE;
     setvbuf(stdout, NULL, _IOLBF, 0);
-    char why[256];
-    if (throttle_available(slow_dir, why, sizeof(why)) != 1) {
-        printf("skip: no block throttle for %s: %s\n", slow_dir, why);
+    if (devices_throttle_skip(slow_dir))
         return 77;
-    }
     hist_pool = calloc(2 * MAX_WINDOWS, sizeof(struct hist));
     if (!hist_pool)
         return 1;
     make_file(&fast, fast_dir);
     make_file(&slow, slow_dir);
-    atexit(cleanup);
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    if (throttle_create(&thr, slow_dir) < 0 || throttle_set_read_iops(thr, opt_cap) < 0) {
-        fprintf(stderr, "throttle: %s\n", throttle_last_error());
+    if (devices_throttle_start(slow_dir, opt_cap))
         return 1;
-    }
     printf("slow device capped at %llu read IOPS (%s); %d application thread(s), %d ring(s); %d rounds%s\n",
-           (unsigned long long)opt_cap, throttle_group_path(thr), opt_threads, opt_rings, opt_rounds,
+           (unsigned long long)opt_cap, devices_throttle_path(), opt_threads, opt_rings, opt_rounds,
            opt_full ? ", full" : "");
 
     static struct frontier ff = {.grid = fast_grid, .ngrid = NFAST}, fs = {.grid = slow_grid, .ngrid = NSLOW};
@@ -771,27 +643,30 @@ int main(int argc, char **argv)
             failed++;
         }
     }
-    double m_control = median(control, R), m_keep = median(keep_t, R), m_met = median(met_share, R),
-           m_dev = median(dev_share, R);
-    int fast_held = (int)median(fd, R), slow_held = (int)median(sd, R);
+    double m_control = devices_median(control, R), m_keep = devices_median(keep_t, R),
+           m_met = devices_median(met_share, R), m_dev = devices_median(dev_share, R);
+    int fast_held = (int)devices_median(fd, R), slow_held = (int)devices_median(sd, R);
     printf("\nfast device's IOPS, medians of %d rounds' ratios:\n| ratio | median |\n|---|---|\n", R);
     printf("| the control's cost: both under the controller / both at fixed depths (checked >= %.2f) | %.3f |\n",
            CONTROL_FLOOR, m_control);
     printf("| a target on the slow device: both with it / both without (checked >= %.2f, the issue's %.2f) | %.3f |\n",
            CONTROL_FLOOR, TARGET_KEEP, m_keep);
     if (opt_full) {
-        printf("| the issue's: both / alone, under the controller | %.3f |\n", median(issue, R));
-        printf("| the plain cost of the second device: both / alone, fixed depths | %.3f |\n", median(plain, R));
+        printf("| the issue's: both / alone, under the controller | %.3f |\n", devices_median(issue, R));
+        printf("| the plain cost of the second device: both / alone, fixed depths | %.3f |\n",
+               devices_median(plain, R));
     }
     printf("\nthe controller's point, both devices running (medians of rounds), on each device's frontier:\n");
     printf("| device | held depth | band (with a step of tolerance) | IOPS (x best fixed) | P99 ms (x the knee's) "
            "|\n|---|---|---|---|---|\n");
     printf("| %s | %d | %d..%d (%d..%d) | %.0f (%.3f) | %.3f (%.2f) |\n", fast.name, fast_held, ff.grid[ff.lo],
-           ff.grid[ff.hi], ff.grid[ff.blo], ff.grid[ff.bhi], median(f_iops, R), median(f_iops, R) / ff.best,
-           median(f_p99, R) / 1e6, median(f_p99, R) / ff.m_p99[ff.knee]);
+           ff.grid[ff.hi], ff.grid[ff.blo], ff.grid[ff.bhi], devices_median(f_iops, R),
+           devices_median(f_iops, R) / ff.best, devices_median(f_p99, R) / 1e6,
+           devices_median(f_p99, R) / ff.m_p99[ff.knee]);
     printf("| %s | %d | %d..%d (%d..%d) | %.0f (%.3f) | %.3f (%.2f) |\n", slow.name, slow_held, fs.grid[fs.lo],
-           fs.grid[fs.hi], fs.grid[fs.blo], fs.grid[fs.bhi], median(s_iops, R), median(s_iops, R) / fs.best,
-           median(s_p99, R) / 1e6, median(s_p99, R) / fs.m_p99[fs.knee]);
+           fs.grid[fs.hi], fs.grid[fs.blo], fs.grid[fs.bhi], devices_median(s_iops, R),
+           devices_median(s_iops, R) / fs.best, devices_median(s_p99, R) / 1e6,
+           devices_median(s_p99, R) / fs.m_p99[fs.knee]);
     for (int k = 0; k < 2; k++)
         printf("%s\n", pt[R - 1][BOTH_CTL].model[k]);
     printf("target %.3f ms on the slow device only: share of its application's windows meeting it, per round:",
@@ -802,8 +677,8 @@ int main(int argc, char **argv)
            100 * m_met, m_met >= TARGET_APP_MET ? "meets" : "misses");
     for (int r = 0; r < R; r++)
         printf(" %.0f%%", 100 * dev_share[r]);
-    printf(" (median %.0f%%: %s %.0f%%); its P99 over each round:", 100 * m_dev, m_dev >= TARGET_MET ? "meets" : "misses",
-           100 * TARGET_MET);
+    printf(" (median %.0f%%: %s %.0f%%); its P99 over each round:", 100 * m_dev,
+           m_dev >= TARGET_MET ? "meets" : "misses", 100 * TARGET_MET);
     for (int r = 0; r < R; r++)
         printf(" %.3f ms", t_p99[r]);
     printf("\n");
@@ -822,14 +697,13 @@ int main(int argc, char **argv)
                fs.grid[fs.blo], fs.grid[fs.bhi]);
         failed++;
     }
-    double m_tp99 = median(t_p99, R);
+    double m_tp99 = devices_median(t_p99, R);
     if (m_tp99 > target_ms) {
         printf("FAIL: the slow device's P99 under its %.3f ms target was %.3f ms (median of rounds)\n", target_ms,
                m_tp99);
         failed++;
     }
-    throttle_destroy(thr);
-    thr = NULL;
+    devices_throttle_stop();
     printf("\n%s\n", failed ? "FAILED" : "PASS");
     return failed ? 1 : 0;
 }

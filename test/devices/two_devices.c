@@ -30,68 +30,57 @@
 #define _GNU_SOURCE
 #endif
 #include "auraio.h"
-#include "throttle.h"
+#include "devices_common.h"
 
 #include <errno.h>
 #include <pthread.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define BLOCK 4096
 #define FILE_MB 256
-#define OUTSTANDING 128   /* the application's reads per device under the controller */
+#define OUTSTANDING 128 /* the application's reads per device under the controller */
 #define WINDOW_NS 250000000ull
 #define SAMPLE_NS 100000000ull
 #define MAX_SAMPLES (1u << 23)
-#define BAND_IOPS 0.95    /* the controller issue's band: within 5% of the best IOPS ... */
-#define BAND_P99 2.0      /* ... with a P99 at most twice the knee's */
-#define CONTROL_KEEP 0.9  /* the fast device keeps 90% of its IOPS at fixed depths, both running */
-#define TARGET_MET 0.9    /* share of windows meeting the slow device's target */
-#define TARGET_MIN_NS 1000000ull /* the slow device's target: at least 1 ms (the controller
-                                    issue's smallest), at least the band's P99 bound */
+#define BAND_IOPS 0.95   /* the controller issue's band: within 5% of the best IOPS ... */
+#define BAND_P99 2.0     /* ... with a P99 at most twice the knee's */
+#define CONTROL_KEEP 0.9 /* the fast device keeps 90% of its IOPS at fixed depths, both running */
+#define TARGET_MET 0.9   /* share of windows meeting the slow device's target */
+#define TARGET_MIN_NS                                                                                                  \
+    1000000ull /* the slow device's target: at least 1 ms (the controller                                              \
+                  issue's smallest), at least the band's P99 bound */
 #define ROUNDS 5
-#define KINDS 4           /* alone and both, under the controller and at fixed depths */
+#define KINDS 4 /* alone and both, under the controller and at fixed depths */
 
 static const int grid[] = {1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64};
 #define NGRID ((int)(sizeof(grid) / sizeof(grid[0])))
 
 static double opt_seconds = 1.0, opt_run = 2.0;
-static bool opt_trace;      /* --trace 1: each device's depth and phase every 100 ms */
+static int opt_trace;       /* --trace 1: each device's depth and phase every 100 ms */
 static const char *opt_one; /* --one alone|both|slow|split: one kind of run only (measuring) */
 static uint64_t opt_cap = 4000;
-static throttle_t *thr;
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 struct dev {
     const char *name;
-    char path[4096];
     int fd;
+    uint64_t id; /* st_dev, as auraio_device_stats_t.device_id names it */
     uint64_t blocks, rng;
-    int want;          /* reads to keep in flight */
-    bool follow;       /* submit what the device admits (auraio_device_capacity), no more: a
-                          latency-minded application keeps no backlog in the library */
+    int want;    /* reads to keep in flight */
+    bool follow; /* submit what the device admits (auraio_device_capacity), no more: a
+                    latency-minded application keeps no backlog in the library */
     int inflight;
     struct req *spare[OUTSTANDING]; /* request structs not in flight */
     int nspare;
-    uint64_t done;     /* completions counted (after the warm-up) */
+    uint64_t done; /* completions counted (after the warm-up) */
     bool counting;
-    uint64_t *lat;     /* latencies (ns) and completion times, counted ones */
+    uint64_t *lat; /* latencies (ns) and completion times, counted ones */
     uint64_t *at;
     uint32_t n;
 };
@@ -121,12 +110,9 @@ static void on_done(auraio_request_t *q, ssize_t res, void *ud)
     (void)q;
     struct req *r = ud;
     struct dev *d = r->d;
-    uint64_t t = now_ns();
+    uint64_t t = devices_now_ns();
     d->inflight--;
-    if (res != BLOCK) {
-        fprintf(stderr, "%s: read returned %zd\n", d->name, res);
-        exit(1);
-    }
+    devices_check_read(d->name, res);
     if (d->counting) {
         d->done++;
         if (d->n < MAX_SAMPLES) {
@@ -142,42 +128,15 @@ static void on_done(auraio_request_t *q, ssize_t res, void *ud)
 static void submit(struct req *r)
 {
     struct dev *d = r->d;
-    d->rng = d->rng * 6364136223846793005ull + 1442695040888963407ull;
-    int64_t off = (int64_t)((d->rng >> 33) % d->blocks) * BLOCK;
-    r->t0 = now_ns();
-    if (!auraio_read(engine, d->fd, auraio_buf(r->buf), BLOCK, off, on_done, r)) {
-        fprintf(stderr, "%s: auraio_read: %s\n", d->name, strerror(errno));
-        exit(1);
-    }
+    r->t0 = devices_now_ns();
+    devices_read(engine, d->name, d->fd, &d->rng, d->blocks, r->buf, on_done, r);
     d->inflight++;
 }
 
 static void make_file(struct dev *d, const char *dir)
 {
-    snprintf(d->path, sizeof(d->path), "%s/auraio-two-devices-%d", dir, (int)getpid());
-    int fd = open(d->path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
-    if (fd < 0) {
-        perror(d->path);
-        exit(1);
-    }
-    static char chunk[1 << 20];
-    for (size_t i = 0; i < sizeof(chunk); i++)
-        chunk[i] = (char)(i * 131 + 7);
-    for (int i = 0; i < FILE_MB; i++) {
-        if (write(fd, chunk, sizeof(chunk)) != (ssize_t)sizeof(chunk)) {
-            perror("write");
-            exit(1);
-        }
-    }
-    fsync(fd);
-    close(fd);
-    d->fd = open(d->path, O_RDONLY | O_DIRECT);
-    if (d->fd < 0) {
-        perror("open O_DIRECT");
-        exit(1);
-    }
-    unlink(d->path); /* gone from the namespace: nothing to clean up on any exit */
-    d->blocks = (uint64_t)FILE_MB * (1 << 20) / BLOCK;
+    d->fd = devices_open_file(dir, "two-devices", FILE_MB, &d->id);
+    d->blocks = (uint64_t)FILE_MB * (1 << 20) / DEVICES_BLOCK;
     d->lat = malloc(MAX_SAMPLES * sizeof(uint64_t));
     d->at = malloc(MAX_SAMPLES * sizeof(uint64_t));
     if (!d->lat || !d->at)
@@ -201,20 +160,7 @@ static uint64_t p99_of(uint64_t *v, uint32_t n)
 /* @p fixed_depth 0: under the controller; else adaptation off at that in-flight limit. */
 static auraio_engine_t *make_engine(int fixed_depth)
 {
-    auraio_options_t o;
-    auraio_options_init(&o);
-    o.ring_count = 1;
-    o.queue_depth = 2 * OUTSTANDING + 8;
-    if (fixed_depth) {
-        o.disable_adaptive = true;
-        o.initial_in_flight = fixed_depth;
-    }
-    auraio_engine_t *e = auraio_create_with_options(&o);
-    if (!e) {
-        fprintf(stderr, "auraio_create: %s\n", strerror(errno));
-        exit(1);
-    }
-    return e;
+    return devices_engine(1, AURAIO_SELECT_ADAPTIVE, 2 * OUTSTANDING + 8, fixed_depth);
 }
 
 /* A profile of the counted part (AURAIO_DEVICES_PERF): perf attached to this process. */
@@ -238,7 +184,8 @@ static double cpu_seconds(void)
 {
     struct rusage ru;
     getrusage(RUSAGE_THREAD, &ru);
-    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 /* Run the devices in @p ds (NULL-terminated) for warm-up then @p seconds; @p sample, when given,
@@ -256,18 +203,18 @@ static void run(struct dev **ds, double warm, double seconds, void (*sample)(voi
         d->nspare = 0;
         for (int i = 0; i < OUTSTANDING; i++) {
             reqs[ndev][i].d = d;
-            if (posix_memalign(&reqs[ndev][i].buf, BLOCK, BLOCK))
+            if (posix_memalign(&reqs[ndev][i].buf, DEVICES_BLOCK, DEVICES_BLOCK))
                 exit(1);
             d->spare[d->nspare++] = &reqs[ndev][i];
         }
     }
     stopping = false;
-    uint64_t t0 = now_ns(), count_at = t0 + (uint64_t)(warm * 1e9), end = count_at + (uint64_t)(seconds * 1e9);
+    uint64_t t0 = devices_now_ns(), count_at = t0 + (uint64_t)(warm * 1e9), end = count_at + (uint64_t)(seconds * 1e9);
     uint64_t next_sample = count_at;
     bool counting = false;
     double cpu0 = 0;
     pid_t perf = 0;
-    for (uint64_t t = t0; t < end; t = now_ns()) {
+    for (uint64_t t = t0; t < end; t = devices_now_ns()) {
         if (!counting && t >= count_at) {
             perf = perf_start();
             cpu0 = cpu_seconds();
@@ -313,12 +260,6 @@ struct frontier {
     int knee, lo, hi; /* grid indexes: the knee and the band */
 };
 
-static int cmp_dbl_desc(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? 1 : x > y ? -1 : 0;
-}
-
 static void measure_frontier(struct dev *d, struct frontier *f)
 {
     d->follow = false;
@@ -335,8 +276,8 @@ static void measure_frontier(struct dev *d, struct frontier *f)
      * less: +-7% at 4000 IOPS) does not move the knee to a depth where nothing gains. */
     double top[NGRID];
     memcpy(top, f->iops, sizeof(top));
-    qsort(top, NGRID, sizeof(top[0]), cmp_dbl_desc);
-    double best = top[1];
+    qsort(top, NGRID, sizeof(top[0]), devices_cmp_dbl);
+    double best = top[NGRID - 2];
     f->knee = 0;
     while (f->iops[f->knee] < BAND_IOPS * best)
         f->knee++;
@@ -368,14 +309,7 @@ static int ndev_p99;
 /* Which entry of @p s (n of them) is @p d's. */
 static int dev_index(const struct dev *d, const auraio_device_stats_t *s, int n)
 {
-    struct stat sb;
-    if (fstat(d->fd, &sb) < 0)
-        return -1;
-    for (int i = 0; i < n && i < 4; i++) {
-        if (s[i].device_id == (uint64_t)sb.st_dev)
-            return i;
-    }
-    return -1;
+    return devices_stats_index(s, n, 4, d->id);
 }
 
 static void sample_devices(void)
@@ -396,15 +330,9 @@ static void sample_devices(void)
                sl >= 0 ? " | slow depth " : "", sl >= 0 ? auraio_phase_name(s[sl].phase) : "");
 }
 
-static int cmp_int(const void *a, const void *b)
-{
-    return *(const int *)a - *(const int *)b;
-}
-
 static int median_depth(int k)
 {
-    qsort(depth_samples[k], (size_t)ndepth, sizeof(int), cmp_int);
-    return ndepth ? depth_samples[k][ndepth / 2] : 0;
+    return devices_median_int(depth_samples[k], ndepth);
 }
 
 /* Share of the counted 250 ms windows whose P99 (application side) is within @p target_ns. */
@@ -442,29 +370,9 @@ static void print_model(const auraio_device_stats_t *s, const char *name)
            auraio_phase_name(s->phase), s->p99_latency_ms, s->target_p99_ms, s->backlog_wait_ms, line);
 }
 
-static void cleanup(void)
-{
-    if (thr)
-        throttle_release(thr);
-}
-
-static void on_signal(int sig)
-{
-    cleanup();
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-static double median_of(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(v[0]), cmp_dbl_desc);
-    return v[n / 2];
-}
-
 /* One kind of run of the rounds: fast alone or both, under the controller or at fixed depths. */
 enum kind { ALONE_CTL, BOTH_CTL, ALONE_FIXED, BOTH_FIXED };
-static const char *const kind_name[KINDS] = {"alone, controller", "both, controller", "alone, fixed",
-                                              "both, fixed"};
+static const char *const kind_name[KINDS] = {"alone, controller", "both, controller", "alone, fixed", "both, fixed"};
 
 struct point {
     double fast, slow, cpu; /* IOPS, and CPU seconds per second */
@@ -484,7 +392,8 @@ static struct point run_kind(struct dev *fast, struct dev *slow, enum kind k, in
     slow_dev = two ? slow : NULL;
     ndepth = ndev_p99 = 0;
     run(two ? both : alone, 1.0, opt_run, fixed ? NULL : sample_devices);
-    struct point p = {.fast = (double)fast->done / opt_run, .slow = two ? (double)slow->done / opt_run : 0,
+    struct point p = {.fast = (double)fast->done / opt_run,
+                      .slow = two ? (double)slow->done / opt_run : 0,
                       .cpu = run_cpu_s / opt_run};
     p.fast_depth = fixed ? fast_fixed : median_depth(0);
     p.slow_depth = fixed ? slow_fixed : two ? median_depth(1) : 0;
@@ -512,45 +421,29 @@ static void *slow_thread(void *arg)
 int main(int argc, char **argv)
 {
     const char *fast_dir = NULL, *slow_dir = NULL;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--fast-dir"))
-            fast_dir = argv[i + 1];
-        else if (!strcmp(argv[i], "--slow-dir"))
-            slow_dir = argv[i + 1];
-        else if (!strcmp(argv[i], "--cap"))
-            opt_cap = strtoull(argv[i + 1], NULL, 10);
-        else if (!strcmp(argv[i], "--seconds"))
-            opt_seconds = atof(argv[i + 1]);
-        else if (!strcmp(argv[i], "--run"))
-            opt_run = atof(argv[i + 1]);
-        else if (!strcmp(argv[i], "--one"))
-            opt_one = argv[i + 1];
-        else if (!strcmp(argv[i], "--trace"))
-            opt_trace = atoi(argv[i + 1]) != 0;
-    }
+    const struct devices_opt opts[] = {
+        {"--fast-dir", DEVICES_OPT_STR, &fast_dir}, {"--slow-dir", DEVICES_OPT_STR, &slow_dir},
+        {"--cap", DEVICES_OPT_U64, &opt_cap},       {"--seconds", DEVICES_OPT_DBL, &opt_seconds},
+        {"--run", DEVICES_OPT_DBL, &opt_run},       {"--one", DEVICES_OPT_STR, &opt_one},
+        {"--trace", DEVICES_OPT_INT, &opt_trace},
+    };
+    devices_parse_args(argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));
     if (!fast_dir || !slow_dir) {
         fprintf(stderr,
-                "usage: %s --fast-dir DIR --slow-dir DIR [--cap IOPS] [--seconds S] [--run S] [--one alone|both|slow|split]\n",
+                "usage: %s --fast-dir DIR --slow-dir DIR [--cap IOPS] [--seconds S] [--run S] [--one "
+                "alone|both|slow|split]\n",
                 argv[0]);
         return 2;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
-    char why[256];
-    if (throttle_available(slow_dir, why, sizeof(why)) != 1) {
-        printf("skip: no block throttle for %s: %s\n", slow_dir, why);
+    if (devices_throttle_skip(slow_dir))
         return 77;
-    }
     static struct dev fast = {.name = "fast (zram)", .rng = 1}, slow = {.name = "slow (disk, capped)", .rng = 2};
     make_file(&fast, fast_dir);
     make_file(&slow, slow_dir);
-    atexit(cleanup);
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    if (throttle_create(&thr, slow_dir) < 0 || throttle_set_read_iops(thr, opt_cap) < 0) {
-        fprintf(stderr, "throttle: %s\n", throttle_last_error());
+    if (devices_throttle_start(slow_dir, opt_cap))
         return 1;
-    }
-    printf("slow device capped at %llu read IOPS (%s)\n", (unsigned long long)opt_cap, throttle_group_path(thr));
+    printf("slow device capped at %llu read IOPS (%s)\n", (unsigned long long)opt_cap, devices_throttle_path());
 
     if (opt_one && !strcmp(opt_one, "split")) {
         /* The control experiment for the CPU placement: zram alone vs zram with the disk driven
@@ -566,10 +459,11 @@ int main(int argc, char **argv)
             auraio_destroy(engine);
             pthread_join(t, NULL);
             r[i] = b.fast / a.fast;
-            printf("round %d: fast alone %.0f (CPU %.2f); with the disk on its own thread %.0f (CPU %.2f), the disk %.0f IOPS (its thread's CPU %.3f): %.3fx\n",
+            printf("round %d: fast alone %.0f (CPU %.2f); with the disk on its own thread %.0f (CPU %.2f), the disk "
+                   "%.0f IOPS (its thread's CPU %.3f): %.3fx\n",
                    i + 1, a.fast, a.cpu, b.fast, b.cpu, slow_thread_iops, slow_thread_cpu, r[i]);
         }
-        printf("median %.3fx\n", median_of(r, ROUNDS));
+        printf("median %.3fx\n", devices_median(r, ROUNDS));
         return 0;
     }
     if (opt_one) {
@@ -621,7 +515,8 @@ int main(int argc, char **argv)
         printf("round %d: fast IOPS", r + 1);
         for (int k = 0; k < KINDS; k++)
             printf(" | %s %.0f (depth %d, CPU %.2f)", kind_name[k], pt[r][k].fast, pt[r][k].fast_depth, pt[r][k].cpu);
-        printf(" | slow %.0f (depth %d) beside the controlled fast\n", pt[r][BOTH_CTL].slow, pt[r][BOTH_CTL].slow_depth);
+        printf(" | slow %.0f (depth %d) beside the controlled fast\n", pt[r][BOTH_CTL].slow,
+               pt[r][BOTH_CTL].slow_depth);
     }
     double control[ROUNDS], plain[ROUNDS], issue[ROUNDS], ctl_alone[ROUNDS];
     int fd_med[ROUNDS], sd_med[ROUNDS];
@@ -633,16 +528,15 @@ int main(int argc, char **argv)
         fd_med[r] = pt[r][BOTH_CTL].fast_depth;
         sd_med[r] = pt[r][BOTH_CTL].slow_depth;
     }
-    double keep = median_of(control, ROUNDS);
-    qsort(fd_med, ROUNDS, sizeof(int), cmp_int);
-    qsort(sd_med, ROUNDS, sizeof(int), cmp_int);
-    int fast_depth = fd_med[ROUNDS / 2], slow_depth = sd_med[ROUNDS / 2];
+    double keep = devices_median(control, ROUNDS);
+    int fast_depth = devices_median_int(fd_med, ROUNDS), slow_depth = devices_median_int(sd_med, ROUNDS);
     printf("\nfast device's IOPS, medians of the rounds' ratios:\n");
     printf("| ratio | median |\n|---|---|\n");
     printf("| the control's cost: both, controller / both, fixed (checked >= %.2f) | %.3f |\n", CONTROL_KEEP, keep);
-    printf("| the plain cost of the second device: both, fixed / alone, fixed | %.3f |\n", median_of(plain, ROUNDS));
-    printf("| the issue's ratio: both, controller / alone, controller | %.3f |\n", median_of(issue, ROUNDS));
-    printf("| the controller alone: alone, controller / alone, fixed | %.3f |\n", median_of(ctl_alone, ROUNDS));
+    printf("| the plain cost of the second device: both, fixed / alone, fixed | %.3f |\n",
+           devices_median(plain, ROUNDS));
+    printf("| the issue's ratio: both, controller / alone, controller | %.3f |\n", devices_median(issue, ROUNDS));
+    printf("| the controller alone: alone, controller / alone, fixed | %.3f |\n", devices_median(ctl_alone, ROUNDS));
     double fbest = 0, sbest = 0;
     for (int g = 0; g < NGRID; g++) {
         fbest = ff.iops[g] > fbest ? ff.iops[g] : fbest;
@@ -733,8 +627,7 @@ int main(int argc, char **argv)
             failed++;
         }
     }
-    throttle_destroy(thr);
-    thr = NULL;
+    devices_throttle_stop();
     printf("\n%s\n", failed ? "FAILED" : "PASS");
     return failed ? 1 : 0;
 }
