@@ -47,7 +47,8 @@
 /* Verify and hold epochs are this many times longer: they set references, not directions. */
 #define CTL_LONG 4u
 /* A held epoch has changed when it deviates by more than 3 sigma of the held noise (and by at
- * least 2 eps: a smaller change cannot move the knee out of its band). */
+ * least 2 eps: a smaller change cannot move the knee out of its band); a climb's fall and its
+ * re-read count beyond eps and 3 sigma of both epochs' own noise. */
 #define CTL_CHANGE_SIGMAS 3.0
 /* Consecutive same-sign changed epochs that make a change: a spike or a slow epoch is not. */
 #define CTL_CHANGE_EPOCHS 3
@@ -132,8 +133,12 @@ struct ctl_group {
     uint64_t last_stall; /* end of the last stall */
     uint32_t stall_w;    /* the shallowest depth seen stalling since the device started to */
     uint32_t w_first;    /* the first search's start, where a search restarted by a stall begins */
-    bool rate_probe;     /* the first stall came in a search: the next epoch reads the limiter's
-                            rate on whole slices (see limiter_rate) */
+    bool rate_probe;     /* the first stall came in a search, or its throughput fell with depth:
+                            the next epoch reads the limiter's rate (see limiter_rate) */
+    double cliff_x;      /* the fall's deeper reading: the next epoch tells what fell; 0: none */
+    double clamp_x;      /* the rate a fall's table is clamped to, until a point reads above it */
+    struct ctl_point unclamped[CTL_TAB]; /* that table as measured */
+    int nunclamped;
     uint64_t settle_until;
     uint64_t settled_since; /* start of the first epoch after the last depth change */
     bool drain;             /* after a decrease: wait until in-flight fits the new depth */
@@ -606,6 +611,8 @@ static void start_search(struct ctl_group *g, uint32_t from, uint32_t cap, uint6
 {
     tab_clear(g);
     g->rate_probe = false;
+    g->cliff_x = 0;
+    g->clamp_x = 0;
     g->miss_w = 0;
     g->below = false;
     g->cap = cap < g->w_min ? g->w_min : (cap > g->w_max ? g->w_max : cap);
@@ -735,11 +742,37 @@ static void decide(struct ctl_group *g, uint64_t now)
     set_w(g, k, now);
 }
 
+/* A limiter held I/O in flight at the current depth: remember when and where. Until two stalls
+ * measure its slice, assume the longest. */
+static void limiter_held(struct ctl_group *g, uint64_t now)
+{
+    if (!g->period)
+        g->period = CTL_EPOCH_MAX_NS;
+    g->last_stall = now;
+    if (!g->stall_w || g->w < g->stall_w)
+        g->stall_w = g->w;
+}
+
+/* A search's first sight of a limiter: its points were read inside the limiter's first budget.
+ * The next epoch, at this depth, reads the limiter's rate (limiter_rate); with nothing read below
+ * this depth there is nothing to clamp, and the search starts again from the shallow end. Returns
+ * whether the search went on from here (false: it restarted). */
+static bool limiter_found(struct ctl_group *g, uint64_t now)
+{
+    limiter_held(g, now);
+    if (g->ntab && g->tab[0].w < g->w) {
+        g->rate_probe = true;
+        epoch_reset(g, now); /* the stall's end starts it (aligned by the caller) */
+        return true;
+    }
+    start_search(g, g->w < g->w_first ? g->w : g->w_first, g->cap, now);
+    return false;
+}
+
 /* ---- phases ---- */
 
 static void climb(struct ctl_group *g, const struct ctl_point *p, uint64_t now)
 {
-    tab_add(g, *p);
     bool over = !feasible(g, p);
     /* Clearly still gaining: by more than a miss's worth, two standard errors beyond noise. */
     double excess = g->x_prev > 0 ? p->x / g->x_prev - 1.0 - CTL_GAIN_MISS : 0;
@@ -756,7 +789,19 @@ static void climb(struct ctl_group *g, const struct ctl_point *p, uint64_t now)
     bool jump = g->p99_prev && p->p99 &&
                 (double)p->p99 > CTL_TAIL_JUMP * (double)p->w / (double)g->w_prev * (double)g->p99_prev;
     bool cliff = jump && !gaining;
+    tab_add(g, *p);
     g->hinge = g->hinge || jump; /* even where a burst within the slice still reads a gain */
+    double fall = g->x_prev > 0 ? 1.0 - CTL_EPS - p->x / g->x_prev : 0;
+    if (cliff && !g->period && fall > 0 && fall * fall > CTL_CHANGE_SIGMAS * CTL_CHANGE_SIGMAS * (p->se2 + g->se2_prev)) {
+        /* Queued and slower than the depth before: a falling curve (the device thrashes), or a
+         * limiter whose first budget the shallower point was read inside. Only measuring that
+         * depth again tells them apart (limiter_rate): the limiter's rate is the same there. */
+        g->rate_probe = true;
+        g->cliff_x = p->x;
+        g->phase = AURAIO_CTL_PHASE_GALLOP_DOWN; /* a long epoch: whole slices of a limiter */
+        set_w(g, g->w_prev, now);
+        return;
+    }
     g->x_prev = p->x;
     g->se2_prev = p->se2;
     g->p99_prev = p->p99;
@@ -779,6 +824,7 @@ static void climb(struct ctl_group *g, const struct ctl_point *p, uint64_t now)
 static void enter_hold(struct ctl_group *g, uint32_t w, uint64_t now)
 {
     const struct ctl_point *p = tab_find(g, w);
+    g->clamp_x = 0;
     if (!g->below && g->ntab > 1)
         g->shallow = g->tab[0];
     double top = plateau(g);
@@ -802,6 +848,8 @@ static void search_below(struct ctl_group *g, uint32_t from, uint64_t now)
 {
     tab_clear(g);
     g->rate_probe = false;
+    g->cliff_x = 0;
+    g->clamp_x = 0;
     g->miss_w = 0;
     g->below = true;
     g->cap = from;
@@ -1029,14 +1077,17 @@ static void coast(struct ctl_group *g, const struct ctl_point *p, uint64_t now)
 }
 
 /* Whether the epoch just measured read the limiter: it spanned whole slices, or it read its depth
- * slower than the search read a shallower one (a device's own rate does not fall with depth). */
-static bool reads_limiter(const struct ctl_group *g, const struct ctl_point *p)
+ * slower than the search read it or a shallower one before (a device's own rate neither falls with
+ * depth nor drops at a depth it just delivered), by @p sigmas standard errors beyond eps. */
+static bool reads_limiter(const struct ctl_group *g, const struct ctl_point *p, double sigmas)
 {
     if (g->ep.stalls > 1)
         return true;
-    for (int i = 0; i < g->ntab && g->tab[i].w < p->w; i++)
-        if ((1.0 - CTL_EPS) * g->tab[i].x > p->x)
+    for (int i = 0; i < g->ntab && g->tab[i].w <= p->w; i++) {
+        double d = g->tab[i].x > 0 ? 1.0 - CTL_EPS - p->x / g->tab[i].x : 0;
+        if (d > 0 && d * d >= sigmas * sigmas * (p->se2 + g->tab[i].se2))
             return true;
+    }
     return false;
 }
 
@@ -1048,26 +1099,58 @@ static bool reads_limiter(const struct ctl_group *g, const struct ctl_point *p)
  * An epoch that did not read the limiter cannot say where C is: the search starts again. */
 static void limiter_rate(struct ctl_group *g, const struct ctl_point *p, uint64_t now)
 {
+    double cliff_x = g->cliff_x;
     g->rate_probe = false;
-    if (!reads_limiter(g, p)) {
-        start_search(g, g->w < g->w_first ? g->w : g->w_first, g->cap, now);
+    g->cliff_x = 0;
+    /* After a stall the limiter is certain and only its rate is read; after a fall the point
+     * read again must differ beyond noise, as a falling curve's noisy reading may not. */
+    if (!reads_limiter(g, p, cliff_x > 0 ? CTL_CHANGE_SIGMAS : 0)) {
+        if (cliff_x > 0) {
+            /* The depth before the fall delivers its rate again: the device's own falling curve. */
+            tab_add(g, *p);
+            decide(g, now);
+        } else {
+            start_search(g, g->w < g->w_first ? g->w : g->w_first, g->cap, now);
+        }
         return;
+    }
+    double c = p->x;
+    if (cliff_x > 0) {
+        /* A curve that falls past its peak re-reads a depth just left as low as a limiter
+         * does (a device with memory); only a point above the limiter's rate can show it. */
+        memcpy(g->unclamped, g->tab, sizeof(g->tab));
+        g->nunclamped = g->ntab;
+        g->clamp_x = c;
     }
     for (int i = 0; i < g->ntab; i++) {
         struct ctl_point *t = &g->tab[i];
-        if (t->x > p->x) {
-            double f = p->x / t->x;
-            t->x = p->x;
+        if (t->x > c) {
+            double f = c / t->x;
+            t->x = c;
             t->ops *= f;
             t->lat /= f;
             t->p99 = 0;
         }
     }
-    tab_add(g, *p);
+    tab_add(g, *p); /* (clamped first: the budget's reading is the limiter's, not a memory's) */
     /* A verify that was under way checked a knee placed from the burst: place it again. */
     g->phase = AURAIO_CTL_PHASE_GALLOP_UP;
     g->verifies = 0;
     decide(g, now);
+}
+
+/* A point beyond noise above the rate a fall's table was clamped to: no limiter caps the device
+ * there, the fall was its own curve, and the table as measured comes back. */
+static void unclamp_above(struct ctl_group *g, const struct ctl_point *p)
+{
+    if (g->clamp_x <= 0)
+        return;
+    double d = p->x / g->clamp_x - 1.0 - CTL_EPS;
+    if (d <= 0 || d * d <= CTL_CHANGE_SIGMAS * CTL_CHANGE_SIGMAS * p->se2)
+        return;
+    memcpy(g->tab, g->unclamped, sizeof(g->tab));
+    g->ntab = g->nunclamped;
+    g->clamp_x = 0;
 }
 
 static void end_epoch(struct ctl_group *g, uint64_t now)
@@ -1105,6 +1188,7 @@ static void end_epoch(struct ctl_group *g, uint64_t now)
         break;
     case AURAIO_CTL_PHASE_GALLOP_DOWN:
     case AURAIO_CTL_PHASE_VERIFY:
+        unclamp_above(g, &p);
         tab_add(g, p);
         decide(g, now);
         break;
@@ -1205,27 +1289,15 @@ static bool stall(struct ctl_group *g, uint64_t now)
         return false;
     bool first = g->period == 0;
     uint64_t since = now - g->last_stall;
-    if (first) /* until two stalls measure the slice, assume the longest */
-        g->period = CTL_EPOCH_MAX_NS;
-    else if (since < 4 * g->period && since >= CTL_EPOCH_MIN_NS)
+    if (!first && since < 4 * g->period && since >= CTL_EPOCH_MIN_NS)
         /* Consecutive stalls, a slice (or a few) apart. No slice is taken longer than the
          * longest epoch: stalls that far apart are a device going quiet now and then, and a
          * 1.4 s "slice" made every stall-free epoch last 1.75 s, so a cap lifted took 5 s to show. */
         g->period = since < CTL_EPOCH_MAX_NS ? since : CTL_EPOCH_MAX_NS;
-    g->last_stall = now;
-    if (!g->stall_w || g->w < g->stall_w)
-        g->stall_w = g->w;
     if (first && (g->phase == AURAIO_CTL_PHASE_GALLOP_UP || g->phase == AURAIO_CTL_PHASE_GALLOP_DOWN ||
-                  g->phase == AURAIO_CTL_PHASE_VERIFY)) {
-        if (g->ntab && g->tab[0].w < g->w) {
-            g->rate_probe = true;
-            epoch_reset(g, now); /* the stall's end starts it (aligned below) */
-        } else {
-            /* Nothing read below this depth, so nothing to clamp: search from the shallow end. */
-            start_search(g, g->w < g->w_first ? g->w : g->w_first, g->cap, now);
-            return false;
-        }
-    }
+                  g->phase == AURAIO_CTL_PHASE_VERIFY))
+        return limiter_found(g, now);
+    limiter_held(g, now);
     return true;
 }
 

@@ -310,6 +310,54 @@ static void test_first_stall_reads_the_cap(void **state)
     auraio__ctl_group_destroy(g);
 }
 
+/* A limiter that grants a first budget of @p budget requests beyond its rate @p cap per second and
+ * then dispatches smoothly at that rate (no silence a stall could see), in front of a device of
+ * @p per_slot IOPS per request in flight. While it holds requests back, every 50th waits an extra
+ * 30 ms: the tail of a throttle paying back its first budget. Runs until @p phase or @p ms. */
+static void run_budget(struct ctl_group *g, struct ctl_acc *a, uint64_t *now, int ms, double per_slot, double cap,
+                       double budget, int phase)
+{
+    double owed = 0, tokens = budget;
+    uint64_t held = 0;
+    for (int t = 0; t < ms && auraio__ctl_group_phase(g) != phase; t++) {
+        uint32_t w = auraio__ctl_group_depth(g);
+        double own = w * per_slot / 1000, give = own < tokens + cap / 1000 ? own : tokens + cap / 1000;
+        tokens += cap / 1000 - give;
+        tokens = tokens < 0 ? 0 : (tokens > budget ? budget : tokens);
+        for (owed += give; owed >= 1; owed--) {
+            uint64_t lat = (uint64_t)(1e6 * w / give);
+            if (give < own && ++held % 50 == 0)
+                lat += 30000000u;
+            auraio__ctl_acc_record(a, lat, 4096);
+            auraio__ctl_acc_at_limit(a);
+        }
+        *now += 1000000u;
+        struct ctl_ring_input in = { a, w, w };
+        auraio__ctl_group_waited(g, *now);
+        auraio__ctl_group_update(g, &in, *now);
+    }
+}
+
+/* A limiter with no silences after its first budget: the climb reads depth 16 inside the budget
+ * at the device's rate, twice the cap, and depth 32 at the cap with a tail jumped past Little's
+ * law. Reading 16 again tells a limiter (it reads the cap there too) from a device whose curve
+ * falls: the table is clamped to the cap and the hinge placed at once (the knee is 8). Placed
+ * from the budget's plateau instead, the search went on towards 16. */
+static void test_fall_rereads_the_shallower_depth(void **state)
+{
+    (void)state;
+    struct ctl_group *g = mk(1, 0);
+    struct ctl_acc a;
+    memset(&a, 0, sizeof(a));
+    uint64_t now = 1000000000ull, start = now;
+    run_budget(g, &a, &now, 3000, 5000, 40000, 1000, AURAIO_CTL_PHASE_HOLD);
+    assert_int_equal(auraio__ctl_group_phase(g), AURAIO_CTL_PHASE_HOLD);
+    uint32_t held = auraio__ctl_group_depth(g);
+    assert_true(held >= 8 && held <= 10);
+    assert_true(now - start <= 1000000000ull);
+    auraio__ctl_group_destroy(g);
+}
+
 /* A held slicing device whose stalls come far apart (0.9 s slices) measures in epochs of one
  * stall or none, whose own noise is unknown. A cap cut to a fifth must still read as a loss: taken in as
  * noise with unit variance, such epochs taught the held variance the change and the cap schedule
@@ -428,6 +476,7 @@ int main(void)
         cmocka_unit_test(test_app_limited_target_still_cuts),
         cmocka_unit_test(test_stall_only_when_slept_through),
         cmocka_unit_test(test_first_stall_reads_the_cap),
+        cmocka_unit_test(test_fall_rereads_the_shallower_depth),
         cmocka_unit_test(test_loss_at_min_depth_then_gain_climbs),
         cmocka_unit_test(test_loss_seen_through_one_slice_epochs),
         cmocka_unit_test(test_queued_depth_is_past_the_hinge),

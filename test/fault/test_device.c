@@ -334,7 +334,7 @@ static void test_device_capacity_counts_every_ring(void **state)
     int fd = harness_pattern_file(64 * 1024, 6);
     assert_true(fd >= 0);
     int room = auraio_device_capacity(e, fd);
-    auraio_device_stats_t st;
+    auraio_device_stats_t st = {0};
     assert_int_equal(device_entry(e, fd, &st), 0);
     assert_int_equal(room, st.depth);
     assert_true(room > 1);
