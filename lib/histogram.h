@@ -50,10 +50,12 @@ static inline unsigned auraio__histogram_bucket(uint64_t ns)
     return b < AURAIO_HIST_BUCKETS ? (unsigned)b : AURAIO_HIST_BUCKETS;
 }
 
-/* Hot path: a clz, a shift, two increments. Called under the ring's lock. */
+/* Hot path: a clz, a shift, two increments. Called under the ring's lock. auraio__histogram_bucket
+ * without its clamp: the overflow test is the one below (a compare and a move fewer per sample). */
 static inline void auraio__histogram_record(struct histogram *h, uint64_t ns)
 {
-    unsigned b = auraio__histogram_bucket(ns);
+    unsigned shift = auraio__histogram_msb(ns | AURAIO_HIST_SUB) - AURAIO_HIST_SUB_BITS;
+    uint64_t b = ((uint64_t)shift << AURAIO_HIST_SUB_BITS) + (ns >> shift);
     h->total++;
     if (b < AURAIO_HIST_BUCKETS)
         h->buckets[b]++;

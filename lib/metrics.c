@@ -20,6 +20,23 @@ void auraio__metrics_fold(struct ring_lifetime *l, const struct ctl_acc *a)
     l->folded_lat_sum_ns += a->lat_sum_ns;
 }
 
+void auraio__metrics_kinds(const struct ring_lifetime *l, uint64_t *ops, uint64_t *bytes,
+                           uint64_t (*errors)[AURAIO_ERR_CLASS_COUNT])
+{
+    for (unsigned op = 0; op < REQ_OP_COUNT; op++) {
+        if (op == REQ_TIMEOUT)
+            continue; /* a timer is not an operation */
+        unsigned k = auraio__metrics_kind_of[op];
+        if (ops)
+            ops[k] += l->ops[op];
+        if (bytes && op <= REQ_WRITEV)
+            bytes[k] += l->bytes[op];
+        if (errors)
+            for (unsigned c = 0; c < AURAIO_ERR_CLASS_COUNT; c++)
+                errors[k][c] += l->errors[op][c];
+    }
+}
+
 static void add_histogram(auraio_metrics_t *out, const struct histogram *h)
 {
     out->latency_count += h->total;
@@ -64,6 +81,13 @@ static void lock_politely(struct auraio_lock *m)
     auraio__lock(m);
 }
 
+void auraio__metrics_ring_kinds(struct ring *r, uint64_t *ops, uint64_t *bytes)
+{
+    lock_politely(&r->lock);
+    auraio__metrics_kinds(&r->life, ops, bytes, NULL);
+    auraio__unlock(&r->lock);
+}
+
 /* Add ring @p i into @p out. Called with the tick lock held (when there is a controller). */
 static void add_ring(struct auraio_engine *e, uint32_t i, auraio_metrics_t *out, struct window_copy *w)
 {
@@ -80,12 +104,7 @@ static void add_ring(struct auraio_engine *e, uint32_t i, auraio_metrics_t *out,
     }
     backlog = r->backlog_len;
     in_flight = r->inflight;
-    for (unsigned k = 0; k < AURAIO_OP_KIND_COUNT; k++) {
-        out->ops[k] += atomic_load_explicit(&r->life.ops[k], memory_order_relaxed);
-        out->bytes[k] += atomic_load_explicit(&r->life.bytes[k], memory_order_relaxed);
-        for (unsigned c = 0; c < AURAIO_ERR_CLASS_COUNT; c++)
-            out->errors[k][c] += atomic_load_explicit(&r->life.errors[k][c], memory_order_relaxed);
-    }
+    auraio__metrics_kinds(&r->life, out->ops, out->bytes, out->errors);
     out->submissions_at_limit += atomic_load_explicit(&r->submissions_at_limit, memory_order_relaxed);
     auraio__unlock(&r->lock);
 

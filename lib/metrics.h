@@ -3,9 +3,12 @@
  * Lifetime metrics of a ring: monotonic for the life of the engine, never reset by the
  * controller's window swap. Two parts, chosen so that a completion pays nothing beyond what it
  * paid before this module existed:
- *  - counters by op kind (ops, bytes, errors by class), bumped once per completion where the ring
- *    already counted completions (finish_locked), under the ring's lock, single writer, stored
- *    relaxed so readers need no lock;
+ *  - counters by request op (ops, bytes, errors by class), bumped once per completion where the
+ *    ring already counted completions (finish_locked, and the reap's plain-request path). Plain
+ *    counters under the ring's lock, read under it too (auraio__metrics_kinds' callers), so a
+ *    completion adds to memory directly where relaxed atomics cost a load, an add and a store
+ *    each. Readers fold them into the public op kinds, so a completion pays no kind lookup; a
+ *    timer (REQ_TIMEOUT) is counted under its own op and never folded: it is not an operation;
  *  - the latency histogram and its exact sum, which are NOT recorded again per completion: the
  *    controller's accumulator already records them, so the tick folds each swapped-out window
  *    into `folded` before the controller consumes and resets it. A sample is therefore in exactly
@@ -22,23 +25,21 @@
 #include "request.h"
 
 #include <errno.h>
-#include <stdatomic.h>
 #include <stdint.h>
 
 struct ctl_acc;
 struct auraio_engine;
 
 struct ring_lifetime {
-    _Atomic uint64_t ops[AURAIO_OP_KIND_COUNT];
-    _Atomic uint64_t bytes[AURAIO_OP_KIND_COUNT];
-    _Atomic uint64_t errors[AURAIO_OP_KIND_COUNT][AURAIO_ERR_CLASS_COUNT];
+    uint64_t ops[REQ_OP_COUNT];
+    uint64_t bytes[REQ_WRITEV + 1]; /* data ops only: other ops' results are not bytes */
+    uint64_t errors[REQ_OP_COUNT][AURAIO_ERR_CLASS_COUNT];
     /* Windows already handed to the controller; written and read under the engine's tick lock. */
     struct histogram folded;
     uint64_t folded_lat_sum_ns;
 };
 
-/* The op kind of each request op: one load on the completion path, where a switch was a jump
- * through gcc's own table plus range checks (callgrind, issue #11). */
+/* The op kind of each request op, for the readers (auraio__metrics_kinds). */
 _Static_assert(REQ_OP_COUNT == 14, "a new request op needs its kind in auraio__metrics_kind_of");
 static const uint8_t auraio__metrics_kind_of[REQ_OP_COUNT] = {
     [REQ_READ] = AURAIO_OP_KIND_READ,        [REQ_WRITE] = AURAIO_OP_KIND_WRITE,
@@ -64,26 +65,38 @@ static inline unsigned auraio__metrics_err_class(int32_t res)
     return AURAIO_ERR_CLASS_OTHER;
 }
 
-static inline void auraio__metrics_add(_Atomic uint64_t *c, uint64_t v)
-{
-    /* Single writer (the ring's lock holder): a load and a store, cheaper than an RMW. */
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v, memory_order_relaxed);
-}
-
 /* Per completion, under the ring's lock: every request whose callback is about to run, once. Only
  * reads and writes move bytes; other ops' positive results (an fd, a count) are not bytes. @p op
  * is a request's, below REQ_OP_COUNT. */
 static inline void auraio__metrics_complete(struct ring_lifetime *l, uint8_t op, int32_t res)
 {
-    unsigned kind = auraio__metrics_kind_of[op];
-    auraio__metrics_add(&l->ops[kind], 1);
+    l->ops[op]++;
     if (auraio_likely(res > 0)) {
-        if (kind <= AURAIO_OP_KIND_WRITE)
-            auraio__metrics_add(&l->bytes[kind], (uint64_t)res);
+        if (op <= REQ_WRITEV)
+            l->bytes[op] += (uint64_t)res;
     } else if (res < 0) {
-        auraio__metrics_add(&l->errors[kind][auraio__metrics_err_class(res)], 1);
+        l->errors[op][auraio__metrics_err_class(res)]++;
     }
 }
+
+/* auraio__metrics_complete for a data op (@p op <= REQ_WRITEV). */
+static inline void auraio__metrics_complete_data(struct ring_lifetime *l, uint8_t op, int32_t res)
+{
+    l->ops[op]++;
+    if (auraio_likely(res > 0))
+        l->bytes[op] += (uint64_t)res;
+    else if (res < 0)
+        l->errors[op][auraio__metrics_err_class(res)]++;
+}
+
+/* Under the ring's lock: add @p l's counters, folded into op kinds (timers left out), to @p ops,
+ * @p bytes and @p errors (any may be NULL). */
+void auraio__metrics_kinds(const struct ring_lifetime *l, uint64_t *ops, uint64_t *bytes,
+                           uint64_t (*errors)[AURAIO_ERR_CLASS_COUNT]);
+
+struct ring;
+/* auraio__metrics_kinds for ring @p r, whose lock it takes (politely: see metrics.c). */
+void auraio__metrics_ring_kinds(struct ring *r, uint64_t *ops, uint64_t *bytes);
 
 /* Under the tick lock, between the window swap and the controller's update (which resets @p a). */
 void auraio__metrics_fold(struct ring_lifetime *l, const struct ctl_acc *a);

@@ -27,6 +27,7 @@
 #include "clock.h"
 #include "log.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,7 +85,6 @@ int auraio__ring_init(struct ring *r, uint32_t index, const struct ring_config *
     }
     for (uint32_t i = r->nreqs; i-- > 0;) {
         r->reqs[i].slot = (uint16_t)i;
-        r->reqs[i].generation = 1;
         r->reqs[i].handle = request_make_handle(index, i, 1);
         r->reqs[i].next = r->free_list;
         r->free_list = &r->reqs[i];
@@ -158,6 +158,7 @@ static void counter_add(_Atomic uint64_t *c, uint64_t v)
 }
 
 static bool cq_has_room(const struct ring *r, unsigned more);
+static void wake_settled(struct ring *r);
 
 /* A soft link after an op whose failure the kernel does not treat as one (request.h). */
 static bool splits_after(const struct request *q)
@@ -182,6 +183,7 @@ static void start_member(struct ring *r, struct request *q, uint8_t link)
         q->cqes_left = 2;
         q->timeout_result = 0;
         r->extra_cqes++;
+        r->cq_owed++;
     } else {
         sqe->flags |= link;
     }
@@ -192,6 +194,7 @@ static void start_member(struct ring *r, struct request *q, uint8_t link)
         r->inflight++;
         r->cls_inflight[q->args.device]++;
     }
+    r->cq_owed++;
 }
 
 /*
@@ -218,7 +221,7 @@ static inline bool request_plain(const struct request *q)
     return q->chain_next == NULL && q->args.op <= REQ_WRITEV && !q->args.fixed_buffer && q->args.timeout_ns == 0;
 }
 
-static inline void start_plain(struct ring *r, struct request *q, unsigned k)
+static inline void start_plain(struct ring *r, struct request *q, unsigned k, bool quick)
 {
     const struct request_args *a = &q->args;
     struct uring *u = &r->uring;
@@ -237,7 +240,9 @@ static inline void start_plain(struct ring *r, struct request *q, unsigned k)
         sqe->flags = IOSQE_FIXED_FILE;
     q->cqes_left = 1;
     q->state = REQ_INFLIGHT;
+    q->quick = quick;
     r->inflight++;
+    r->cq_owed++;
     r->cls_inflight[k]++;
 }
 
@@ -246,7 +251,7 @@ static inline bool start_chain(struct ring *r, struct request *head)
     if (auraio_likely(request_plain(head))) {
         if (auraio_unlikely(r->uring.sq_entries - auraio__uring_sq_pending(&r->uring) < 1 || !cq_has_room(r, 1)))
             return false;
-        start_plain(r, head, head->args.device);
+        start_plain(r, head, head->args.device, !head->finish_slow && !r->under_valgrind);
         return true;
     }
     return start_chain_slow(r, head);
@@ -272,6 +277,7 @@ static bool start_chain_slow(struct ring *r, struct request *head)
             for (struct request *m = q->chain_next; m; m = m->chain_next) {
                 m->state = REQ_PARKED;
                 r->inflight++;
+                r->cq_owed++;
                 r->cls_inflight[m->args.device]++;
             }
             break;
@@ -309,8 +315,17 @@ static int check_registered_locked(struct ring *r, struct request_args *a)
 
 static bool cq_has_room(const struct ring *r, unsigned more)
 {
-    return r->inflight + r->timers + r->extra_cqes + r->cancels_pending + (r->wake_pending ? 1u : 0u) + more <=
-           r->uring.cq_entries;
+    assert(r->cq_owed == r->inflight + r->timers + r->extra_cqes + r->cancels_pending + (r->wake_pending ? 1u : 0u));
+    return r->cq_owed + more <= r->uring.cq_entries;
+}
+
+/* The wake NOP's CQE came, or its SQE was taken back: another may be posted. */
+static void wake_settled(struct ring *r)
+{
+    if (r->wake_pending) {
+        r->wake_pending = false;
+        r->cq_owed--;
+    }
 }
 
 /*
@@ -329,22 +344,24 @@ static int fail_queued_locked(struct ring *r, int err)
         uint64_t ud = u->sqes[i & u->sq_mask].user_data;
         if (ud & USER_DATA_CANCEL_BIT) {
             r->cancels_pending--;
+            r->cq_owed--;
             struct request *target = &r->reqs[handle_slot(ud)];
-            if (target->generation == handle_generation(ud & ~USER_DATA_CANCEL_BIT))
+            if (handle_generation(target->handle) == handle_generation(ud & ~USER_DATA_CANCEL_BIT))
                 target->cancel_issued = false;
             continue;
         }
         if (ud == USER_DATA_WAKE) {
-            r->wake_pending = false;
+            wake_settled(r);
             continue;
         }
         struct request *q = &r->reqs[handle_slot(ud)];
-        if (q->generation != handle_generation(ud & ~USER_DATA_TIMEOUT_BIT))
+        if (handle_generation(q->handle) != handle_generation(ud & ~USER_DATA_TIMEOUT_BIT))
             continue;
         if (ud & USER_DATA_TIMEOUT_BIT) {
             /* Its CQE will never come. The op's SQE came first: failed here (DONE), or taken by
              * the kernel, whose CQE may already be in, leaving nothing else to wait for. */
             r->extra_cqes--;
+            r->cq_owed--;
             if (q->state == REQ_INFLIGHT && --q->cqes_left == 0) {
                 q->state = REQ_DONE;
                 q->next = r->local_done;
@@ -361,6 +378,7 @@ static int fail_queued_locked(struct ring *r, int err)
             r->inflight--;
             r->cls_inflight[q->args.device]--;
         }
+        r->cq_owed--;
         q->state = REQ_DONE;
         q->result = err;
         q->next = r->local_done;
@@ -814,8 +832,13 @@ static inline int submit_plain_locked(struct ring *r, const struct request_plain
     struct request *q = r->free_list;
     /* The engine publishes a class only once every ring has set it up (device < nclasses). */
     unsigned k = p->device;
-    if (auraio_unlikely(!q || r->plain_slow || must_wait(r, k, 1) ||
-                        r->uring.sq_entries - auraio__uring_sq_pending(&r->uring) < 1 || !cq_has_room(r, 1)))
+    unsigned queued = auraio__uring_sq_pending(&r->uring);
+    /* Any backlog, not only this class's, and a class at its limit send it the general way
+     * (which applies must_wait exactly): one ring-wide count instead of indexing the class's
+     * list, and for one request chain_fits is in < limit (a limit is at least 1). */
+    if (auraio_unlikely(!q || r->plain_slow || r->backlog_len != 0 ||
+                        r->cls_inflight[k] >= atomic_load_explicit(&r->cls_limit[k], memory_order_relaxed) ||
+                        queued >= r->uring.sq_entries || !cq_has_room(r, 1)))
         return submit_plain_general_unlock(r, p, flush, handle);
     r->free_list = q->next;
     request_args_from_plain(&q->args, p);
@@ -826,7 +849,7 @@ static inline int submit_plain_locked(struct ring *r, const struct request_plain
     q->next = r->unstamped;
     r->unstamped = q;
     pending_add(r, 1);
-    start_plain(r, q, k);
+    start_plain(r, q, k, !r->under_valgrind);
     *handle = q->handle;
     if (enters_now(r, flush, 1))
         return submit_enter_unlock(r, flush);
@@ -881,6 +904,7 @@ static void resolve_split_locked(struct ring *r, struct request *q, int32_t resu
         cancel |= m->cancel_issued;
         m->cancel_issued = false;
         r->inflight--;
+        r->cq_owed--;
         r->cls_inflight[m->args.device]--;
         len++;
     }
@@ -906,6 +930,19 @@ static void resolve_split_locked(struct ring *r, struct request *q, int32_t resu
     r->backlog_len += len;
 }
 
+/* The end of every completion: its callback's record out, the slot back on the free list. */
+static inline void hand_out_locked(struct ring *r, struct request *q, int32_t result, struct completion *c)
+{
+    c->callback = q->args.callback;
+    c->user_data = q->args.user_data;
+    c->handle = q->handle;
+    c->result = result;
+    request_retire(q);
+    q->next = r->free_list;
+    r->free_list = q;
+    /* pending drops once per reap, by every completion it hands out (auraio__ring_reap). */
+}
+
 static inline void finish_locked(struct ring *r, struct request *q, int32_t result, struct completion *c)
 {
     /* One test for what plain requests never have (request.h, finish_slow). */
@@ -917,18 +954,10 @@ static inline void finish_locked(struct ring *r, struct request *q, int32_t resu
         if (q->args.fixed_file || q->args.file_index)
             r->fixed_file_users--;
     }
-    /* Every completion passes here once: CQEs, backlog cancels and failed submissions alike.
-     * A timer is not an operation. */
-    if (q->args.op != REQ_TIMEOUT)
-        auraio__metrics_complete(&r->life, q->args.op, result);
-    c->callback = q->args.callback;
-    c->user_data = q->args.user_data;
-    c->handle = q->handle;
-    c->result = result;
-    request_retire(q);
-    q->next = r->free_list;
-    r->free_list = q;
-    /* pending drops once per reap, by every completion it hands out (auraio__ring_reap). */
+    /* Every completion passes here once: CQEs, backlog cancels and failed submissions alike
+     * (a timer too: the readers leave its op out). */
+    auraio__metrics_complete(&r->life, q->args.op, result);
+    hand_out_locked(r, q, result, c);
 }
 
 static struct request *lookup_locked(struct ring *r, uint64_t handle);
@@ -977,6 +1006,7 @@ static AURAIO_NOINLINE int reap_own_cqe(struct ring *r, uint64_t ud, int32_t res
 {
     if (ud & USER_DATA_CANCEL_BIT) {
         r->cancels_pending--;
+        r->cq_owed--;
         /* The cancel is over, whatever it achieved: if its target is still in the kernel
          * (-EALREADY: running in a worker), a later cancel may ask again. */
         struct request *target = lookup_locked(r, ud & ~USER_DATA_CANCEL_BIT);
@@ -985,7 +1015,7 @@ static AURAIO_NOINLINE int reap_own_cqe(struct ring *r, uint64_t ud, int32_t res
         return 0;
     }
     if (ud == USER_DATA_WAKE) {
-        r->wake_pending = false;
+        wake_settled(r);
         *took_wake = true;
         return 0;
     }
@@ -1000,6 +1030,7 @@ static AURAIO_NOINLINE int reap_own_cqe(struct ring *r, uint64_t ud, int32_t res
     /* The deadline's own CQE: never a callback of its own, only the op's result. */
     q->timeout_result = res;
     r->extra_cqes--;
+    r->cq_owed--;
     if (--q->cqes_left != 0)
         return 0;
     finish_locked(r, q, request_result(q), out);
@@ -1046,18 +1077,37 @@ int auraio__ring_reap(struct ring *r, struct completion *out, int max, uint64_t 
             struct request *q = &r->reqs[slot]; /* formed once the slot is known to exist */
             /* A CQE always names a live INFLIGHT request at its generation; anything else
              * would be a double completion, which the accounting below must never see. */
+            if (auraio_likely(q->quick && q->state == REQ_INFLIGHT)) {
+                /* A plain read or write (request.h, quick): its one CQE completes it, its result
+                 * is the CQE's, and it is a latency sample. */
+                unsigned k = q->args.device;
+                struct ring_class *c = &r->cls[k];
+                r->inflight--;
+                r->cq_owed--;
+                r->cls_inflight[k]--;
+                struct ctl_acc *acc = c->active; /* under the lock the tick cannot swap it */
+                uint64_t latency = now_ns > q->submit_ns ? now_ns - q->submit_ns : 0;
+                if (c->full)
+                    auraio__ctl_acc_at_limit(acc);
+                auraio__ctl_acc_record(acc, latency, res > 0 ? (uint64_t)res : 0);
+                auraio__metrics_complete_data(&r->life, q->args.op, res);
+                hand_out_locked(r, q, res, &out[n++]);
+                continue;
+            }
             if (q->state != REQ_INFLIGHT || q->cqes_left == 0)
                 continue;
             int32_t result;
             if (auraio_unlikely(q->args.op == REQ_TIMEOUT)) {
                 q->result = res; /* a timer: no op, no latency, no bytes */
                 r->timers--;
+                r->cq_owed--;
                 result = request_result(q);
             } else {
                 q->result = res;
                 unsigned k = q->args.device;
                 struct ring_class *c = &r->cls[k];
                 r->inflight--;
+                r->cq_owed--;
                 r->cls_inflight[k]--;
                 /* Under the lock the tick cannot swap the accumulators. */
                 struct ctl_acc *acc = c->active;
@@ -1116,7 +1166,7 @@ static struct request *lookup_locked(struct ring *r, uint64_t handle)
     if (slot >= r->nreqs)
         return NULL;
     struct request *q = &r->reqs[slot];
-    if (q->generation != handle_generation(handle))
+    if (handle_generation(q->handle) != handle_generation(handle))
         return NULL;
     return q;
 }
@@ -1163,6 +1213,7 @@ static int queue_cancel_locked(struct ring *r, uint64_t target, unsigned flags)
     }
     auraio__uring_prep_cancel(sqe, target, flags, USER_DATA_CANCEL_BIT | target);
     r->cancels_pending++;
+    r->cq_owed++;
     return 0;
 }
 
@@ -1439,6 +1490,7 @@ void auraio__ring_wake(struct ring *r)
         if (sqe) {
             auraio__uring_prep_nop(sqe, USER_DATA_WAKE);
             r->wake_pending = true;
+            r->cq_owed++;
             (void)flush_locked(r);
             failed = take_local_failures(r);
         }

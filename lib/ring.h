@@ -110,6 +110,10 @@ struct ring {
     uint32_t timers;          /* auraio_timeout requests in the kernel (outside the limit) */
     uint32_t extra_cqes;      /* linked-timeout CQEs still to come */
     uint32_t forming;         /* slots held by chains whose last request is not submitted yet */
+    /* CQEs the kernel may still post: inflight + timers + extra_cqes + cancels_pending +
+     * wake_pending, kept as one sum (every change to those changes it) so the CQ budget is one
+     * compare (cq_has_room, which asserts the sum in debug builds). */
+    uint32_t cq_owed;
     bool no_sync_cancel;      /* IORING_REGISTER_SYNC_CANCEL refused: cancel_fd walks the slots */
     bool resumed;             /* a parked chain rest was released or failed during this reap */
     uint32_t plain_ops;       /* bit per enum request_op the kernel has (plain form; set at init) */

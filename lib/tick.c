@@ -117,9 +117,11 @@ void auraio__engine_ring_stats(struct auraio_engine *e, uint32_t i, auraio_ring_
 {
     struct ring *r = &e->rings[i];
     memset(out, 0, sizeof(*out));
+    uint64_t ops[AURAIO_OP_KIND_COUNT] = {0}, bytes[AURAIO_OP_KIND_COUNT] = {0};
+    auraio__metrics_ring_kinds(r, ops, bytes);
     for (unsigned k = 0; k < AURAIO_OP_KIND_COUNT; k++) {
-        out->ops_completed += atomic_load_explicit(&r->life.ops[k], memory_order_relaxed);
-        out->bytes_transferred += atomic_load_explicit(&r->life.bytes[k], memory_order_relaxed);
+        out->ops_completed += ops[k];
+        out->bytes_transferred += bytes[k];
     }
     out->submissions_at_limit = atomic_load_explicit(&r->submissions_at_limit, memory_order_relaxed);
     out->pending_count = ring_pending(r);

@@ -286,6 +286,48 @@ static void test_plain_read_after_fixed_file_in_same_slot(void **state)
     close(b);
 }
 
+/* A read through a registered file that waited in the backlog still ends its use of the files
+ * when it completes: it leaves the backlog as a lone plain read (ring.c, start_plain), but not as
+ * one whose completion may skip the registration accounting (request.h, quick). */
+static void test_fixed_file_read_from_backlog_ends_its_use(void **state)
+{
+    (void)state;
+    auraio_options_t o;
+    auraio_options_init(&o);
+    o.ring_count = 1;
+    o.queue_depth = 4;
+    o.disable_adaptive = true;
+    o.initial_in_flight = 1;
+    auraio_engine_t *e = auraio_create_with_options(&o);
+    assert_non_null(e);
+    int a = harness_pattern_file(BLOCK, 43);
+    assert_true(a >= 0);
+    assert_int_equal(auraio_register_files(e, &a, 1), 0);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    char first[5], buf[BLOCK];
+    struct recorder rec;
+    struct recorder_ctx c[2] = {{&rec, 0}, {&rec, 1}};
+    recorder_init(&rec);
+    /* The pipe read holds the limit of 1, so the registered-file read waits in the backlog. */
+    assert_non_null(auraio_read(e, p[0], auraio_buf(first), sizeof(first), 0, recorder_callback, &c[0]));
+    assert_non_null(auraio_read_ex(e, 0, auraio_buf(buf), BLOCK, 0, AURAIO_FIXED_FILE, recorder_callback, &c[1]));
+    auraio_metrics_t m;
+    assert_int_equal(auraio_get_metrics(e, 0, &m), 0);
+    assert_int_equal(m.backlog_length, 1);
+    assert_int_equal(auraio_unregister(e, AURAIO_REG_FILES), -EBUSY);
+    assert_int_equal(write(p[1], "hello", 5), 5);
+    assert_int_equal(harness_wait_for(e, &rec.total, 2, 5000), 0);
+    assert_int_equal(atomic_load(&rec.results[1]), BLOCK);
+    assert_int_equal(harness_check_pattern(buf, BLOCK, 0, 43), -1);
+    assert_int_equal(auraio_unregister(e, AURAIO_REG_FILES), 0);
+    auraio_destroy(e);
+    recorder_assert_each_once(&rec, 2);
+    close(p[0]);
+    close(p[1]);
+    close(a);
+}
+
 /* Destroy drains I/O that uses the registrations before the rings (and with them the kernel's
  * registrations) go away: the blocked fixed reads complete with -ECANCELED, exactly once. */
 static void test_destroy_with_registered_inflight(void **state)
@@ -392,6 +434,7 @@ int main(void)
         cmocka_unit_test(test_refused_unregister_restores_every_ring),
         cmocka_unit_test(test_update_file),
         cmocka_unit_test(test_plain_read_after_fixed_file_in_same_slot),
+        cmocka_unit_test(test_fixed_file_read_from_backlog_ends_its_use),
         cmocka_unit_test(test_destroy_with_registered_inflight),
         cmocka_unit_test(test_fixed_file_on_vectored_and_fsync),
         cmocka_unit_test(test_buffers_over_one_gib),

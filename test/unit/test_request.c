@@ -23,11 +23,12 @@ static void test_handle_round_trip(void **state)
 static void test_generation_wraps_past_zero(void **state)
 {
     (void)state;
-    struct request r = {.generation = REQUEST_GENERATION_MASK, .slot = 5, .state = REQ_INFLIGHT, .cancel_issued = true};
-    r.handle = request_make_handle(2, 5, r.generation);
+    struct request r = {.slot = 5, .state = REQ_INFLIGHT, .cancel_issued = true, .quick = true};
+    r.handle = request_make_handle(2, 5, REQUEST_GENERATION_MASK);
     uint64_t old = r.handle;
     request_retire(&r);
-    assert_int_equal(r.generation, 1); /* 0 is skipped: handle 0 marks library-internal SQEs */
+    assert_int_equal(handle_generation(r.handle), 1); /* 0 is skipped: handle 0 marks library-internal SQEs */
+    assert_false(r.quick);
     assert_int_equal(r.state, REQ_FREE);
     assert_false(r.cancel_issued);
     /* The cached handle follows the generation and keeps the ring and the slot. */
@@ -37,11 +38,26 @@ static void test_generation_wraps_past_zero(void **state)
     assert_int_equal(handle_ring(r.handle), 2);
 }
 
+/* Below the mask a retire adds one to the generation and nothing else. */
+static void test_generation_steps_by_one(void **state)
+{
+    (void)state;
+    struct request r = {.slot = 0xfffe};
+    r.handle = request_make_handle(0xffff, 0xfffe, 7);
+    request_retire(&r);
+    assert_true(r.handle == request_make_handle(0xffff, 0xfffe, 8));
+    r.handle = request_make_handle(1, 3, REQUEST_GENERATION_MASK - 1);
+    request_retire(&r);
+    assert_true(r.handle == request_make_handle(1, 3, REQUEST_GENERATION_MASK));
+    assert_int_equal(r.handle & USER_DATA_OWN_BITS, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_handle_round_trip),
         cmocka_unit_test(test_generation_wraps_past_zero),
+        cmocka_unit_test(test_generation_steps_by_one),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
