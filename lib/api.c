@@ -99,17 +99,13 @@ static auraio_request_t *submit_or_errno(struct auraio_engine *e, struct request
     return (auraio_request_t *)(uintptr_t)handle;
 }
 
-/* The hot path's (request.h, struct request_plain): the same results as submit_or_errno. */
+/* The hot path's (request.h, struct request_plain): the same results as submit_or_errno (the
+ * layers below set errno themselves and return 0 for NULL). */
 static auraio_request_t *submit_plain_or_errno(struct auraio_engine *e, struct request_plain *p)
 {
-    uint64_t handle;
     auraio__engine_call_begin(e);
-    int rc = auraio__engine_submit_plain(e, p, &handle);
+    uint64_t handle = auraio__engine_submit_plain(e, p);
     auraio__engine_call_end(e);
-    if (auraio_unlikely(rc < 0)) {
-        errno = -rc;
-        return NULL;
-    }
     return (auraio_request_t *)(uintptr_t)handle;
 }
 

@@ -374,48 +374,53 @@ int auraio__engine_submit(struct auraio_engine *e, struct request_args *a, uint6
     return 0;
 }
 
-/* A plain request while this thread has a chain open or a deadline armed: the general path. */
-static AURAIO_COLD int submit_plain_special(struct auraio_engine *e, const struct request_plain *p,
-                                                uint64_t *handle)
+/* A plain request while this thread has a chain open or a deadline armed: the general path.
+ * Also the shutting-down refusal. @return the handle, or 0 with errno set. */
+static AURAIO_COLD uint64_t submit_plain_special(struct auraio_engine *e, const struct request_plain *p)
 {
     struct request_args a;
     request_args_from_plain(&a, p);
-    return auraio__engine_submit(e, &a, handle);
+    uint64_t handle = 0;
+    int rc = auraio__engine_submit(e, &a, &handle);
+    if (rc < 0) {
+        errno = -rc;
+        return 0;
+    }
+    return handle;
 }
 
 /* auraio__engine_submit_plain on an engine of several rings, or for an fd whose device is not
  * resolved yet: the ring selection and device resolution are calls, kept out of the caller so
  * that its common case saves no registers. */
-static AURAIO_NOINLINE int submit_plain_routed(struct auraio_engine *e, struct request_plain *p,
-                                               enum submit_flush flush, uint64_t *handle)
+static AURAIO_NOINLINE uint64_t submit_plain_routed(struct auraio_engine *e, struct request_plain *p,
+                                                    enum submit_flush flush)
 {
     uint32_t ring = e->ring_count == 1 ? 0 : auraio__select_ring(e);
     if (e->adaptive)
         p->device = (uint8_t)auraio__engine_fd_class(e, p->fd);
-    return auraio__ring_submit_plain(&e->rings[ring], p, flush, handle);
+    return auraio__ring_submit_plain(&e->rings[ring], p, flush);
 }
 
 /* auraio__engine_submit for a struct request_plain: the same decisions, in the order the hot path
  * needs them (the rare cases leave through submit_plain_special before anything is chosen), and
  * the ring's submit as its last call, so the two layers cost one call between them: the ring reads
  * the clock and notes a deferred flush itself (auraio__ring_submit_plain). */
-int auraio__engine_submit_plain(struct auraio_engine *e, struct request_plain *p, uint64_t *handle)
+uint64_t auraio__engine_submit_plain(struct auraio_engine *e, struct request_plain *p)
 {
-    if (auraio_unlikely(atomic_load_explicit(&e->shutting_down, memory_order_acquire)))
-        return -ESHUTDOWN;
-    if (auraio_unlikely(tls_submit_state != 0))
-        return submit_plain_special(e, p, handle);
+    /* Shutting down: the general path refuses it (-ESHUTDOWN), as it refuses everything then. */
+    if (auraio_unlikely(atomic_load_explicit(&e->shutting_down, memory_order_acquire) || tls_submit_state != 0))
+        return submit_plain_special(e, p);
     enum submit_flush flush = submit_flush_for(e, tls_callback_engine == e);
     /* One ring: every selection mode lands on it. A resolved fd's device is one cached byte. */
     if (auraio_unlikely(e->ring_count != 1))
-        return submit_plain_routed(e, p, flush, handle);
+        return submit_plain_routed(e, p, flush);
     if (e->adaptive) {
         int c = auraio__device_cached(&e->devices, p->fd);
         if (auraio_unlikely(c < 0))
-            return submit_plain_routed(e, p, flush, handle);
+            return submit_plain_routed(e, p, flush);
         p->device = (uint8_t)c;
     }
-    return auraio__ring_submit_plain(&e->rings[0], p, flush, handle);
+    return auraio__ring_submit_plain(&e->rings[0], p, flush);
 }
 
 int auraio__engine_set_next_timeout(struct auraio_engine *e, uint64_t timeout_ns)

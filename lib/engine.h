@@ -133,8 +133,9 @@ void auraio__engine_destroy(struct auraio_engine *e);
 /* Both set a->device (the request's device class) before the ring copies the arguments.
  * @return >= 0 (accepted) or -errno. */
 int auraio__engine_submit(struct auraio_engine *e, struct request_args *a, uint64_t *handle);
-/* The same for a plain read or write (request.h, struct request_plain): api.c knows when it is. */
-int auraio__engine_submit_plain(struct auraio_engine *e, struct request_plain *p, uint64_t *handle);
+/* The same for a plain read or write (request.h, struct request_plain): api.c knows when it is.
+ * @return the handle, or 0 with errno set (auraio__ring_submit_plain). */
+uint64_t auraio__engine_submit_plain(struct auraio_engine *e, struct request_plain *p);
 /* auraio_set_next_timeout and auraio_cancel_fd. */
 int auraio__engine_set_next_timeout(struct auraio_engine *e, uint64_t timeout_ns);
 int auraio__engine_cancel_fd(struct auraio_engine *e, int fd);

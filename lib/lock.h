@@ -50,9 +50,16 @@ static inline void auraio__lock(struct auraio_lock *l)
         auraio__lock_wait(l);
 }
 
+/* Give the lock back; true when a waiter may sleep, and the caller must then call
+ * auraio__lock_wake (auraio__unlock's two halves, for a caller that wants the wake out of line). */
+static inline bool auraio__unlock_must_wake(struct auraio_lock *l)
+{
+    return atomic_exchange_explicit(&l->state, LOCK_FREE, memory_order_release) == LOCK_CONTENDED;
+}
+
 static inline void auraio__unlock(struct auraio_lock *l)
 {
-    if (auraio_unlikely(atomic_exchange_explicit(&l->state, LOCK_FREE, memory_order_release) == LOCK_CONTENDED))
+    if (auraio_unlikely(auraio__unlock_must_wake(l)))
         auraio__lock_wake(l);
 }
 

@@ -802,20 +802,32 @@ _Thread_local uint32_t auraio__ring_deferred = RING_DEFERRED_NONE;
 /* The unusual cases (no slot, shutdown, a missing opcode, the backlog or the limit, no room in
  * the SQ or the CQ budget): the general path sorts them out (and stamps at submit what goes to
  * the backlog). */
-static AURAIO_COLD int submit_plain_general_unlock(struct ring *r, const struct request_plain *p,
-                                                   enum submit_flush flush, uint64_t *handle)
+static AURAIO_COLD uint64_t submit_plain_general_unlock(struct ring *r, const struct request_plain *p,
+                                                        enum submit_flush flush)
 {
     auraio__unlock(&r->lock);
     struct request_args a;
     request_args_from_plain(&a, p);
-    int rc = auraio__ring_submit(r, &a, 0, flush, NULL, handle);
-    if (flush == SUBMIT_BATCH && rc >= 0)
+    uint64_t handle = 0;
+    int rc = auraio__ring_submit(r, &a, 0, flush, NULL, &handle);
+    if (rc < 0) {
+        errno = -rc;
+        return 0;
+    }
+    if (flush == SUBMIT_BATCH)
         auraio__ring_note_deferred(r->index, rc);
-    return rc;
+    return handle;
+}
+
+/* The rest of a contended unlock, then the handle (submit_plain_locked). */
+static AURAIO_NOINLINE uint64_t wake_returning(struct ring *r, uint64_t handle)
+{
+    auraio__lock_wake(&r->lock);
+    return handle;
 }
 
 /* The SQE goes in now. */
-static AURAIO_NOINLINE int submit_enter_unlock(struct ring *r, enum submit_flush flush)
+static AURAIO_NOINLINE uint64_t submit_enter_unlock(struct ring *r, enum submit_flush flush, uint64_t handle)
 {
     (void)flush_locked(r);
     bool failed = take_local_failures(r);
@@ -823,11 +835,10 @@ static AURAIO_NOINLINE int submit_enter_unlock(struct ring *r, enum submit_flush
     wake_for_local_failures(r, failed);
     if (flush == SUBMIT_BATCH)
         auraio__ring_note_deferred(r->index, RING_SUBMITTED);
-    return RING_SUBMITTED;
+    return handle;
 }
 
-static inline int submit_plain_locked(struct ring *r, const struct request_plain *p, enum submit_flush flush,
-                                      uint64_t *handle)
+static inline uint64_t submit_plain_locked(struct ring *r, const struct request_plain *p, enum submit_flush flush)
 {
     struct request *q = r->free_list;
     /* The engine publishes a class only once every ring has set it up (device < nclasses). */
@@ -839,7 +850,7 @@ static inline int submit_plain_locked(struct ring *r, const struct request_plain
     if (auraio_unlikely(!q || r->plain_slow || r->backlog_len != 0 ||
                         r->cls_inflight[k] >= atomic_load_explicit(&r->cls_limit[k], memory_order_relaxed) ||
                         queued >= r->uring.sq_entries || !cq_has_room(r, 1)))
-        return submit_plain_general_unlock(r, p, flush, handle);
+        return submit_plain_general_unlock(r, p, flush);
     r->free_list = q->next;
     request_args_from_plain(&q->args, p);
     q->chain_head = q;
@@ -850,28 +861,30 @@ static inline int submit_plain_locked(struct ring *r, const struct request_plain
     r->unstamped = q;
     pending_add(r, 1);
     start_plain(r, q, k, !r->under_valgrind);
-    *handle = q->handle;
+    uint64_t handle = q->handle;
     if (enters_now(r, flush, 1))
-        return submit_enter_unlock(r, flush);
+        return submit_enter_unlock(r, flush, handle);
     if (flush == SUBMIT_BATCH)
         auraio__ring_note_deferred(r->index, RING_QUEUED); /* thread-local: the lock is not needed */
-    auraio__unlock(&r->lock);
-    return RING_QUEUED;
+    /* The handle was read under the lock (the slot may complete and be reused once it is given
+     * back); a contended unlock's wake is a tail call, so no register has to outlive a call. */
+    if (auraio_unlikely(auraio__unlock_must_wake(&r->lock)))
+        return wake_returning(r, handle);
+    return handle;
 }
 
-static AURAIO_NOINLINE int submit_plain_contended(struct ring *r, const struct request_plain *p,
-                                                  enum submit_flush flush, uint64_t *handle)
+static AURAIO_NOINLINE uint64_t submit_plain_contended(struct ring *r, const struct request_plain *p,
+                                                       enum submit_flush flush)
 {
     auraio__lock_wait(&r->lock);
-    return submit_plain_locked(r, p, flush, handle);
+    return submit_plain_locked(r, p, flush);
 }
 
-int auraio__ring_submit_plain(struct ring *r, const struct request_plain *p, enum submit_flush flush,
-                              uint64_t *handle)
+uint64_t auraio__ring_submit_plain(struct ring *r, const struct request_plain *p, enum submit_flush flush)
 {
     if (auraio_unlikely(!auraio__lock_try(&r->lock)))
-        return submit_plain_contended(r, p, flush, handle);
-    return submit_plain_locked(r, p, flush, handle);
+        return submit_plain_contended(r, p, flush);
+    return submit_plain_locked(r, p, flush);
 }
 
 int auraio__ring_flush(struct ring *r)

@@ -209,10 +209,11 @@ static inline void auraio__ring_note_deferred(uint32_t index, int rc)
 }
 
 /* auraio__ring_submit for a lone plain read or write (request.h, struct request_plain; no chain
- * open): the hot path, the same results. It reads the clock itself (none from a callback: see
- * stamp_entering) and, from a callback (SUBMIT_BATCH), notes a deferred flush. */
-int auraio__ring_submit_plain(struct ring *r, const struct request_plain *p, enum submit_flush flush,
-                              uint64_t *handle);
+ * open): the hot path, the same decisions. It stamps the request itself (stamp_entering) and,
+ * from a callback (SUBMIT_BATCH), notes a deferred flush. @return the handle, or 0 with errno set
+ * to what auraio__ring_submit would return (the public API's own convention, so the layers above
+ * pass the handle on without a test). */
+uint64_t auraio__ring_submit_plain(struct ring *r, const struct request_plain *p, enum submit_flush flush);
 /* See auraio_cancel_fd: cancels this ring's requests on @p fd. @return how many, or -errno. */
 int auraio__ring_cancel_fd(struct ring *r, int fd);
 /* Enter the kernel with every prepared SQE. @return SQEs submitted or -errno (see flush_locked:
