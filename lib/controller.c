@@ -19,6 +19,7 @@
 #include "controller.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -136,6 +137,7 @@ struct ctl_group {
     bool rate_probe;     /* the first stall came in a search, or its throughput fell with depth:
                             the next epoch reads the limiter's rate (see limiter_rate) */
     double cliff_x;      /* the fall's deeper reading: the next epoch tells what fell; 0: none */
+    struct ctl_point reread; /* the fall's depth is being read a second time: the first reading */
     double clamp_x;      /* the rate a fall's table is clamped to, until a point reads above it */
     struct ctl_point unclamped[CTL_TAB]; /* that table as measured */
     int nunclamped;
@@ -612,6 +614,7 @@ static void start_search(struct ctl_group *g, uint32_t from, uint32_t cap, uint6
     tab_clear(g);
     g->rate_probe = false;
     g->cliff_x = 0;
+    g->reread.x = 0;
     g->clamp_x = 0;
     g->miss_w = 0;
     g->below = false;
@@ -849,6 +852,7 @@ static void search_below(struct ctl_group *g, uint32_t from, uint64_t now)
     tab_clear(g);
     g->rate_probe = false;
     g->cliff_x = 0;
+    g->reread.x = 0;
     g->clamp_x = 0;
     g->miss_w = 0;
     g->below = true;
@@ -1100,8 +1104,10 @@ static bool reads_limiter(const struct ctl_group *g, const struct ctl_point *p, 
 static void limiter_rate(struct ctl_group *g, const struct ctl_point *p, uint64_t now)
 {
     double cliff_x = g->cliff_x;
+    struct ctl_point first = g->reread;
     g->rate_probe = false;
     g->cliff_x = 0;
+    g->reread.x = 0;
     /* After a stall the limiter is certain and only its rate is read; after a fall the point
      * read again must differ beyond noise, as a falling curve's noisy reading may not. */
     if (!reads_limiter(g, p, cliff_x > 0 ? CTL_CHANGE_SIGMAS : 0)) {
@@ -1114,6 +1120,19 @@ static void limiter_rate(struct ctl_group *g, const struct ctl_point *p, uint64_
         }
         return;
     }
+    if (cliff_x > 0 && g->ep.stalls < 2 && first.x == 0 && fabs(p->x / cliff_x - 1.0) > CTL_EPS) {
+        /* The fall's deeper epoch read the limiter too, and the two disagree: the budget's end
+         * inside the deeper one reads high, its payback inside the re-read low (0.7 C on this
+         * disk). The depth is read once more, and the higher re-read is the rate: a payback
+         * only takes away, and a rate read low holds below the knee. */
+        g->reread = *p;
+        g->rate_probe = true;
+        g->cliff_x = cliff_x;
+        epoch_reset(g, now);
+        return;
+    }
+    if (first.x > p->x)
+        p = &first;
     double c = p->x;
     if (cliff_x > 0) {
         /* A curve that falls past its peak re-reads a depth just left as low as a limiter

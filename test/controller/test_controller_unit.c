@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -310,19 +311,25 @@ static void test_first_stall_reads_the_cap(void **state)
     auraio__ctl_group_destroy(g);
 }
 
-/* A limiter that grants a first budget of @p budget requests beyond its rate @p cap per second and
- * then dispatches smoothly at that rate (no silence a stall could see), in front of a device of
- * @p per_slot IOPS per request in flight. While it holds requests back, every 50th waits an extra
+/* A limiter that grants a first budget of @p budget requests beyond its rate @p cap per second
+ * and then dispatches smoothly at that rate (no silence a stall could see), in front of a device
+ * of @p per_slot IOPS per request in flight; @p pay_after ms after the budget ran out it pays it
+ * back at half its rate for @p pay_ms. While it holds requests back, every 50th waits an extra
  * 30 ms: the tail of a throttle paying back its first budget. Runs until @p phase or @p ms. */
 static void run_budget(struct ctl_group *g, struct ctl_acc *a, uint64_t *now, int ms, double per_slot, double cap,
-                       double budget, int phase)
+                       double budget, int pay_after, int pay_ms, int phase)
 {
     double owed = 0, tokens = budget;
+    int out = -1; /* ms since the budget ran out */
     uint64_t held = 0;
     for (int t = 0; t < ms && auraio__ctl_group_phase(g) != phase; t++) {
         uint32_t w = auraio__ctl_group_depth(g);
         double own = w * per_slot / 1000, give = own < tokens + cap / 1000 ? own : tokens + cap / 1000;
-        tokens += cap / 1000 - give;
+        out = out >= 0 ? out + 1 : (give < own ? 0 : -1);
+        bool paying = out >= pay_after && out < pay_after + pay_ms;
+        if (paying && give > cap / 2000)
+            give = cap / 2000;
+        tokens += paying ? 0 : cap / 1000 - give; /* what it holds back repays the budget */
         tokens = tokens < 0 ? 0 : (tokens > budget ? budget : tokens);
         for (owed += give; owed >= 1; owed--) {
             uint64_t lat = (uint64_t)(1e6 * w / give);
@@ -342,20 +349,27 @@ static void run_budget(struct ctl_group *g, struct ctl_acc *a, uint64_t *now, in
  * at the device's rate, twice the cap, and depth 32 at the cap with a tail jumped past Little's
  * law. Reading 16 again tells a limiter (it reads the cap there too) from a device whose curve
  * falls: the table is clamped to the cap and the hinge placed at once (the knee is 8). Placed
- * from the budget's plateau instead, the search went on towards 16. */
+ * from the budget's plateau instead, the search went on towards 16. A payback inside the first
+ * re-read (after 140 ms) reads 0.74 of the cap there, and the table clamped to that held 6: a
+ * re-read off the deeper epoch by eps is read once more, the higher of the two taken (a payback
+ * in the second, after 260 ms, must not lower it either). */
 static void test_fall_rereads_the_shallower_depth(void **state)
 {
     (void)state;
-    struct ctl_group *g = mk(1, 0);
-    struct ctl_acc a;
-    memset(&a, 0, sizeof(a));
-    uint64_t now = 1000000000ull, start = now;
-    run_budget(g, &a, &now, 3000, 5000, 40000, 1000, AURAIO_CTL_PHASE_HOLD);
-    assert_int_equal(auraio__ctl_group_phase(g), AURAIO_CTL_PHASE_HOLD);
-    uint32_t held = auraio__ctl_group_depth(g);
-    assert_true(held >= 8 && held <= 10);
-    assert_true(now - start <= 1000000000ull);
-    auraio__ctl_group_destroy(g);
+    static const int pay_after[] = { 0, 140, 260 };
+    for (int i = 0; i < 3; i++) {
+        struct ctl_group *g = mk(1, 0);
+        struct ctl_acc a;
+        memset(&a, 0, sizeof(a));
+        uint64_t now = 1000000000ull, start = now;
+        run_budget(g, &a, &now, 3000, 5000, 40000, 1000, pay_after[i], i ? 130 : 0, AURAIO_CTL_PHASE_HOLD);
+        assert_int_equal(auraio__ctl_group_phase(g), AURAIO_CTL_PHASE_HOLD);
+        uint32_t held = auraio__ctl_group_depth(g);
+        printf("# payback after %d ms: held %u at %.2f s\n", pay_after[i], held, (double)(now - start) * 1e-9);
+        assert_true(held >= 8 && held <= 10);
+        assert_true(now - start <= 1000000000ull);
+        auraio__ctl_group_destroy(g);
+    }
 }
 
 /* A held slicing device whose stalls come far apart (0.9 s slices) measures in epochs of one
