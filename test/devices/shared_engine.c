@@ -455,11 +455,11 @@ static void band_of(const struct frontier *f, const double *iops, const double *
         }
     }
     /* One grid step of tolerance each way: the band's edge sits within the noise of a 1 s point.
-     * The disk's P99 at depth 2 is 1.2-2.8x its P99 at 1 on a quiet machine and 1.9-7.8x beside a
-     * build: a preempted application thread delays every request it has in flight, so the deeper
-     * the point, the more of its samples one preemption reaches (1-2.5 ms at depth 2 against
-     * 0.16-0.37 ms at 1). A neighbour within 5% of the best IOPS and 16x the knee's P99 counts in;
-     * a depth queueing in the throttle (P99 250x and more: 85-95 ms) never does. */
+     * The disk's P99 at depth 2 is 0.4-2.8x its P99 at 1 on a quiet machine and up to 10.5x beside
+     * a build: a preempted application thread delays every request it has in flight, so the
+     * deeper the point, the more of its samples one preemption reaches (up to 3 ms at depth 2).
+     * A neighbour within 5% of the best IOPS and 16x the knee's P99 counts in; a depth queueing
+     * in the throttle (P99 85-95 ms, 250x and more) never does. */
     b->blo = b->lo;
     b->bhi = b->hi;
     double bound = BAND_SLACK * BAND_P99 * p99[b->knee];
