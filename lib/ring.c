@@ -846,7 +846,8 @@ static inline uint64_t submit_plain_locked(struct ring *r, const struct request_
     unsigned queued = auraio__uring_sq_pending(&r->uring);
     /* Any backlog, not only this class's, and a class at its limit send it the general way
      * (which applies must_wait exactly): one ring-wide count instead of indexing the class's
-     * list, and for one request chain_fits is in < limit (a limit is at least 1). */
+     * list, and in < limit instead of chain_fits' two tests (its other case, nothing of the class
+     * in flight under a limit of 0 not set yet, is admitted there too). */
     if (auraio_unlikely(!q || r->plain_slow || r->backlog_len != 0 ||
                         r->cls_inflight[k] >= atomic_load_explicit(&r->cls_limit[k], memory_order_relaxed) ||
                         queued >= r->uring.sq_entries || !cq_has_room(r, 1)))
