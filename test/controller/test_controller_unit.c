@@ -225,6 +225,15 @@ static void test_stall_only_when_slept_through(void **state)
     }
 }
 
+/* One 1 ms tick of an application that keeps @p w in flight and sleeps between completions. */
+static void end_tick(struct ctl_group *g, struct ctl_acc *a, uint64_t *now, uint32_t w)
+{
+    *now += 1000000u;
+    struct ctl_ring_input in = { a, w, w };
+    auraio__ctl_group_waited(g, *now);
+    auraio__ctl_group_update(g, &in, *now);
+}
+
 /* A device of per_slot IOPS per request in flight (shared by @p channels when not 0: the rate
  * saturates at per_slot x channels as random requests collide) behind a cap dispatched in slices
  * of slice_ms: past the cap it delivers a slice's budget and is then silent for silent_ms, the app
@@ -245,10 +254,7 @@ static bool run_sliced(struct ctl_group *g, struct ctl_acc *a, uint64_t *now, in
             auraio__ctl_acc_record(a, (uint64_t)(1e9 * w / (capped ? cap : rate)), 4096);
             auraio__ctl_acc_at_limit(a);
         }
-        *now += 1000000u;
-        struct ctl_ring_input in = { a, w, w };
-        auraio__ctl_group_waited(g, *now);
-        auraio__ctl_group_update(g, &in, *now);
+        end_tick(g, a, now, w);
         seen = seen || auraio__ctl_group_phase(g) == phase;
     }
     return seen;
@@ -338,10 +344,7 @@ static void run_budget(struct ctl_group *g, struct ctl_acc *a, uint64_t *now, in
             auraio__ctl_acc_record(a, lat, 4096);
             auraio__ctl_acc_at_limit(a);
         }
-        *now += 1000000u;
-        struct ctl_ring_input in = { a, w, w };
-        auraio__ctl_group_waited(g, *now);
-        auraio__ctl_group_update(g, &in, *now);
+        end_tick(g, a, now, w);
     }
 }
 
@@ -441,10 +444,7 @@ static void run_held(struct ctl_group *g, struct ctl_acc *a, uint64_t *now, uint
             auraio__ctl_acc_record(a, (uint64_t)(hold ? slow : l0), 4096);
             auraio__ctl_acc_at_limit(a);
         }
-        *now += 1000000u;
-        struct ctl_ring_input in = { a, w, w };
-        auraio__ctl_group_waited(g, *now);
-        auraio__ctl_group_update(g, &in, *now);
+        end_tick(g, a, now, w);
     }
 }
 
