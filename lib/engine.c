@@ -5,16 +5,21 @@
  * the controller tick and the stats are tick.c.
  *
  * Waiting. Several threads may wait at once, so one of them, the leader, sleeps in the kernel: in
- * poll() on the eventfd all rings signal plus its private wake_fd, or inside the ring's
- * io_uring_enter when there is one ring (direct_wait). The others sleep on wait_cond until the
- * leader wakes. The leader publishes leader_asleep, then checks once more for anything to do (CQEs,
- * local completions, unentered SQEs, a stop, nothing pending for a wait), then sleeps; each party
- * that changes one of those without a CQE of its own (auraio_stop, a reaper that took the last
- * pending request) stores its change first and then reads leader_asleep (seq_cst on both sides:
- * at least one of them sees the other) and wakes the leader through wake_fd or a wake NOP. Neither
- * can be taken by another thread: wake_fd is drained only by the leader, and io_uring_enter wakes
- * when the CQ tail passes the mark it took at entry, even if another thread reaped the CQE.
- * Submissions never wait for the leader: see auraio__engine_submit.
+ * poll() on the eventfd all rings signal plus its private wake_fd, or (direct_wait) inside a
+ * ring's io_uring_enter when that ring is the only one with anything pending (or the only ring).
+ * The others sleep on wait_cond until the leader wakes. The leader publishes leader_ring and
+ * leader_asleep, then checks once more for anything to do (CQEs, local completions, unentered
+ * SQEs, a stop, nothing pending for a wait, and, sleeping in a ring, anything pending in another),
+ * then sleeps; each party that changes one of those without a CQE of its own (auraio_stop, a
+ * reaper that took the last pending request) stores its change first and then reads leader_asleep
+ * (seq_cst on both sides: at least one of them sees the other) and wakes the leader through
+ * wake_fd or a wake NOP in its ring. Neither can be taken by another thread: wake_fd is drained
+ * only by the leader, and io_uring_enter wakes when the CQ tail passes the mark it took at entry,
+ * even if another thread reaped the CQE. The idle rings are checked under their locks, which marks
+ * them (RING_SLOW_WATCHED): the submission that ends one's idleness sees the mark under the same
+ * lock and posts the wake NOP to the leader's ring (ring.c, wake_leader_elsewhere), so the hot
+ * path pays nothing (the mark sends that one submission the general way). Submissions never wait
+ * for the leader: see auraio__engine_submit.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -256,12 +261,18 @@ int auraio__engine_create(const auraio_options_t *opts, struct auraio_engine **o
             goto fail;
         }
     }
-    /* With one ring there is nothing else to watch, so a waiter can sleep in the ring itself.
-     * Not with SINGLE_ISSUER: stop() from another thread could not post the wake NOP. */
-    if (e->ring_count == 1 && !(e->rings[0].uring.flags & IORING_SETUP_SINGLE_ISSUER) &&
-        (e->rings[0].uring.features & IORING_FEAT_EXT_ARG)) {
+    /* A waiter can sleep in the one ring with anything pending (engine.c, "Waiting"). Not with
+     * SINGLE_ISSUER: stop() from another thread could not post the wake NOP. */
+    atomic_init(&e->leader_ring, RING_NONE);
+    if (!(e->rings[0].uring.flags & IORING_SETUP_SINGLE_ISSUER) && (e->rings[0].uring.features & IORING_FEAT_EXT_ARG)) {
         e->direct_wait = true;
-        e->rings[0].wake_by_nop = true;
+        for (uint32_t i = 0; i < e->ring_count; i++) {
+            e->rings[i].wake_by_nop = true;
+            if (e->ring_count > 1) {
+                e->rings[i].leader_ring = &e->leader_ring;
+                e->rings[i].rings = e->rings;
+            }
+        }
     }
     auraio__log_setup_fallbacks(cfg.setup_flags, e->rings[0].uring.flags);
     rc = auraio__tick_start(e, opts, (uint32_t)max_limit);
@@ -523,17 +534,31 @@ static bool stop_outstanding(const struct auraio_engine *e)
            atomic_load_explicit(&((struct auraio_engine *)e)->stops_consumed, memory_order_seq_cst);
 }
 
-/* After changing something a sleeping leader waits for: wake it if it must return. */
+/* Whether a ring other than @p in has anything pending. */
+static bool pending_elsewhere(const struct auraio_engine *e, uint32_t in)
+{
+    for (uint32_t i = 0; i < e->ring_count; i++) {
+        if (i != in && ring_pending(&e->rings[i]) > 0)
+            return true;
+    }
+    return false;
+}
+
+/* After changing something a sleeping leader waits for: wake it if it must return. A leader in a
+ * ring must also return once another ring has anything pending: this thread may have reaped the
+ * wake NOP a submission to that ring posted for it (poll_rings). */
 static void wake_leader_if_it_must_return(struct auraio_engine *e)
 {
     atomic_thread_fence(memory_order_seq_cst); /* pairs with the leader's fence in sleep_once */
     int asleep = atomic_load_explicit(&e->leader_asleep, memory_order_relaxed);
     if (asleep == LEADER_AWAKE)
         return;
-    if (!stop_outstanding(e) && !(asleep == LEADER_WAITS && auraio__engine_pending(e) == 0))
+    uint32_t in = atomic_load_explicit(&e->leader_ring, memory_order_relaxed);
+    if (!stop_outstanding(e) && !(asleep == LEADER_WAITS && auraio__engine_pending(e) == 0) &&
+        !(in != RING_NONE && pending_elsewhere(e, in)))
         return;
-    if (e->direct_wait)
-        auraio__ring_wake(&e->rings[0]);
+    if (in != RING_NONE)
+        auraio__ring_wake(&e->rings[in]);
     else
         auraio__sys_eventfd_signal(e->wake_fd);
 }
@@ -641,18 +666,39 @@ static bool consume_stop(struct auraio_engine *e)
     return false;
 }
 
-/* Anything a waiter would act on right now instead of sleeping. */
-static bool work_ready(struct auraio_engine *e, bool sleep_when_idle)
+/* Anything a waiter would act on right now instead of sleeping (in ring @p in: also anything
+ * pending in another ring, whose idle rings this marks watched). */
+static bool work_ready(struct auraio_engine *e, bool sleep_when_idle, uint32_t in)
 {
     if (stop_outstanding(e))
         return true;
     if (!sleep_when_idle && auraio__engine_pending(e) == 0)
         return true;
+    bool watch = in != RING_NONE && e->ring_count > 1;
     for (uint32_t i = 0; i < e->ring_count; i++) {
-        if (auraio__ring_has_work(&e->rings[i]))
+        if (auraio__ring_has_work(&e->rings[i], watch && i != in))
             return true;
     }
     return false;
+}
+
+/* The ring the leader may sleep in: the only one (with anything pending), or RING_NONE (the
+ * eventfd). Read without the locks: work_ready confirms it under them. */
+static uint32_t ring_to_sleep_in(const struct auraio_engine *e)
+{
+    if (!e->direct_wait)
+        return RING_NONE;
+    if (e->ring_count == 1)
+        return 0;
+    uint32_t busy = RING_NONE;
+    for (uint32_t i = 0; i < e->ring_count; i++) {
+        if (ring_pending(&e->rings[i]) > 0) {
+            if (busy != RING_NONE)
+                return RING_NONE;
+            busy = i;
+        }
+    }
+    return busy;
 }
 
 /* A follower sleeps until the leader wakes (the epoch moves) or @p wait_ms passes. */
@@ -689,12 +735,22 @@ static int sleep_once(struct auraio_engine *e, int wait_ms, bool sleep_when_idle
     pthread_mutex_unlock(&e->wait_lock);
 
     int rc = 0;
+    uint32_t in = ring_to_sleep_in(e);
+    /* The eventfd counts every CQE, also those of a sleep in a ring: drained before the check
+     * below, not after (a CQE posted in between signals it again), it wakes this sleep once
+     * for nothing less. */
+    if (in == RING_NONE && e->leader_slept_in_ring) {
+        auraio__sys_eventfd_drain(e->event_fd);
+        e->leader_slept_in_ring = false;
+    }
+    atomic_store_explicit(&e->leader_ring, in, memory_order_relaxed);
     atomic_store_explicit(&e->leader_asleep, sleep_when_idle ? LEADER_RUNS : LEADER_WAITS, memory_order_seq_cst);
     atomic_thread_fence(memory_order_seq_cst); /* pairs with wake_leader_if_it_must_return */
-    if (!work_ready(e, sleep_when_idle)) {
+    if (!work_ready(e, sleep_when_idle, in)) {
         uint64_t slept_from = e->adaptive ? auraio__now_ns() : 0;
-        if (e->direct_wait) {
-            rc = auraio__ring_wait(&e->rings[0], wait_ms);
+        if (in != RING_NONE) {
+            rc = auraio__ring_wait(&e->rings[in], wait_ms);
+            e->leader_slept_in_ring = true;
         } else {
             rc = auraio__sys_wait_either_readable(e->event_fd, e->wake_fd, wait_ms);
             if (rc > 0) {
@@ -711,6 +767,7 @@ static int sleep_once(struct auraio_engine *e, int wait_ms, bool sleep_when_idle
             atomic_fetch_add_explicit(&e->waited_ns, auraio__now_ns() - slept_from, memory_order_relaxed);
     }
     atomic_store_explicit(&e->leader_asleep, LEADER_AWAKE, memory_order_relaxed);
+    atomic_store_explicit(&e->leader_ring, RING_NONE, memory_order_relaxed);
 
     pthread_mutex_lock(&e->wait_lock);
     e->wait_leader = false;

@@ -52,8 +52,9 @@ struct auraio_engine {
     /* The leader's private wake-up (eventfd mode): drained only by the leader, so no auraio_poll
      * on another thread can take a stop meant for it, as it could on event_fd. */
     int wake_fd;
-    /* One ring, several threads allowed, kernel with timed waits: waiters sleep in the ring's
-     * io_uring_enter (one syscall per wake instead of poll + read on the eventfd). */
+    /* Several threads allowed, kernel with timed waits: the leader sleeps in a ring's
+     * io_uring_enter when that ring is the only one with anything pending (one syscall per wake
+     * instead of poll + read on the eventfd; engine.c, "Waiting"). */
     bool direct_wait;
     uint64_t id; /* distinguishes engines in thread-local caches across destroy/create */
     auraio_options_t opts;
@@ -101,6 +102,10 @@ struct auraio_engine {
      * changes what it waits for (a stop, the last pending request reaped) wakes it.
      * LEADER_AWAKE, LEADER_WAITS (wait: returns when nothing is pending) or LEADER_RUNS. */
     _Atomic int leader_asleep;
+    /* The ring the leader sleeps in (RING_NONE: the eventfd, or awake), stored with
+     * leader_asleep; the rings' leader_ring points here. */
+    _Atomic uint32_t leader_ring;
+    bool leader_slept_in_ring; /* the leader's own: drain the eventfd before sleeping on it */
 
     /* The embedded /metrics server (metrics_http.c), if one runs: destroy stops it first, through
      * the function it registered, so the engine does not link the HTTP module. */

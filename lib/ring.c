@@ -113,7 +113,7 @@ int auraio__ring_init(struct ring *r, uint32_t index, const struct ring_config *
         if (!auraio__op_missing(&r->uring, &plain))
             r->plain_ops |= 1u << op;
         else if (op <= REQ_WRITEV)
-            r->plain_slow = true;
+            r->plain_slow |= RING_SLOW_FIXED;
     }
     r->max_limit = (uint32_t)cfg->max_limit;
     atomic_init(&r->limit, cfg->initial_limit);
@@ -501,6 +501,20 @@ static void wake_for_local_failures(struct ring *r, bool failed)
         auraio__ring_wake(r);
 }
 
+/*
+ * This ring was marked watched (auraio__ring_has_work) and a submission has just ended that: wake
+ * the leader where it sleeps. Call after unlocking (ring locks never nest). No fence: the leader
+ * stored *leader_ring before it took this ring's lock to set the mark, and this thread took the
+ * lock after it, so it reads that ring, or a later value: RING_NONE once the leader woke, or a
+ * ring of a later sleep, before which the leader looked at this ring again.
+ */
+static AURAIO_NOINLINE void wake_leader_elsewhere(struct ring *r)
+{
+    uint32_t in = atomic_load_explicit(r->leader_ring, memory_order_relaxed);
+    if (in != RING_NONE && in != r->index)
+        auraio__ring_wake(&r->rings[in]);
+}
+
 static bool take_local_failures(struct ring *r)
 {
     bool failed = r->failed_locally;
@@ -677,6 +691,11 @@ int auraio__ring_submit(struct ring *r, const struct request_args *a, uint64_t n
     if (now_ns == 0)
         now_ns = auraio__now_ns(); /* chains, the backlog and timers are stamped at submit */
     auraio__lock(&r->lock);
+    /* The leader sleeps in another ring, counting on this one staying idle: wake it once this
+     * submission is in (it clears the mark at every submission, taken or not; a leader woken for
+     * nothing looks again and marks the ring again). */
+    bool watched = r->plain_slow & RING_SLOW_WATCHED;
+    r->plain_slow &= (uint8_t)~RING_SLOW_WATCHED;
     if (auraio_unlikely(r->shutdown)) {
         rc = -ESHUTDOWN;
         goto out;
@@ -784,6 +803,8 @@ int auraio__ring_submit(struct ring *r, const struct request_args *a, uint64_t n
 out:
     auraio__unlock(&r->lock);
     wake_for_local_failures(r, failed);
+    if (auraio_unlikely(watched))
+        wake_leader_elsewhere(r);
     return rc;
 }
 
@@ -1291,7 +1312,7 @@ void auraio__ring_cancel_all(struct ring *r)
 {
     auraio__lock(&r->lock);
     r->shutdown = true;
-    r->plain_slow = true;
+    r->plain_slow |= RING_SLOW_FIXED;
     for (uint32_t k = 0; k < r->nclasses; k++) {
         while (r->cls[k].backlog_head) {
             struct request *q = r->cls[k].backlog_head;
@@ -1324,7 +1345,7 @@ void auraio__ring_cancel_all(struct ring *r)
     auraio__unlock(&r->lock);
 }
 
-bool auraio__ring_has_work(struct ring *r)
+bool auraio__ring_has_work(struct ring *r, bool watch)
 {
     auraio__lock(&r->lock);
     /* SQEs of a stalled ring wait for the waiter's millisecond retry, not for a spin. */
@@ -1332,6 +1353,13 @@ bool auraio__ring_has_work(struct ring *r)
                      !atomic_load_explicit(&r->submit_stalled, memory_order_relaxed);
     bool work = r->local_done != NULL || unentered || auraio__uring_cq_ready(&r->uring) > 0 ||
                 auraio__uring_cq_needs_enter(&r->uring);
+    /* Under the lock, so a submission finds the mark (auraio__ring_submit) unless this saw it. */
+    if (watch && !work) {
+        if (ring_pending(r) > 0)
+            work = true;
+        else
+            r->plain_slow |= RING_SLOW_WATCHED;
+    }
     auraio__unlock(&r->lock);
     return work;
 }

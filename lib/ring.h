@@ -81,9 +81,15 @@ struct ring {
     uint64_t guard_id;            /* its engine_id; 0 (nothing to drain) with SQPOLL or no engine */
     bool eventfd_registered;
     bool shutdown; /* set under the lock by destroy: later submits get -ESHUTDOWN */
-    /* Waiters may sleep in this ring's io_uring_enter rather than on the eventfd (engine with one
-     * ring): then anything that must wake them without a CQE of its own posts a NOP. */
+    /* Waiters may sleep in this ring's io_uring_enter rather than on the eventfd (engine.c,
+     * "Waiting"): then anything that must wake them without a CQE of its own posts a NOP. */
     bool wake_by_nop;
+    /* The engine's leader may sleep inside one ring while the others are idle (engine.c,
+     * "Waiting"): *leader_ring names that ring (RING_NONE: none), shared by the engine's rings
+     * (@p rings), so that the submission ending this ring's idleness can wake it there
+     * (RING_SLOW_WATCHED). NULL when the leader never sleeps in a ring while another is watched. */
+    _Atomic uint32_t *leader_ring;
+    struct ring *rings;
     bool wake_pending; /* a wake NOP is in flight; one is enough */
     bool failed_locally; /* flush_locked failed requests onto local_done: wake a waiter */
     uint64_t stalled_since_ns; /* first of the current run of transient submit refusals; 0: none */
@@ -117,8 +123,8 @@ struct ring {
     bool no_sync_cancel;      /* IORING_REGISTER_SYNC_CANCEL refused: cancel_fd walks the slots */
     bool resumed;             /* a parked chain rest was released or failed during this reap */
     uint32_t plain_ops;       /* bit per enum request_op the kernel has (plain form; set at init) */
-    bool plain_slow;          /* shut down, or a plain read/write opcode missing: the hot path's
-                                 one test for both (the general path sorts out which) */
+    uint8_t plain_slow;       /* RING_SLOW_*: the hot path's one test for all of them (the
+                                 general path sorts out which) */
     bool under_valgrind;      /* running under memcheck: tell it what the kernel wrote (the client
                                  request costs ~12 instructions per read, even outside valgrind) */
     uint32_t max_limit;
@@ -145,6 +151,13 @@ struct ring {
     /* Lifetime counters and folded latency windows (metrics.h). */
     _Alignas(AURAIO_CACHELINE) struct ring_lifetime life;
 };
+
+/* Why plain reads and writes take the general path (ring.plain_slow). */
+#define RING_SLOW_FIXED 1u   /* shut down, or a plain read/write opcode missing */
+#define RING_SLOW_WATCHED 2u /* idle, and the leader sleeps in another ring counting on that: the
+                                submission that ends it wakes the leader (auraio__ring_has_work) */
+/* *ring.leader_ring when the leader sleeps in no ring. */
+#define RING_NONE UINT32_MAX
 
 int auraio__ring_init(struct ring *r, uint32_t index, const struct ring_config *cfg);
 /* Frees everything; the caller has drained the ring (or given up on it). Unregisters the
@@ -233,8 +246,11 @@ int auraio__ring_request_pending(struct ring *r, uint64_t handle);
  */
 void auraio__ring_cancel_all(struct ring *r);
 /* True when a reap or flush has something to do right now: CQEs ready (or held in the kernel),
- * local completions, or SQEs not yet entered. A waiter checks this before it sleeps. */
-bool auraio__ring_has_work(struct ring *r);
+ * local completions, or SQEs not yet entered. A waiter checks this before it sleeps. With
+ * @p watch (the leader is about to sleep inside another ring, r->leader_ring set): also true when
+ * anything is pending here; else the ring is marked RING_SLOW_WATCHED, and the next submission
+ * to it wakes the leader in its ring. */
+bool auraio__ring_has_work(struct ring *r, bool watch);
 /* Under the lock: hand each class's filled accumulator to the tick (in[c * stride]) and report
  * its occupancy; classes this ring has not set up get a NULL accumulator. Each class's backlog
  * waits since the last call are added to @p waits[c] (nclasses entries) when it is not NULL. */

@@ -346,24 +346,34 @@ static void test_transient_refusal_is_bounded(void **state)
 {
     (void)state;
     fault_reset();
-    /* Two rings: the waiter sleeps in poll(), which the armed fault leaves alone (a one-ring waiter
-     * sleeps in io_uring_enter, and an ENOMEM from the wait itself is returned by auraio_wait). */
-    auraio_engine_t *e = make(2, false);
+    /* Two rings with I/O (a pipe read on ring 0, round robin): the waiter sleeps in poll(), which
+     * the armed fault leaves alone (a waiter sleeping in a ring, the only one with I/O, sleeps in
+     * io_uring_enter, and an ENOMEM from the wait itself is returned by auraio_wait). */
+    auraio_engine_t *e = make_round_robin(2);
     assert_non_null(e);
     int fd = harness_pattern_file(4096, 5);
-    char buf[4096];
-    struct recorder rec;
-    struct recorder_ctx c = {&rec, 0};
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    char buf[4096], pbuf[1];
+    struct recorder rec, prec;
+    struct recorder_ctx c = {&rec, 0}, pc = {&prec, 0};
     recorder_init(&rec);
+    recorder_init(&prec);
+    assert_non_null(auraio_read(e, p[0], auraio_buf(pbuf), 1, 0, recorder_callback, &pc));
     fault_arm(FAULT_ENTER, 0, 1 << 30, ENOMEM);
     assert_non_null(auraio_read(e, fd, auraio_buf(buf), 4096, 0, recorder_callback, &c));
     assert_int_equal(harness_wait_for(e, &rec.total, 1, 5000), 0);
     assert_int_equal(atomic_load(&rec.results[0]), -ENOMEM);
     assert_true(fault_failures(FAULT_ENTER) > 2); /* it was retried before giving up */
     fault_reset();
+    pipe_feed(p[1], 1);
+    assert_int_equal(harness_wait_for(e, &prec.total, 1, 5000), 0);
+    assert_int_equal(atomic_load(&prec.results[0]), 1);
     read_one(e);
     auraio_destroy(e);
     close(fd);
+    close(p[0]);
+    close(p[1]);
 }
 
 /* Short submit counts: the rest of the SQ is offered again at once, even from a callback batch. */
@@ -396,34 +406,40 @@ static void test_short_submit_count_loses_nothing(void **state)
     close(fd);
 }
 
-/* EINTR from the poll() a waiter sleeps in: the wait goes round again, nothing is lost. */
+/* EINTR from the poll() a waiter sleeps in: the wait goes round again, nothing is lost. A pipe
+ * read on each ring (round robin): with I/O on both the waiter sleeps in poll(), not in a ring. */
 static void test_eintr_from_poll(void **state)
 {
     (void)state;
     fault_reset();
-    auraio_engine_t *e = make(2, false);
+    auraio_engine_t *e = make_round_robin(2);
     assert_non_null(e);
     int p[2];
     assert_int_equal(pipe(p), 0);
-    char buf[1];
+    char buf[4];
     struct recorder rec;
-    struct recorder_ctx c = {&rec, 0};
+    struct recorder_ctx c[4];
     recorder_init(&rec);
-    assert_non_null(auraio_read(e, p[0], auraio_buf(buf), 1, 0, recorder_callback, &c));
+    for (int i = 0; i < 4; i++)
+        c[i] = (struct recorder_ctx){&rec, i};
+    for (int i = 0; i < 2; i++)
+        assert_non_null(auraio_read(e, p[0], auraio_buf(&buf[i]), 1, 0, recorder_callback, &c[i]));
     fault_arm(FAULT_POLL, 0, 3, EINTR);
     assert_int_equal(auraio_wait(e, 50), -ETIME); /* interrupted three times, then timed out */
     assert_true(fault_failures(FAULT_POLL) >= 1);
-    pipe_feed(p[1], 1);
-    assert_int_equal(harness_wait_for(e, &rec.total, 1, 5000), 0);
+    pipe_feed(p[1], 2);
+    assert_int_equal(harness_wait_for(e, &rec.total, 2, 5000), 0);
     assert_int_equal(atomic_load(&rec.results[0]), 1);
+    assert_int_equal(atomic_load(&rec.results[1]), 1);
     /* A poll error other than EINTR is fatal for that call and returned. */
-    assert_non_null(auraio_read(e, p[0], auraio_buf(buf), 1, 0, recorder_callback, &(struct recorder_ctx){&rec, 1}));
+    for (int i = 2; i < 4; i++)
+        assert_non_null(auraio_read(e, p[0], auraio_buf(&buf[i]), 1, 0, recorder_callback, &c[i]));
     fault_arm(FAULT_POLL, 0, 1, ENOMEM);
     assert_int_equal(auraio_wait(e, 1000), -ENOMEM);
-    pipe_feed(p[1], 1);
-    assert_int_equal(harness_wait_for(e, &rec.total, 2, 5000), 0);
+    pipe_feed(p[1], 2);
+    assert_int_equal(harness_wait_for(e, &rec.total, 4, 5000), 0);
     auraio_destroy(e);
-    recorder_assert_each_once(&rec, 2);
+    recorder_assert_each_once(&rec, 4);
     close(p[0]);
     close(p[1]);
 }
