@@ -139,6 +139,7 @@ struct ctl_group {
     double cliff_x;      /* the fall's deeper reading: the next epoch tells what fell; 0: none */
     struct ctl_point reread; /* the fall's depth is being read a second time: the first reading */
     double clamp_x;      /* the rate a fall's table is clamped to, until a point reads above it */
+    uint32_t repaying;   /* epochs in a row this depth was read inside a limiter's payback */
     struct ctl_point unclamped[CTL_TAB]; /* that table as measured */
     int nunclamped;
     uint64_t settle_until;
@@ -318,6 +319,7 @@ static void set_w(struct ctl_group *g, uint32_t w, uint64_t now)
     if (w < g->w)
         g->drain = true;
     g->w = w;
+    g->repaying = 0;
     epoch_reset(g, now);
 }
 
@@ -1174,6 +1176,25 @@ static void unclamp_above(struct ctl_group *g, const struct ctl_point *p)
     g->clamp_x = 0;
 }
 
+/* Whether a search point was read while a limiter repaid a burst: the device is known to be
+ * limited, the point reads below the plateau, and its tail jumped past Little's law from the
+ * nearest shallower point with a tail. Below a limiter's hinge a depth reads its own rate with
+ * its own latency; past it, the limiter's rate with a queue. A queue without the rate is neither:
+ * the limiter is holding the depth back for what an earlier one took (on the disk a climb to 512
+ * was repaid at 30 K under a 67 K cap for half a second, and verifies at 5 and 8 read inside it
+ * held 14 for a knee of 4). */
+static bool repaying(const struct ctl_group *g, const struct ctl_point *p)
+{
+    if (!hinged(g) || !p->p99 || good(g, p))
+        return false;
+    for (int i = g->ntab - 1; i >= 0; i--) {
+        const struct ctl_point *t = &g->tab[i];
+        if (t->w < p->w && t->p99)
+            return (double)p->p99 > CTL_TAIL_JUMP * (double)p->w / (double)t->w * (double)t->p99;
+    }
+    return false;
+}
+
 static void end_epoch(struct ctl_group *g, uint64_t now)
 {
     uint64_t dt = now - g->ep.start;
@@ -1209,6 +1230,14 @@ static void end_epoch(struct ctl_group *g, uint64_t now)
         break;
     case AURAIO_CTL_PHASE_GALLOP_DOWN:
     case AURAIO_CTL_PHASE_VERIFY:
+        if (repaying(g, &p) && g->repaying < CTL_LONG) {
+            /* Read the depth again once the payback is over; whatever depth the search held
+             * meanwhile, the limiter would deliver the same. */
+            g->repaying++;
+            epoch_reset(g, now);
+            break;
+        }
+        g->repaying = 0;
         unclamp_above(g, &p);
         tab_add(g, p);
         decide(g, now);

@@ -410,6 +410,39 @@ static void test_burst_after_stalls_keeps_the_cap(void **state)
     auraio__ctl_group_destroy(g);
 }
 
+/* A payback long after the fall (half the cap for 500 ms, from 300-500 ms after the budget ran
+ * out, with the throttle's 30 ms waits): the verifies after the clamp fall inside it and read a
+ * queue without the cap's rate. Taken as the depth's own rate, such a point sat below the line
+ * and the search bisected up past the knee (held 16 of 8; 8 of 3 over channels). Read again
+ * until the payback is over, they place the knee. */
+static void test_payback_in_a_verify_is_read_again(void **state)
+{
+    (void)state;
+    static const struct {
+        double per_slot, channels;
+        int pay_after;
+    } c[] = { { 5000, 0, 300 }, { 5000, 0, 400 }, { 20000, 8, 300 }, { 20000, 8, 400 }, { 20000, 8, 500 } };
+    for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+        struct ctl_group *g = mk(1, 0);
+        struct ctl_acc a;
+        memset(&a, 0, sizeof(a));
+        uint64_t now = 1000000000ull, start = now;
+        struct budget_limiter l = { 40000, 1000, c[i].pay_after, 500, 100 };
+        run_budget(g, &a, &now, 3000, c[i].per_slot, c[i].channels, &l, AURAIO_CTL_PHASE_HOLD);
+        assert_int_equal(auraio__ctl_group_phase(g), AURAIO_CTL_PHASE_HOLD);
+        uint32_t held = auraio__ctl_group_depth(g), knee = 1;
+        double ch = c[i].channels;
+        while (knee * c[i].per_slot * (ch > 0 ? ch / (knee + ch) : 1.0) < (1.0 - 0.05) * l.cap)
+            knee++;
+        printf("# payback from %d ms: held %u of a knee of %u at %.2f s\n", c[i].pay_after, held, knee,
+               (double)(now - start) * 1e-9);
+        assert_true(held >= knee && held <= knee + 1);
+        /* The payback ends by about 1.1 s; then one long verify epoch. */
+        assert_true(now - start <= 1600000000ull);
+        auraio__ctl_group_destroy(g);
+    }
+}
+
 /* A held slicing device whose stalls come far apart (0.9 s slices) measures in epochs of one
  * stall or none, whose own noise is unknown. A cap cut to a fifth must still read as a loss: taken in as
  * noise with unit variance, such epochs taught the held variance the change and the cap schedule
@@ -527,6 +560,7 @@ int main(void)
         cmocka_unit_test(test_first_stall_reads_the_cap),
         cmocka_unit_test(test_fall_rereads_the_shallower_depth),
         cmocka_unit_test(test_burst_after_stalls_keeps_the_cap),
+        cmocka_unit_test(test_payback_in_a_verify_is_read_again),
         cmocka_unit_test(test_loss_at_min_depth_then_gain_climbs),
         cmocka_unit_test(test_loss_seen_through_one_slice_epochs),
         cmocka_unit_test(test_queued_depth_is_past_the_hinge),
