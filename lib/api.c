@@ -148,28 +148,14 @@ static int check_rw(const auraio_engine_t *e, int fd, auraio_buf_t buf, size_t l
     return 0;
 }
 
-static auraio_request_t *submit_rw(auraio_engine_t *e, uint8_t op, int fd, auraio_buf_t buf, size_t len, int64_t offset,
-                                   unsigned flags, auraio_callback_t cb, void *ud)
+/* submit_rw's general half: flags, registered buffers, and every refusal (check_rw's checks, so
+ * the same errno for the same mistake). Out of line: the hot path's frame then holds no value
+ * across a call and saves no register (callgrind, issue #11). */
+static AURAIO_COLD auraio_request_t *submit_rw_general(auraio_engine_t *e, uint8_t op, int fd,
+                                                       const auraio_buf_t *bufp, size_t len, int64_t offset,
+                                                       unsigned flags, auraio_callback_t cb, void *ud)
 {
-    /* No flags and plain memory: the hot path (no link, registered buffer or file), check_rw's
-     * checks in the same order, so the same errno for the same mistake. */
-    if (auraio_likely(flags == 0 && buf.type == AURAIO_BUF_UNREGISTERED)) {
-        int rc = check_common(e, fd, offset, cb);
-        if (rc == 0 && !(len > 0 && len <= INT_MAX && buf.ptr != NULL))
-            rc = -EINVAL;
-        if (auraio_unlikely(rc < 0)) {
-            errno = -rc;
-            return NULL;
-        }
-        struct request_plain p = {.callback = cb,
-                                  .user_data = ud,
-                                  .addr = (uint64_t)(uintptr_t)buf.ptr,
-                                  .offset = (uint64_t)offset,
-                                  .len = (uint32_t)len,
-                                  .fd = fd,
-                                  .op = op};
-        return submit_plain_or_errno(e, &p);
-    }
+    auraio_buf_t buf = *bufp;
     struct request_args a;
     request_args_clear(&a);
     a.op = op;
@@ -186,29 +172,88 @@ static auraio_request_t *submit_rw(auraio_engine_t *e, uint8_t op, int fd, aurai
     return submit_or_errno(e, &a);
 }
 
+/* No flags, plain memory and valid arguments: the hot path (no link, registered buffer or file).
+ * Anything else, a mistake included, goes the general way, which tells the mistake. */
+static inline bool rw_plain(const auraio_engine_t *e, int fd, const auraio_buf_t *buf, size_t len, int64_t offset,
+                            unsigned flags, auraio_callback_t cb)
+{
+    return flags == 0 && buf->type == AURAIO_BUF_UNREGISTERED && e != NULL && cb != NULL && fd >= 0 && offset >= 0 &&
+           len > 0 && len <= INT_MAX && buf->ptr != NULL;
+}
+
+static inline auraio_request_t *submit_rw_plain(auraio_engine_t *e, uint8_t op, int fd, void *ptr, size_t len,
+                                                int64_t offset, auraio_callback_t cb, void *ud)
+{
+    struct request_plain p = {.callback = cb,
+                              .user_data = ud,
+                              .addr = (uint64_t)(uintptr_t)ptr,
+                              .offset = (uint64_t)offset,
+                              .len = (uint32_t)len,
+                              .fd = fd,
+                              .op = op};
+    return submit_plain_or_errno(e, &p);
+}
+
+/* Each public read/write leaves for the general path through a function of its own prototype:
+ * a jump with the arguments where they are, so the hot path neither copies nor loads what only the
+ * general path reads (a call there cost two saved registers and the buffer's other fields). */
+static AURAIO_COLD auraio_request_t *read_general(auraio_engine_t *engine, int fd, auraio_buf_t buf, size_t len,
+                                                  int64_t offset, auraio_callback_t callback, void *user_data)
+{
+    return submit_rw_general(engine, REQ_READ, fd, &buf, len, offset, 0, callback, user_data);
+}
+
+static AURAIO_COLD auraio_request_t *write_general(auraio_engine_t *engine, int fd, auraio_buf_t buf, size_t len,
+                                                   int64_t offset, auraio_callback_t callback, void *user_data)
+{
+    return submit_rw_general(engine, REQ_WRITE, fd, &buf, len, offset, 0, callback, user_data);
+}
+
+static AURAIO_COLD auraio_request_t *read_ex_general(auraio_engine_t *engine, int fd, auraio_buf_t buf, size_t len,
+                                                     int64_t offset, unsigned flags, auraio_callback_t callback,
+                                                     void *user_data)
+{
+    return submit_rw_general(engine, REQ_READ, fd, &buf, len, offset, flags, callback, user_data);
+}
+
+static AURAIO_COLD auraio_request_t *write_ex_general(auraio_engine_t *engine, int fd, auraio_buf_t buf, size_t len,
+                                                      int64_t offset, unsigned flags, auraio_callback_t callback,
+                                                      void *user_data)
+{
+    return submit_rw_general(engine, REQ_WRITE, fd, &buf, len, offset, flags, callback, user_data);
+}
+
 AURAIO_API auraio_request_t *auraio_read(auraio_engine_t *engine, int fd, auraio_buf_t buf, size_t len, int64_t offset,
                                          auraio_callback_t callback, void *user_data)
 {
-    return submit_rw(engine, REQ_READ, fd, buf, len, offset, 0, callback, user_data);
+    if (auraio_likely(rw_plain(engine, fd, &buf, len, offset, 0, callback)))
+        return submit_rw_plain(engine, REQ_READ, fd, buf.ptr, len, offset, callback, user_data);
+    return read_general(engine, fd, buf, len, offset, callback, user_data);
 }
 
 AURAIO_API auraio_request_t *auraio_write(auraio_engine_t *engine, int fd, auraio_buf_t buf, size_t len, int64_t offset,
                                           auraio_callback_t callback, void *user_data)
 {
-    return submit_rw(engine, REQ_WRITE, fd, buf, len, offset, 0, callback, user_data);
+    if (auraio_likely(rw_plain(engine, fd, &buf, len, offset, 0, callback)))
+        return submit_rw_plain(engine, REQ_WRITE, fd, buf.ptr, len, offset, callback, user_data);
+    return write_general(engine, fd, buf, len, offset, callback, user_data);
 }
 
 AURAIO_API auraio_request_t *auraio_read_ex(auraio_engine_t *engine, int fd, auraio_buf_t buf, size_t len,
                                             int64_t offset, unsigned flags, auraio_callback_t callback, void *user_data)
 {
-    return submit_rw(engine, REQ_READ, fd, buf, len, offset, flags, callback, user_data);
+    if (auraio_likely(rw_plain(engine, fd, &buf, len, offset, flags, callback)))
+        return submit_rw_plain(engine, REQ_READ, fd, buf.ptr, len, offset, callback, user_data);
+    return read_ex_general(engine, fd, buf, len, offset, flags, callback, user_data);
 }
 
 AURAIO_API auraio_request_t *auraio_write_ex(auraio_engine_t *engine, int fd, auraio_buf_t buf, size_t len,
                                              int64_t offset, unsigned flags, auraio_callback_t callback,
                                              void *user_data)
 {
-    return submit_rw(engine, REQ_WRITE, fd, buf, len, offset, flags, callback, user_data);
+    if (auraio_likely(rw_plain(engine, fd, &buf, len, offset, flags, callback)))
+        return submit_rw_plain(engine, REQ_WRITE, fd, buf.ptr, len, offset, callback, user_data);
+    return write_ex_general(engine, fd, buf, len, offset, flags, callback, user_data);
 }
 
 static auraio_request_t *submit_vec(auraio_engine_t *e, uint8_t op, int fd, const struct iovec *iov, int iovcnt,

@@ -32,7 +32,8 @@ struct histogram {
 static inline unsigned auraio__histogram_msb(uint64_t v)
 {
 #if defined(__GNUC__)
-    return 63u - (unsigned)__builtin_clzll(v);
+    /* 63 ^ clz, not 63 - clz: the same for v != 0, and gcc makes it one bsr. */
+    return 63u ^ (unsigned)__builtin_clzll(v);
 #else
     unsigned r = 0;
     while (v >>= 1)
@@ -54,8 +55,11 @@ static inline unsigned auraio__histogram_bucket(uint64_t ns)
  * without its clamp: the overflow test is the one below (a compare and a move fewer per sample). */
 static inline void auraio__histogram_record(struct histogram *h, uint64_t ns)
 {
-    unsigned shift = auraio__histogram_msb(ns | AURAIO_HIST_SUB) - AURAIO_HIST_SUB_BITS;
-    uint64_t b = ((uint64_t)shift << AURAIO_HIST_SUB_BITS) + (ns >> shift);
+    /* auraio__histogram_bucket's (shift << 4) + (ns >> shift), shift = msb - 4, with the constant
+     * taken out of the product: (msb << 4) + (ns >> shift) - 64. */
+    unsigned msb = auraio__histogram_msb(ns | AURAIO_HIST_SUB);
+    uint64_t b = ((uint64_t)msb << AURAIO_HIST_SUB_BITS) + (ns >> (msb - AURAIO_HIST_SUB_BITS)) -
+                 ((uint64_t)AURAIO_HIST_SUB_BITS << AURAIO_HIST_SUB_BITS);
     h->total++;
     if (b < AURAIO_HIST_BUCKETS)
         h->buckets[b]++;

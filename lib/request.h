@@ -65,9 +65,9 @@ enum request_state {
 struct request_args {
     auraio_callback_t callback;
     void *user_data;
-    uint64_t addr; /* buffer or iovec array */
-    uint64_t offset;
-    uint32_t len; /* bytes, or iovec count */
+    uint64_t offset; /* before addr, as in the SQE: the plain SQE copies both in one move */
+    uint64_t addr;   /* buffer or iovec array */
+    uint32_t len;    /* bytes, or iovec count */
     int fd;
     uint8_t op;             /* enum request_op */
     uint8_t device;         /* its device class (device.h), set by the engine at submit */
@@ -93,8 +93,8 @@ struct request_args {
 struct request_plain {
     auraio_callback_t callback;
     void *user_data;
-    uint64_t addr;
     uint64_t offset;
+    uint64_t addr;
     uint32_t len;
     int fd;
     uint8_t op; /* REQ_READ to REQ_WRITEV */
@@ -154,32 +154,82 @@ struct request {
      * whose members follow through chain_next. A lone request is a chain of one. */
     struct request *chain_head;
     struct request *chain_next;
-    uint32_t chain_len; /* on the head: members, itself included */
     /* The deadline or timer duration: the kernel reads it when it takes the SQE, so it lives in the
      * slot, which stays taken until every CQE of the request is back. */
     struct __kernel_timespec ts;
     uint64_t submit_ns;
-    int32_t result;
-    int32_t timeout_result; /* the linked timeout's CQE: -ETIME when the deadline fired */
-    uint8_t cqes_left;      /* CQEs still to come: the op's and its linked timeout's */
     /* request_make_handle(ring, slot, generation): the slot's current name, its generation never
      * 0 (handle_generation reads it); needed three times per I/O (SQE, submit's return,
      * completion) and advanced in place by request_retire. */
     uint64_t handle;
-    uint16_t slot;
-    uint8_t state;       /* enum request_state; read and written under the ring lock only */
-    bool cancel_issued;
-    bool split;          /* the rest of its chain (chain_next...) is parked until it completes */
-    /* split, or it uses a registered buffer or file: its completion has more to undo. One byte for
-     * the completion path to test, where three tests of four fields were ~9 instructions per read
-     * (callgrind, issue #11). */
-    bool finish_slow;
+    int32_t result;
+    int32_t timeout_result; /* the linked timeout's CQE: -ETIME when the deadline fired */
+    uint32_t chain_len;     /* on the head: members, itself included */
+    /* The last four bytes, together: the reap tests state and quick with one compare
+     * (request_quick_inflight), start_plain and request_retire write them together, and the slot
+     * is 160 bytes (an index is two instructions). */
+    uint8_t state; /* enum request_state; read and written under the ring lock only */
     /* In flight as a plain request (start_plain): a lone read or write, one CQE, no deadline,
      * nothing registered, not under memcheck. Its CQE completes it without the general path's
      * tests (auraio__ring_reap); meaningful only while state is REQ_INFLIGHT, cleared by
      * request_retire. */
     bool quick;
+    uint8_t cqes_left; /* CQEs still to come: the op's and its linked timeout's */
+    bool cancel_issued : 1;
+    bool split : 1; /* the rest of its chain (chain_next...) is parked until it completes */
+    /* split, or it uses a registered buffer or file: its completion has more to undo. One bit for
+     * the completion path to test, where three tests of four fields were ~9 instructions per read
+     * (callgrind, issue #11). */
+    bool finish_slow : 1;
 };
+
+_Static_assert(sizeof(struct request) == 160, "a slot is 160 bytes: 5 << 5, an index in two instructions");
+_Static_assert(offsetof(struct request, quick) == offsetof(struct request, state) + 1,
+               "request_quick_inflight reads state and quick as one 16-bit value");
+
+/* Whether @p q is in flight as a quick request: state and quick compared at once (the expected
+ * pair is built the same way, so byte order does not matter; it folds to a constant). */
+static inline bool request_quick_inflight(const struct request *q)
+{
+    static const uint8_t want_bytes[2] = {REQ_INFLIGHT, 1};
+    uint16_t both, want;
+    memcpy(&both, &q->state, sizeof(both));
+    memcpy(&want, want_bytes, sizeof(want));
+    return both == want;
+}
+
+/* A free slot's shape, which the plain submit relies on (ring.c, submit_plain_locked): a chain of
+ * one (itself), and every argument past the plain prefix zero, so that a plain request writes
+ * only the prefix and nothing else of the slot (chain fields and the cleared tail were ~7
+ * instructions per read, callgrind, issue #11). Every path that gives a slot back restores it,
+ * except the reap's quick path, whose requests never left it. */
+static inline void request_reshape_free(struct request *q)
+{
+    q->chain_head = q;
+    q->chain_next = NULL;
+    q->chain_len = 1;
+    memset((char *)&q->args + REQUEST_PLAIN_BYTES, 0, sizeof(q->args) - REQUEST_PLAIN_BYTES);
+}
+
+/* Whether @p q has a free slot's shape (request_reshape_free): debug builds assert it wherever a
+ * slot is given back or taken by the plain submit. */
+static inline bool request_free_shaped(const struct request *q)
+{
+    static const unsigned char zero[sizeof(struct request_args) - REQUEST_PLAIN_BYTES];
+    return q->chain_head == q && q->chain_next == NULL && q->chain_len == 1 &&
+           memcmp((const char *)&q->args + REQUEST_PLAIN_BYTES, zero, sizeof(zero)) == 0;
+}
+
+/* A free slot becomes a plain request in flight: state, quick, one CQE and no flag, the four
+ * bytes written at once (the flags are clear in a free slot: request_retire). */
+static inline void request_start_quick(struct request *q)
+{
+    static const uint8_t bytes[4] = {REQ_INFLIGHT, 1, 1, 0};
+    _Static_assert(offsetof(struct request, cqes_left) == offsetof(struct request, state) + 2 &&
+                       sizeof(struct request) == offsetof(struct request, state) + 4,
+                   "state, quick, cqes_left and the flag bits are the slot's last four bytes");
+    memcpy((char *)q + offsetof(struct request, state), bytes, sizeof(bytes));
+}
 
 #define REQUEST_SLOT_BITS 16
 #define REQUEST_RING_BITS 16
@@ -226,10 +276,11 @@ static inline void request_retire(struct request *r)
         h = ((uint64_t)1 << 32) | (uint32_t)h;
     r->handle = h;
     r->state = REQ_FREE;
+    r->quick = false;
+    r->cqes_left = 0;
     r->cancel_issued = false;
     r->split = false;
     r->finish_slow = false;
-    r->quick = false;
 }
 
 #endif

@@ -84,8 +84,8 @@ int auraio__ring_init(struct ring *r, uint32_t index, const struct ring_config *
         goto fail;
     }
     for (uint32_t i = r->nreqs; i-- > 0;) {
-        r->reqs[i].slot = (uint16_t)i;
         r->reqs[i].handle = request_make_handle(index, i, 1);
+        request_reshape_free(&r->reqs[i]);
         r->reqs[i].next = r->free_list;
         r->free_list = &r->reqs[i];
     }
@@ -106,6 +106,9 @@ int auraio__ring_init(struct ring *r, uint32_t index, const struct ring_config *
      * (bench/core/callgrind_ipo.py) though no run outside valgrind executes them. */
     unsigned char probe = 0;
     r->under_valgrind = RUNNING_ON_VALGRIND != 0 && VALGRIND_MAKE_MEM_DEFINED(&probe, sizeof(probe)) != 0;
+    /* Memcheck's runs take the general path, which marks what the kernel wrote. */
+    if (r->under_valgrind)
+        r->plain_slow |= RING_SLOW_FIXED;
 #endif
     _Static_assert(REQ_OP_COUNT <= 32, "plain_ops is a 32-bit mask");
     for (unsigned op = 0; op < REQ_OP_COUNT; op++) {
@@ -221,23 +224,37 @@ static inline bool request_plain(const struct request *q)
     return q->chain_next == NULL && q->args.op <= REQ_WRITEV && !q->args.fixed_buffer && q->args.timeout_ns == 0;
 }
 
+/* Every field of a plain read's or write's SQE, each written once (no memset first: the cleared
+ * fields are stores of their own, which gcc merges with their neighbours). */
+static inline void prep_plain_sqe(struct io_uring_sqe *sqe, unsigned op, uint8_t flags, int fd, uint64_t addr,
+                                  uint32_t len, uint64_t offset, uint64_t user_data)
+{
+    /* opcode, flags, ioprio: one four-byte store; len and rw_flags: one eight-byte store. */
+    const uint8_t head[4] = {plain_opcode[op], flags, 0, 0};
+    const uint32_t len_flags[2] = {len, 0};
+    _Static_assert(offsetof(struct io_uring_sqe, ioprio) == 2 && offsetof(struct io_uring_sqe, fd) == 4 &&
+                       offsetof(struct io_uring_sqe, rw_flags) == offsetof(struct io_uring_sqe, len) + 4,
+                   "the SQE's leading fields and len/rw_flags are adjacent");
+    memcpy(sqe, head, sizeof(head));
+    sqe->fd = fd;
+    sqe->off = offset;
+    sqe->addr = addr;
+    memcpy(&sqe->len, len_flags, sizeof(len_flags));
+    sqe->user_data = user_data;
+    sqe->buf_index = 0;
+    sqe->personality = 0;
+    sqe->splice_fd_in = 0;
+    sqe->addr3 = 0;
+    sqe->__pad2[0] = 0;
+}
+
+/* A plain request's SQE (the caller checked for room) and its accounting, from start_chain. */
 static inline void start_plain(struct ring *r, struct request *q, unsigned k, bool quick)
 {
     const struct request_args *a = &q->args;
     struct uring *u = &r->uring;
-    struct io_uring_sqe *sqe = &u->sqes[u->sqe_tail++ & u->sq_mask]; /* the caller checked for room */
-    /* uring_prep's fields, cleared with memset: four vector stores where gcc makes the compound
-     * literal nineteen instructions (uring_prep keeps it: its callers may pass a NULL get_sqe, and
-     * gcc warns about a memset there). */
-    memset(sqe, 0, sizeof(*sqe));
-    sqe->opcode = plain_opcode[a->op];
-    sqe->fd = a->fd;
-    sqe->addr = a->addr;
-    sqe->len = a->len;
-    sqe->off = a->offset;
-    sqe->user_data = q->handle;
-    if (a->fixed_file)
-        sqe->flags = IOSQE_FIXED_FILE;
+    struct io_uring_sqe *sqe = &u->sqes[u->sqe_tail++ & u->sq_mask];
+    prep_plain_sqe(sqe, a->op, a->fixed_file ? IOSQE_FIXED_FILE : 0, a->fd, a->addr, a->len, a->offset, q->handle);
     q->cqes_left = 1;
     q->state = REQ_INFLIGHT;
     q->quick = quick;
@@ -251,7 +268,12 @@ static inline bool start_chain(struct ring *r, struct request *head)
     if (auraio_likely(request_plain(head))) {
         if (auraio_unlikely(r->uring.sq_entries - auraio__uring_sq_pending(&r->uring) < 1 || !cq_has_room(r, 1)))
             return false;
-        start_plain(r, head, head->args.device, !head->finish_slow && !r->under_valgrind);
+        bool quick = !head->finish_slow && !r->under_valgrind;
+        /* A quick request is given back as it is (auraio__ring_reap): in a free slot's shape. What
+         * a lone plain read or write has past the prefix, the SQE and its completion never read. */
+        if (quick)
+            request_reshape_free(head);
+        start_plain(r, head, head->args.device, quick);
         return true;
     }
     return start_chain_slow(r, head);
@@ -726,8 +748,10 @@ int auraio__ring_submit(struct ring *r, const struct request_args *a, uint64_t n
         q->args.device = DEVICE_NONE;
     if (auraio_unlikely(a->fixed_buffer || a->fixed_file || a->file_index)) {
         rc = check_registered_locked(r, &q->args);
-        if (rc < 0)
+        if (rc < 0) {
+            request_reshape_free(q); /* it stays on the free list */
             goto out;
+        }
         q->finish_slow = true; /* a registration user until it completes */
     }
     r->free_list = q->next;
@@ -771,6 +795,7 @@ int auraio__ring_submit(struct ring *r, const struct request_args *a, uint64_t n
             (void)flush_locked(r);
             if (!start_chain(r, q)) {
                 pending_add(r, -1);
+                request_reshape_free(q);
                 request_retire(q);
                 q->next = r->free_list;
                 r->free_list = q;
@@ -873,21 +898,33 @@ static inline uint64_t submit_plain_locked(struct ring *r, const struct request_
                         r->cls_inflight[k] >= atomic_load_explicit(&r->cls_limit[k], memory_order_relaxed) ||
                         queued >= r->uring.sq_entries || !cq_has_room(r, 1)))
         return submit_plain_general_unlock(r, p, flush);
+    r->cls_inflight[k]++;
+    r->inflight++;
+    r->cq_owed++;
     r->free_list = q->next;
-    request_args_from_plain(&q->args, p);
-    q->chain_head = q;
-    q->chain_next = NULL;
-    q->chain_len = 1;
+    uint64_t handle = q->handle;
+    struct uring *u = &r->uring;
+    prep_plain_sqe(&u->sqes[u->sqe_tail++ & u->sq_mask], p->op, 0, p->fd, p->addr, p->len, p->offset, handle);
+    /* A free slot is a chain of one with nothing past the plain prefix (request_reshape_free):
+     * only the prefix is written. */
+    assert(request_free_shaped(q));
+    memcpy(&q->args, p, REQUEST_PLAIN_BYTES);
+    request_start_quick(q);
     /* Stamped when its SQE enters the kernel (stamp_entering): no clock read here, one per flush. */
     q->next = r->unstamped;
     r->unstamped = q;
     pending_add(r, 1);
-    start_plain(r, q, k, !r->under_valgrind);
-    uint64_t handle = q->handle;
-    if (enters_now(r, flush, 1))
+    /* enters_now's tests, the callbacks' case first, with the SQ count taken above. */
+    if (flush == SUBMIT_BATCH) {
+        if (auraio_unlikely(queued + 1 >= batch_threshold(r, SUBMIT_BATCH)))
+            return submit_enter_unlock(r, flush, handle);
+        /* Thread-local, so the lock is not needed; the common case (this ring noted already) is
+         * one compare (auraio__ring_note_deferred). */
+        if (auraio_unlikely(auraio__ring_deferred != r->index))
+            auraio__ring_note_deferred(r->index, RING_QUEUED);
+    } else if (enters_now(r, flush, 1)) {
         return submit_enter_unlock(r, flush, handle);
-    if (flush == SUBMIT_BATCH)
-        auraio__ring_note_deferred(r->index, RING_QUEUED); /* thread-local: the lock is not needed */
+    }
     /* The handle was read under the lock (the slot may complete and be reused once it is given
      * back); a contended unlock's wake is a tail call, so no register has to outlive a call. */
     if (auraio_unlikely(auraio__unlock_must_wake(&r->lock)))
@@ -992,6 +1029,7 @@ static inline void finish_locked(struct ring *r, struct request *q, int32_t resu
     /* Every completion passes here once: CQEs, backlog cancels and failed submissions alike
      * (a timer too: the readers leave its op out). */
     auraio__metrics_complete(&r->life, q->args.op, result);
+    request_reshape_free(q);
     hand_out_locked(r, q, result, c);
 }
 
@@ -1112,7 +1150,7 @@ int auraio__ring_reap(struct ring *r, struct completion *out, int max, uint64_t 
             struct request *q = &r->reqs[slot]; /* formed once the slot is known to exist */
             /* A CQE always names a live INFLIGHT request at its generation; anything else
              * would be a double completion, which the accounting below must never see. */
-            if (auraio_likely(q->quick && q->state == REQ_INFLIGHT)) {
+            if (auraio_likely(request_quick_inflight(q))) {
                 /* A plain read or write (request.h, quick): its one CQE completes it, its result
                  * is the CQE's, and it is a latency sample. */
                 unsigned k = q->args.device;
@@ -1126,6 +1164,7 @@ int auraio__ring_reap(struct ring *r, struct completion *out, int max, uint64_t 
                     auraio__ctl_acc_at_limit(acc);
                 auraio__ctl_acc_record(acc, latency, res > 0 ? (uint64_t)res : 0);
                 auraio__metrics_complete_data(&r->life, q->args.op, res);
+                assert(request_free_shaped(q)); /* given back as it is (request_reshape_free) */
                 hand_out_locked(r, q, res, &out[n++]);
                 continue;
             }

@@ -153,7 +153,7 @@ struct ring {
 };
 
 /* Why plain reads and writes take the general path (ring.plain_slow). */
-#define RING_SLOW_FIXED 1u   /* shut down, or a plain read/write opcode missing */
+#define RING_SLOW_FIXED 1u   /* shut down, a plain read/write opcode missing, or under memcheck */
 #define RING_SLOW_WATCHED 2u /* idle, and the leader sleeps in another ring counting on that: the
                                 submission that ends it wakes the leader (auraio__ring_has_work) */
 /* *ring.leader_ring when the leader sleeps in no ring. */

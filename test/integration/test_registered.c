@@ -286,6 +286,43 @@ static void test_plain_read_after_fixed_file_in_same_slot(void **state)
     close(b);
 }
 
+/* A registered read the ring refuses leaves its slot free (ring.c, auraio__ring_submit) after its
+ * arguments were copied in: the slot must be given back in a free slot's shape, which the plain
+ * submit relies on (request.h, request_reshape_free; debug builds assert it there). One slot, so
+ * the plain read takes the refused read's. */
+static void test_plain_read_after_refused_fixed_file_in_same_slot(void **state)
+{
+    (void)state;
+    auraio_options_t o;
+    auraio_options_init(&o);
+    o.ring_count = 1;
+    o.queue_depth = 1;
+    auraio_engine_t *e = auraio_create_with_options(&o);
+    assert_non_null(e);
+    int a = harness_pattern_file(BLOCK, 44);
+    int b = harness_pattern_file(BLOCK, 45);
+    assert_true(a >= 0 && b >= 0);
+    assert_int_equal(auraio_register_files(e, &a, 1), 0);
+    char buf[BLOCK];
+    struct recorder rec;
+    struct recorder_ctx c = {&rec, 0};
+    recorder_init(&rec);
+    /* Index 1 of a one-file table: refused under the ring's lock, no callback. */
+    errno = 0;
+    assert_null(auraio_read_ex(e, 1, auraio_buf(buf), BLOCK, 0, AURAIO_FIXED_FILE, recorder_callback, &c));
+    assert_int_equal(errno, EBADF);
+    assert_non_null(auraio_read(e, b, auraio_buf(buf), BLOCK, 0, recorder_callback, &c));
+    assert_int_equal(harness_wait_for(e, &rec.total, 1, 5000), 0);
+    assert_int_equal(atomic_load(&rec.results[0]), BLOCK);
+    assert_int_equal(harness_check_pattern(buf, BLOCK, 0, 45), -1);
+    /* Unregistering succeeds: the refused read never counted as a user of the files. */
+    assert_int_equal(auraio_unregister(e, AURAIO_REG_FILES), 0);
+    auraio_destroy(e);
+    recorder_assert_each_once(&rec, 1);
+    close(a);
+    close(b);
+}
+
 /* A read through a registered file that waited in the backlog still ends its use of the files
  * when it completes: it leaves the backlog as a lone plain read (ring.c, start_plain), but not as
  * one whose completion may skip the registration accounting (request.h, quick). */
@@ -434,6 +471,7 @@ int main(void)
         cmocka_unit_test(test_refused_unregister_restores_every_ring),
         cmocka_unit_test(test_update_file),
         cmocka_unit_test(test_plain_read_after_fixed_file_in_same_slot),
+        cmocka_unit_test(test_plain_read_after_refused_fixed_file_in_same_slot),
         cmocka_unit_test(test_fixed_file_read_from_backlog_ends_its_use),
         cmocka_unit_test(test_destroy_with_registered_inflight),
         cmocka_unit_test(test_fixed_file_on_vectored_and_fsync),
