@@ -190,7 +190,8 @@ static inline auraio_request_t *submit_rw_plain(auraio_engine_t *e, uint8_t op, 
                               .offset = (uint64_t)offset,
                               .len = (uint32_t)len,
                               .fd = fd,
-                              .op = op};
+                              .op = op,
+                              .sqe_opcode = ring_plain_opcode(op)};
     return submit_plain_or_errno(e, &p);
 }
 
@@ -277,7 +278,8 @@ static auraio_request_t *submit_vec(auraio_engine_t *e, uint8_t op, int fd, cons
                                   .offset = (uint64_t)offset,
                                   .len = (uint32_t)iovcnt,
                                   .fd = fd,
-                                  .op = op};
+                                  .op = op,
+                                  .sqe_opcode = ring_plain_opcode(op)};
         return submit_plain_or_errno(e, &p);
     }
     struct request_args a;

@@ -99,6 +99,9 @@ struct request_plain {
     int fd;
     uint8_t op; /* REQ_READ to REQ_WRITEV */
     uint8_t device;
+    /* The SQE's opcode for op (ring.h, ring_plain_opcode): past the prefix, never copied into the
+     * slot; set by the builder, where op is a constant, so the ring needs no table lookup. */
+    uint8_t sqe_opcode;
 };
 
 #define REQUEST_PLAIN_BYTES offsetof(struct request_args, fixed_buffer)

@@ -226,11 +226,11 @@ static inline bool request_plain(const struct request *q)
 
 /* Every field of a plain read's or write's SQE, each written once (no memset first: the cleared
  * fields are stores of their own, which gcc merges with their neighbours). */
-static inline void prep_plain_sqe(struct io_uring_sqe *sqe, unsigned op, uint8_t flags, int fd, uint64_t addr,
+static inline void prep_plain_sqe(struct io_uring_sqe *sqe, uint8_t opcode, uint8_t flags, int fd, uint64_t addr,
                                   uint32_t len, uint64_t offset, uint64_t user_data)
 {
     /* opcode, flags, ioprio: one four-byte store; len and rw_flags: one eight-byte store. */
-    const uint8_t head[4] = {plain_opcode[op], flags, 0, 0};
+    const uint8_t head[4] = {opcode, flags, 0, 0};
     const uint32_t len_flags[2] = {len, 0};
     _Static_assert(offsetof(struct io_uring_sqe, ioprio) == 2 && offsetof(struct io_uring_sqe, fd) == 4 &&
                        offsetof(struct io_uring_sqe, rw_flags) == offsetof(struct io_uring_sqe, len) + 4,
@@ -254,7 +254,7 @@ static inline void start_plain(struct ring *r, struct request *q, unsigned k, bo
     const struct request_args *a = &q->args;
     struct uring *u = &r->uring;
     struct io_uring_sqe *sqe = &u->sqes[u->sqe_tail++ & u->sq_mask];
-    prep_plain_sqe(sqe, a->op, a->fixed_file ? IOSQE_FIXED_FILE : 0, a->fd, a->addr, a->len, a->offset, q->handle);
+    prep_plain_sqe(sqe, plain_opcode[a->op], a->fixed_file ? IOSQE_FIXED_FILE : 0, a->fd, a->addr, a->len, a->offset, q->handle);
     q->cqes_left = 1;
     q->state = REQ_INFLIGHT;
     q->quick = quick;
@@ -904,7 +904,9 @@ static inline uint64_t submit_plain_locked(struct ring *r, const struct request_
     r->free_list = q->next;
     uint64_t handle = q->handle;
     struct uring *u = &r->uring;
-    prep_plain_sqe(&u->sqes[u->sqe_tail++ & u->sq_mask], p->op, 0, p->fd, p->addr, p->len, p->offset, handle);
+    assert(p->sqe_opcode == plain_opcode[p->op]);
+    prep_plain_sqe(&u->sqes[u->sqe_tail++ & u->sq_mask], p->sqe_opcode, 0, p->fd, p->addr, p->len, p->offset,
+                   handle);
     /* A free slot is a chain of one with nothing past the plain prefix (request_reshape_free):
      * only the prefix is written. */
     assert(request_free_shaped(q));

@@ -221,6 +221,21 @@ static inline void auraio__ring_note_deferred(uint32_t index, int rc)
     }
 }
 
+/* The SQE opcode of a plain data op (request_plain.sqe_opcode; start_plain's table for the rest). */
+static inline uint8_t ring_plain_opcode(unsigned op)
+{
+    switch (op) {
+    case REQ_READ:
+        return IORING_OP_READ;
+    case REQ_WRITE:
+        return IORING_OP_WRITE;
+    case REQ_READV:
+        return IORING_OP_READV;
+    default:
+        return IORING_OP_WRITEV;
+    }
+}
+
 /* auraio__ring_submit for a lone plain read or write (request.h, struct request_plain; no chain
  * open): the hot path, the same decisions. It stamps the request itself (stamp_entering) and,
  * from a callback (SUBMIT_BATCH), notes a deferred flush. @return the handle, or 0 with errno set

@@ -48,7 +48,8 @@ static uint64_t submit(struct ring *r, int fd, unsigned device, int id)
                               .len = 1,
                               .fd = fd,
                               .op = REQ_READ,
-                              .device = (uint8_t)device};
+                              .device = (uint8_t)device,
+                              .sqe_opcode = ring_plain_opcode(REQ_READ)};
     uint64_t h = auraio__ring_submit_plain(r, &p, SUBMIT_ENTER_NOW);
     assert_true(h != 0);
     return h;
