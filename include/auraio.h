@@ -642,7 +642,19 @@ typedef struct {
     double backlog_wait_ms;    /**< mean time a request waited in that backlog before entering the
                                     kernel, over the last 250 ms; not in the P50/P99 above, which are
                                     the device's (from entering the kernel to completion) */
-    unsigned char reserved[44];
+    /* Submissions off the thread (doc/controller.md, "Submissions off the thread"): what issuing
+     * one of the device's requests costs the thread that enters the ring, measured on a sample of
+     * its io_uring_enter calls, inline and handed to the kernel's io-wq workers (IOSQE_ASYNC). */
+    unsigned int submit_switches;  /**< times the decision below changed */
+    double submit_inline_us;       /**< inline cost per request, microseconds; 0 until measured */
+    double submit_handoff_us;      /**< the hand-off's cost per request; 0 until measured (a device
+                                        whose inline cost is below the floor is never probed) */
+    bool submit_offloaded;         /**< its requests are handed to io-wq (IOSQE_ASYNC): the decision,
+                                        which a probe of the other way interrupts for a moment */
+    bool submit_completes_inline;  /**< its requests complete inside the enter that issues them (a
+                                        RAM-backed device, cached data): their inline cost is the
+                                        I/O itself, and they are never handed off */
+    unsigned char reserved[22];
 } auraio_device_stats_t;
 
 /**

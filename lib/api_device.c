@@ -56,6 +56,11 @@ static void device_stats(struct auraio_engine *e, uint32_t k, uint64_t now, aura
     out->in_flight = (int)l.in_flight;
     out->backlog = (int)l.backlog;
     out->backlog_wait_ms = d->backlog_wait_ms;
+    out->submit_switches = d->punt.switches;
+    out->submit_inline_us = d->punt.inline_ns / 1e3;
+    out->submit_handoff_us = d->punt.async_ns / 1e3;
+    out->submit_offloaded = d->punt.decided;
+    out->submit_completes_inline = d->punt.synchronous;
 }
 
 AURAIO_API int auraio_get_device_stats(const auraio_engine_t *engine, auraio_device_stats_t *stats, int max)
@@ -123,7 +128,12 @@ AURAIO_API int auraio_format_device_model(const auraio_device_stats_t *s, char *
     human(bps, sizeof(bps), s->ceiling_bps);
     static const char *const moved[] = {"slowed", "first measured", "sped up"};
     int change = s->model_change < 0 ? 0 : s->model_change > 0 ? 2 : 1;
+    char offload[96] = "";
+    if (s->submit_offloaded)
+        snprintf(offload, sizeof(offload), "; submissions off the thread (%.1f us inline, %.1f us handed off)",
+                 s->submit_inline_us, s->submit_handoff_us);
     return snprintf(buf, len,
-                    "device %u:%u: knee %d, ceiling %s IOPS (%sB/s), base latency %.3f ms; %s %.1f s ago", s->major,
-                    s->minor, s->knee_depth, iops, bps, s->base_latency_ms, moved[change], s->model_age_s);
+                    "device %u:%u: knee %d, ceiling %s IOPS (%sB/s), base latency %.3f ms; %s %.1f s ago%s",
+                    s->major, s->minor, s->knee_depth, iops, bps, s->base_latency_ms, moved[change],
+                    s->model_age_s, offload);
 }

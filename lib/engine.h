@@ -11,6 +11,7 @@
 
 #include "auraio.h"
 #include "device.h"
+#include "device_punt.h"
 #include "request.h"
 #include "ring.h"
 
@@ -43,6 +44,10 @@ struct engine_device {
     /* The group's depth as last applied (device_ctl.c), for auraio_device_capacity without the
      * tick lock. */
     _Atomic uint32_t depth;
+    /* Whether its submissions go to io-wq (device_punt.h), decided by the tick; flagged: what
+     * the rings' cls_sqe_flags say now. */
+    struct punt punt;
+    bool flagged;
 };
 
 struct auraio_engine {
@@ -80,6 +85,9 @@ struct auraio_engine {
     /* The sum of the device groups' depths: the engine's total in-flight limit (tick.c). The
      * rings' limits can add up to a little more, since a ring without demand keeps a limit of 1. */
     _Atomic uint32_t group_limit;
+    /* Devices' submissions may be handed to io-wq (device_punt.h): AURAIO_SUBMIT_OFFLOAD=1 in
+     * the environment at engine creation turns it on (doc/controller.md says why it is off). */
+    bool offload_enabled;
 
     /* Registered buffers and files (registration.c): the engine's copies, shared read-only by
      * the rings while registered. reg_lock serialises register/update/unregister; it is taken

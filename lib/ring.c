@@ -498,6 +498,8 @@ static void stamp_entering(struct ring *r)
     r->unstamped = NULL;
 }
 
+static AURAIO_NOINLINE int flush_offload_locked(struct ring *r, unsigned queued);
+
 static inline int flush_locked(struct ring *r)
 {
     if (r->unstamped)
@@ -505,6 +507,155 @@ static inline int flush_locked(struct ring *r)
     unsigned queued = auraio__uring_sq_pending(&r->uring);
     if (queued == 0 && !auraio__uring_cq_needs_enter(&r->uring))
         return 0;
+    /* Per flush, none per I/O: a decrement (without sampling it runs down from UINT32_MAX) and a
+     * test of whether any class is handed off. */
+    if (auraio_unlikely(--r->submit_sample_in == 0) ||
+        auraio_unlikely(atomic_load_explicit(&r->sqe_flags_any, memory_order_relaxed) != 0))
+        return flush_offload_locked(r, queued);
+    int rc = enter_locked(r);
+    if (auraio_likely(rc >= 0 && (unsigned)rc >= queued && r->stalled_since_ns == 0))
+        return rc;
+    return flush_retry_locked(r, rc, queued);
+}
+
+static struct request *lookup_locked(struct ring *r, uint64_t handle);
+
+/* At most this many enters for one timed flush: runs of one class each. */
+#define RING_SAMPLE_RUNS 4u
+
+/* A timed run's completion check reads at most this many CQEs, for at most this many of its
+ * requests (a longer run is judged by its first ones). */
+#define RING_SAMPLE_CQES 64u
+#define RING_SAMPLE_CHECK 16u
+
+/* Whether the run of @p sqes SQEs starting at SQ index @p first completed inside its enter: each of
+ * its requests (its first RING_SAMPLE_CHECK) has a CQE among those posted since @p cq_tail. The
+ * SQ slots still hold their user_data (nothing is queued while the lock is held). */
+static bool run_done_inline(struct ring *r, uint32_t first, unsigned sqes, uint32_t cq_tail)
+{
+    const struct uring *u = &r->uring;
+    uint32_t now = uring_load_acquire(u->kcq_tail);
+    unsigned want = sqes < RING_SAMPLE_CHECK ? sqes : RING_SAMPLE_CHECK, found = 0;
+    for (uint32_t i = cq_tail; i != now && i - cq_tail < RING_SAMPLE_CQES && found < want; i++) {
+        uint64_t ud = u->cqes[i & u->cq_mask].user_data;
+        for (unsigned j = 0; j < want; j++) {
+            if (u->sqes[(first + j) & u->sq_mask].user_data == ud) {
+                found++;
+                break;
+            }
+        }
+    }
+    return found >= want;
+}
+
+static void record_submit_sample(struct ring *r, unsigned k, bool async, bool done, uint64_t ns, unsigned sqes)
+{
+    struct ring_submit_samples *s = &r->submit_samples[k];
+    if (k == DEVICE_NONE || s->n >= RING_SUBMIT_SAMPLES)
+        return;
+    uint64_t per = ns / sqes;
+    s->ns[s->n] = per > UINT32_MAX ? UINT32_MAX : (uint32_t)per;
+    if (async)
+        s->async |= (uint8_t)(1u << s->n);
+    if (done)
+        s->done |= (uint8_t)(1u << s->n);
+    s->n++;
+}
+
+/*
+ * A timed flush (device_punt.h), one in submit_sample_every: the queued SQEs enter in runs of one
+ * class and one flag each, a run per io_uring_enter (the kernel takes them in order, so a run is
+ * a prefix of what is left), two clock reads around each. The time a run spends in the kernel is
+ * what issuing those SQEs cost the entering thread: for a virtio disk the doorbell's VM exit, for
+ * a RAM-backed device the read itself (it completes inside the enter, which the CQ then shows),
+ * for a flagged SQE the hand-off to io-wq. A queue holding
+ * an SQE that is no lone request's (a cancel, a wake, a linked timeout, a link), or one needing
+ * more than RING_SAMPLE_RUNS enters, goes in whole and untimed. The extra enters are the price:
+ * at most RING_SAMPLE_RUNS - 1 per timed flush.
+ */
+static int flush_sampled_locked(struct ring *r, unsigned queued)
+{
+    struct uring *u = &r->uring;
+    uint16_t len[RING_SAMPLE_RUNS];
+    uint8_t cls[RING_SAMPLE_RUNS];
+    bool async[RING_SAMPLE_RUNS];
+    unsigned runs = 0;
+    int total = 0;
+    if (r->submit_sample_every == 0 || queued == 0 || r->stalled_since_ns != 0)
+        goto whole;
+    for (uint32_t i = uring_load_acquire(u->ksq_head); i != u->sqe_tail; i++) {
+        const struct io_uring_sqe *sqe = &u->sqes[i & u->sq_mask];
+        uint64_t ud = sqe->user_data;
+        if ((ud & USER_DATA_OWN_BITS) || ud == USER_DATA_WAKE || (sqe->flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK)))
+            goto whole;
+        const struct request *q = lookup_locked(r, ud);
+        if (!q)
+            goto whole;
+        bool a = (sqe->flags & IOSQE_ASYNC) != 0;
+        if (runs && cls[runs - 1] == q->args.device && async[runs - 1] == a && len[runs - 1] < UINT16_MAX) {
+            len[runs - 1]++;
+            continue;
+        }
+        if (runs == RING_SAMPLE_RUNS)
+            goto whole;
+        cls[runs] = q->args.device;
+        async[runs] = a;
+        len[runs] = 1;
+        runs++;
+    }
+    for (unsigned j = 0; j < runs; j++) {
+        exit_guard_note(r->engine, r->guard_id);
+        uint32_t first = uring_load_acquire(u->ksq_head), cq_tail = uring_load_acquire(u->kcq_tail);
+        uint64_t t0 = auraio__now_ns();
+        int rc = auraio__uring_submit_some(u, len[j]);
+        uint64_t t1 = auraio__now_ns();
+        if (rc != (int)len[j]) {
+            /* Short or refused: settled the usual way, the rest entered whole and untimed. */
+            rc = flush_retry_locked(r, rc, len[j]);
+            if (rc < 0)
+                return rc;
+            total += rc;
+            break;
+        }
+        record_submit_sample(r, cls[j], async[j], run_done_inline(r, first, len[j], cq_tail), t1 - t0, len[j]);
+        total += rc;
+    }
+    queued = auraio__uring_sq_pending(u);
+    if (queued == 0 || r->stalled_since_ns != 0)
+        return total;
+whole:;
+    int rc = enter_locked(r);
+    if (!(auraio_likely(rc >= 0 && (unsigned)rc >= queued && r->stalled_since_ns == 0)))
+        rc = flush_retry_locked(r, rc, queued);
+    return rc < 0 ? rc : total + rc;
+}
+
+/* Flag the queued SQEs of every class handed off (cls_sqe_flags), just before they enter: the
+ * preparation of an SQE pays nothing for the hand-off, only flushes while some class is handed off
+ * do. A linked timeout's SQE keeps its flags (its op carries the class's). */
+static void flag_queued_locked(struct ring *r)
+{
+    struct uring *u = &r->uring;
+    for (uint32_t i = uring_load_acquire(u->ksq_head); i != u->sqe_tail; i++) {
+        struct io_uring_sqe *sqe = &u->sqes[i & u->sq_mask];
+        uint64_t ud = sqe->user_data;
+        if ((ud & USER_DATA_OWN_BITS) || ud == USER_DATA_WAKE)
+            continue;
+        const struct request *q = lookup_locked(r, ud);
+        if (q)
+            sqe->flags |= atomic_load_explicit(&r->cls_sqe_flags[q->args.device], memory_order_relaxed);
+    }
+}
+
+/* flush_locked's way when this flush is timed or a class is handed off (device_punt.h). */
+static AURAIO_NOINLINE int flush_offload_locked(struct ring *r, unsigned queued)
+{
+    if (atomic_load_explicit(&r->sqe_flags_any, memory_order_relaxed))
+        flag_queued_locked(r);
+    if (r->submit_sample_in == 0) {
+        r->submit_sample_in = r->submit_sample_every;
+        return flush_sampled_locked(r, queued);
+    }
     int rc = enter_locked(r);
     if (auraio_likely(rc >= 0 && (unsigned)rc >= queued && r->stalled_since_ns == 0))
         return rc;
@@ -1529,6 +1680,38 @@ void auraio__ring_set_class_limit(struct ring *r, uint32_t cls, uint32_t limit)
     if (limit > r->max_limit)
         limit = r->max_limit;
     atomic_store_explicit(&r->cls_limit[cls], limit, memory_order_relaxed);
+}
+
+void auraio__ring_set_class_sqe_flags(struct ring *r, uint32_t cls, uint8_t sqe_flags)
+{
+    if (cls >= DEVICE_CLASSES)
+        return;
+    auraio__lock(&r->lock);
+    atomic_store_explicit(&r->cls_sqe_flags[cls], sqe_flags, memory_order_relaxed);
+    uint8_t any = 0;
+    for (uint32_t k = 0; k < DEVICE_CLASSES; k++)
+        any |= atomic_load_explicit(&r->cls_sqe_flags[k], memory_order_relaxed);
+    atomic_store_explicit(&r->sqe_flags_any, any, memory_order_relaxed);
+    auraio__unlock(&r->lock);
+}
+
+void auraio__ring_sample_submits(struct ring *r, uint32_t every)
+{
+    auraio__lock(&r->lock);
+    bool sqpoll = (r->uring.flags & IORING_SETUP_SQPOLL) != 0;
+    r->submit_sample_every = sqpoll ? 0 : every;
+    r->submit_sample_in = r->submit_sample_every;
+    auraio__unlock(&r->lock);
+}
+
+void auraio__ring_take_submit_samples(struct ring *r, uint32_t nclasses, struct ring_submit_samples *out)
+{
+    auraio__lock(&r->lock);
+    for (uint32_t k = 0; k < nclasses && k < DEVICE_CLASSES; k++) {
+        out[k] = r->submit_samples[k];
+        r->submit_samples[k] = (struct ring_submit_samples){0};
+    }
+    auraio__unlock(&r->lock);
 }
 
 void auraio__ring_add_classes(struct ring *r, uint32_t nclasses)

@@ -65,6 +65,18 @@ struct ring_class_wait {
     uint64_t n;
 };
 
+/* Timed enters of one class's SQEs (ring.c, flush_sampled_locked), kept until the tick takes them
+ * for the hand-off decision (device_punt.h): each one's cost per SQE, whether its SQEs were
+ * flagged IOSQE_ASYNC (bit i of async) and whether they completed inside that enter (bit i of
+ * done). A class keeps its first RING_SUBMIT_SAMPLES per tick. */
+#define RING_SUBMIT_SAMPLES 8u
+struct ring_submit_samples {
+    uint32_t ns[RING_SUBMIT_SAMPLES];
+    uint8_t async;
+    uint8_t done;
+    uint8_t n;
+};
+
 /* A class's load on a ring right now (auraio__ring_class_load). */
 struct ring_class_load {
     uint32_t in_flight;
@@ -111,6 +123,15 @@ struct ring {
      * instruction itself, no address arithmetic: callgrind's budget counts it). */
     uint32_t cls_inflight[DEVICE_CLASSES]; /* SQEs prepared or in the kernel (timers excluded) */
     _Atomic uint32_t cls_limit[DEVICE_CLASSES]; /* written by the tick, read under the lock */
+    /* Flags every SQE of the class carries: IOSQE_ASYNC while the device's submissions are
+     * handed to io-wq (device_punt.h; written under the lock by the tick, added to the queued
+     * SQEs by the flush: ring.c, flag_queued_locked), and their OR, the flush's one test. */
+    _Atomic uint8_t cls_sqe_flags[DEVICE_CLASSES];
+    _Atomic uint8_t sqe_flags_any;
+    /* Flushes until the next timed one (flush_sampled_locked); submit_sample_every 0: none. */
+    uint32_t submit_sample_in;
+    uint32_t submit_sample_every;
+    struct ring_submit_samples submit_samples[DEVICE_CLASSES];
     struct device_table *devices; /* the engine's: its own close and openat forget fd numbers */
     uint32_t cancels_pending; /* our own cancel SQEs whose CQEs have not arrived */
     uint32_t timers;          /* auraio_timeout requests in the kernel (outside the limit) */
@@ -279,6 +300,12 @@ void auraio__ring_class_load(struct ring *r, uint32_t cls, struct ring_class_loa
 void auraio__ring_set_class_limit(struct ring *r, uint32_t cls, uint32_t limit);
 /* The ring's total limit (the sum of its shares) and batch threshold. */
 void auraio__ring_set_limits(struct ring *r, int limit, int batch_threshold);
+/* Flag every SQE of class @p cls with @p sqe_flags from now on (IOSQE_ASYNC or 0). */
+void auraio__ring_set_class_sqe_flags(struct ring *r, uint32_t cls, uint8_t sqe_flags);
+/* Time one flush in @p every (0: none) for the hand-off decision (not with SQPOLL). */
+void auraio__ring_sample_submits(struct ring *r, uint32_t every);
+/* Under the lock: move classes [0, @p nclasses)'s timed enters to @p out and start again. */
+void auraio__ring_take_submit_samples(struct ring *r, uint32_t nclasses, struct ring_submit_samples *out);
 /* Under no lock: make classes [0, @p nclasses) live on this ring (device_ctl.c). */
 void auraio__ring_add_classes(struct ring *r, uint32_t nclasses);
 /* Sleep until this ring has a CQE or @p timeout_ms passes (see auraio__uring_wait_cqe). */

@@ -192,6 +192,18 @@ int auraio__uring_submit(struct uring *u, unsigned min_complete)
     return rc;
 }
 
+int auraio__uring_submit_some(struct uring *u, unsigned n)
+{
+    /* The whole tail is published: the kernel takes min(n, what is queued) from its head. */
+    uring_store_release(u->ksq_tail, u->sqe_tail);
+    unsigned flags = auraio__uring_cq_needs_enter(u) ? IORING_ENTER_GETEVENTS : 0;
+    int rc;
+    do {
+        rc = auraio__sys_enter(u->fd, n, 0, flags, NULL, 0);
+    } while (rc == -EINTR);
+    return rc;
+}
+
 int auraio__uring_get_events(struct uring *u)
 {
     int rc;

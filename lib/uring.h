@@ -68,6 +68,9 @@ bool auraio__uring_op_missing(const struct uring *u, unsigned op);
  * @return SQEs consumed by the kernel, or -errno (EINTR is retried; EAGAIN/EBUSY leave them queued).
  */
 int auraio__uring_submit(struct uring *u, unsigned min_complete);
+/* auraio__uring_submit offering the kernel only the first @p n queued SQEs (never with SQPOLL):
+ * a timed enter of one device's run (ring.c, flush_sampled_locked). */
+int auraio__uring_submit_some(struct uring *u, unsigned n);
 /* Enter with GETEVENTS and min_complete 0 to run pending task work / flush overflow. */
 int auraio__uring_get_events(struct uring *u);
 /*

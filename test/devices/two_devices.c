@@ -64,7 +64,8 @@ static const int grid[] = {1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64};
 
 static double opt_seconds = 1.0, opt_run = 2.0;
 static int opt_trace;       /* --trace 1: each device's depth and phase every 100 ms */
-static const char *opt_one; /* --one alone|both|slow|split: one kind of run only (measuring) */
+static const char *opt_one; /* --one alone|both|slow|split|offload: one kind of run only (measuring) */
+static int opt_pairs = 6;   /* --one offload: pairs of runs */
 static uint64_t opt_cap = 4000;
 
 struct dev {
@@ -400,6 +401,90 @@ static struct point run_kind(struct dev *fast, struct dev *slow, enum kind k, in
     return p;
 }
 
+/* Each device's submission hand-off as the engine reports it (doc/controller.md, "Submissions off
+ * the thread"), read at the end of a run. */
+static void print_offload(struct dev *fast, struct dev *slow)
+{
+    auraio_device_stats_t s[4];
+    int n = auraio_get_device_stats(engine, s, 4);
+    struct dev *ds[] = {fast, slow};
+    for (int k = 0; k < 2; k++) {
+        int i = dev_index(ds[k], s, n);
+        if (i >= 0)
+            printf("    %s: offloaded %s, inline %.1f us%s, hand-off %.1f us, %u switches\n", ds[k]->name,
+                   s[i].submit_offloaded ? "yes" : "no", s[i].submit_inline_us,
+                   s[i].submit_completes_inline ? " (completes inline)" : "", s[i].submit_handoff_us,
+                   s[i].submit_switches);
+    }
+}
+
+/* --one offload: the issue's ratio (the fast device's IOPS beside the slow one / alone, under the
+ * controller) with the hand-off of expensive submissions on and off (AURAIO_SUBMIT_OFFLOAD, read at
+ * engine creation), in interleaved pairs: each pair runs its six kinds in an order that rotates
+ * from pair to pair, so a drifting machine weighs on both sides alike. The slow device alone, on
+ * and off, gives what its reads cost the thread: the mechanism, apart from zram's noise. */
+static int offload_pairs(struct dev *fast, struct dev *slow)
+{
+    enum { ON_ALONE, ON_BOTH, OFF_ALONE, OFF_BOTH, ON_SLOW, OFF_SLOW, NRUNS };
+    static const char *const names[NRUNS] = {"on, alone", "on, both", "off, alone", "off, both", "on, slow", "off, slow"};
+    int P = opt_pairs;
+    double *on = calloc((size_t)P, sizeof(double)), *off = calloc((size_t)P, sizeof(double));
+    double *gain = calloc((size_t)P, sizeof(double)), *slow_on = calloc((size_t)P, sizeof(double));
+    double *slow_off = calloc((size_t)P, sizeof(double));
+    if (!on || !off || !gain || !slow_on || !slow_off)
+        return 1;
+    for (int i = 0; i < P; i++) {
+        struct point pt[NRUNS];
+        printf("pair %d:\n", i + 1);
+        for (int j = 0; j < NRUNS; j++) {
+            int k = (i + j) % NRUNS;
+            setenv("AURAIO_SUBMIT_OFFLOAD", k == ON_ALONE || k == ON_BOTH || k == ON_SLOW ? "1" : "0", 1);
+            if (k == ON_SLOW || k == OFF_SLOW) {
+                /* The slow device alone under the controller, its application following the
+                 * capacity: what its reads cost the thread (getrusage), the mechanism itself. */
+                struct dev *ds[] = {slow, NULL};
+                engine = make_engine(0);
+                slow->want = OUTSTANDING;
+                slow->follow = true;
+                run(ds, 1.0, opt_run, NULL);
+                pt[k] = (struct point){.slow = (double)slow->done / opt_run, .cpu = run_cpu_s / opt_run};
+                printf("  %-10s slow %.0f IOPS, CPU %.3f s/s, %.1f us per read\n", names[k], pt[k].slow, pt[k].cpu,
+                       pt[k].slow > 0 ? 1e6 * pt[k].cpu / pt[k].slow : 0);
+                print_offload(fast, slow);
+                auraio_destroy(engine);
+                continue;
+            }
+            pt[k] = run_kind(fast, slow, k == ON_BOTH || k == OFF_BOTH ? BOTH_CTL : ALONE_CTL, 0, 0);
+            printf("  %-10s fast %.0f IOPS (depth %d), slow %.0f IOPS, CPU %.3f s/s\n", names[k], pt[k].fast,
+                   pt[k].fast_depth, pt[k].slow, pt[k].cpu);
+            if (k == ON_BOTH || k == OFF_BOTH)
+                print_offload(fast, slow);
+            auraio_destroy(engine);
+        }
+        on[i] = pt[ON_BOTH].fast / pt[ON_ALONE].fast;
+        off[i] = pt[OFF_BOTH].fast / pt[OFF_ALONE].fast;
+        gain[i] = on[i] / off[i];
+        slow_on[i] = 1e6 * pt[ON_SLOW].cpu / pt[ON_SLOW].slow;
+        slow_off[i] = 1e6 * pt[OFF_SLOW].cpu / pt[OFF_SLOW].slow;
+        printf("  the issue's ratio (both / alone): offload on %.3f, off %.3f; on / off %.3f\n", on[i], off[i],
+               gain[i]);
+    }
+    unsetenv("AURAIO_SUBMIT_OFFLOAD");
+    double lowest = on[0];
+    for (int i = 1; i < P; i++)
+        lowest = on[i] < lowest ? on[i] : lowest;
+    printf("\nmedians of %d pairs: the issue's ratio with the offload %.3f (min %.3f), without %.3f; paired on / off "
+           "%.3f; the slow device alone costs its thread %.1f us per read with, %.1f without\n",
+           P, devices_median(on, P), lowest, devices_median(off, P), devices_median(gain, P),
+           devices_median(slow_on, P), devices_median(slow_off, P));
+    free(on);
+    free(off);
+    free(gain);
+    free(slow_on);
+    free(slow_off);
+    return 0;
+}
+
 static double slow_thread_iops, slow_thread_cpu;
 
 /* The slow device on its own thread and engine at depth 1, for a little longer than one run of the
@@ -425,13 +510,13 @@ int main(int argc, char **argv)
         {"--fast-dir", DEVICES_OPT_STR, &fast_dir}, {"--slow-dir", DEVICES_OPT_STR, &slow_dir},
         {"--cap", DEVICES_OPT_U64, &opt_cap},       {"--seconds", DEVICES_OPT_DBL, &opt_seconds},
         {"--run", DEVICES_OPT_DBL, &opt_run},       {"--one", DEVICES_OPT_STR, &opt_one},
-        {"--trace", DEVICES_OPT_INT, &opt_trace},
+        {"--trace", DEVICES_OPT_INT, &opt_trace},   {"--pairs", DEVICES_OPT_INT, &opt_pairs},
     };
     devices_parse_args(argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));
     if (!fast_dir || !slow_dir) {
         fprintf(stderr,
                 "usage: %s --fast-dir DIR --slow-dir DIR [--cap IOPS] [--seconds S] [--run S] [--one "
-                "alone|both|slow|split]\n",
+                "alone|both|slow|split|offload] [--pairs N]\n",
                 argv[0]);
         return 2;
     }
@@ -466,6 +551,8 @@ int main(int argc, char **argv)
         printf("median %.3fx\n", devices_median(r, ROUNDS));
         return 0;
     }
+    if (opt_one && !strcmp(opt_one, "offload"))
+        return offload_pairs(&fast, &slow);
     if (opt_one) {
         /* One run for a profiler: the fast device alone, both, or the slow one alone (at depth 2,
          * the CPU it costs its thread), under the controller except "slow". */

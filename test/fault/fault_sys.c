@@ -23,6 +23,14 @@ static _Atomic unsigned refused_flags;
 static _Atomic unsigned last_flags;
 static _Atomic int hidden_op = -1;
 static _Atomic int short_submits;
+static _Atomic(fault_enter_hook) enter_hook;
+static void *_Atomic enter_hook_arg;
+
+void fault_on_enter(fault_enter_hook fn, void *arg)
+{
+    atomic_store(&enter_hook_arg, arg);
+    atomic_store(&enter_hook, fn);
+}
 
 void fault_short_submits(int count)
 {
@@ -46,6 +54,7 @@ void fault_reset(void)
     atomic_store(&refused_flags, 0);
     atomic_store(&hidden_op, -1);
     atomic_store(&short_submits, 0);
+    atomic_store(&enter_hook, NULL);
 }
 
 void fault_arm(enum fault_call call, int skip, int count, int err)
@@ -129,6 +138,9 @@ int auraio__sys_enter(int fd, unsigned to_submit, unsigned min_complete, unsigne
         atomic_fetch_sub(&short_submits, 1);
         to_submit = 1;
     }
+    fault_enter_hook hook = atomic_load(&enter_hook);
+    if (hook)
+        hook(fd, to_submit, atomic_load(&enter_hook_arg));
     return real_sys_enter(fd, to_submit, min_complete, flags, arg, argsz);
 }
 

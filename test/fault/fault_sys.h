@@ -26,6 +26,10 @@ void fault_short_submits(int count);
 /* How many calls of @p call were made / failed since the last reset. */
 int fault_calls(enum fault_call call);
 int fault_failures(enum fault_call call);
+/* Call @p fn (NULL: none) in every io_uring_enter, before the real one, with the ring's fd and the
+ * SQEs it offers: what the kernel is about to see (test_device.c's submission cost). */
+typedef void (*fault_enter_hook)(int ring_fd, unsigned to_submit, void *arg);
+void fault_on_enter(fault_enter_hook fn, void *arg);
 /* Flags of the last successful io_uring_setup. */
 unsigned fault_last_setup_flags(void);
 
