@@ -507,10 +507,9 @@ static inline int flush_locked(struct ring *r)
     unsigned queued = auraio__uring_sq_pending(&r->uring);
     if (queued == 0 && !auraio__uring_cq_needs_enter(&r->uring))
         return 0;
-    /* Per flush, none per I/O: a decrement (without sampling it runs down from UINT32_MAX) and a
-     * test of whether any class is handed off. */
-    if (auraio_unlikely(--r->submit_sample_in == 0) ||
-        auraio_unlikely(atomic_load_explicit(&r->sqe_flags_any, memory_order_relaxed) != 0))
+    /* One byte test per flush, none per I/O: whether this ring times flushes or hands a class
+     * off (device_punt.h; off unless AURAIO_SUBMIT_OFFLOAD=1). */
+    if (auraio_unlikely(r->offload))
         return flush_offload_locked(r, queued);
     int rc = enter_locked(r);
     if (auraio_likely(rc >= 0 && (unsigned)rc >= queued && r->stalled_since_ns == 0))
@@ -652,7 +651,7 @@ static AURAIO_NOINLINE int flush_offload_locked(struct ring *r, unsigned queued)
 {
     if (atomic_load_explicit(&r->sqe_flags_any, memory_order_relaxed))
         flag_queued_locked(r);
-    if (r->submit_sample_in == 0) {
+    if (r->submit_sample_every != 0 && --r->submit_sample_in == 0) {
         r->submit_sample_in = r->submit_sample_every;
         return flush_sampled_locked(r, queued);
     }
@@ -1692,6 +1691,7 @@ void auraio__ring_set_class_sqe_flags(struct ring *r, uint32_t cls, uint8_t sqe_
     for (uint32_t k = 0; k < DEVICE_CLASSES; k++)
         any |= atomic_load_explicit(&r->cls_sqe_flags[k], memory_order_relaxed);
     atomic_store_explicit(&r->sqe_flags_any, any, memory_order_relaxed);
+    r->offload = r->submit_sample_every != 0 || any != 0;
     auraio__unlock(&r->lock);
 }
 
@@ -1701,6 +1701,7 @@ void auraio__ring_sample_submits(struct ring *r, uint32_t every)
     bool sqpoll = (r->uring.flags & IORING_SETUP_SQPOLL) != 0;
     r->submit_sample_every = sqpoll ? 0 : every;
     r->submit_sample_in = r->submit_sample_every;
+    r->offload = r->submit_sample_every != 0 || atomic_load_explicit(&r->sqe_flags_any, memory_order_relaxed) != 0;
     auraio__unlock(&r->lock);
 }
 

@@ -128,7 +128,9 @@ struct ring {
      * SQEs by the flush: ring.c, flag_queued_locked), and their OR, the flush's one test. */
     _Atomic uint8_t cls_sqe_flags[DEVICE_CLASSES];
     _Atomic uint8_t sqe_flags_any;
-    /* Flushes until the next timed one (flush_sampled_locked); submit_sample_every 0: none. */
+    /* Flushes until the next timed one (flush_sampled_locked); submit_sample_every 0: none.
+     * offload: either of them or sqe_flags_any is set (under the lock), the flush's one test. */
+    bool offload;
     uint32_t submit_sample_in;
     uint32_t submit_sample_every;
     struct ring_submit_samples submit_samples[DEVICE_CLASSES];

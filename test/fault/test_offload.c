@@ -160,11 +160,33 @@ static bool slow_inline(auraio_engine_t *e)
 }
 
 static int reads_done;
+static void *bufs_of_test; /* the reads' buffers (drive) */
 
 static bool enough_reads(auraio_engine_t *e)
 {
     (void)e;
     return atomic_load(&w.flagged[SLOW]) + atomic_load(&w.plain[SLOW]) >= (unsigned)reads_done;
+}
+
+/* 200 slow reads over which the slow device stays in phase @p slow_phase and the fast one in
+ * PUNT_INLINE, neither changing phase (a probe of either flags or unflags a window of its SQEs):
+ * counted afresh; retried a bounded number of times. @return whether such a stretch was had. */
+static bool steady_stretch(auraio_engine_t *e, enum punt_phase slow_phase)
+{
+    struct auraio_engine *in = (struct auraio_engine *)e;
+    int ks = auraio__device_cached(&in->devices, w.fd[SLOW]), kf = auraio__device_cached(&in->devices, w.fd[FAST]);
+    assert_true(ks > 0 && kf > 0 && ks != kf);
+    const struct punt *ps = &in->dev[ks].punt, *pf = &in->dev[kf].punt;
+    for (int attempt = 0; attempt < 20; attempt++) {
+        uint64_t at = ps->phase_ns + pf->phase_ns;
+        bool steady = ps->phase == slow_phase && pf->phase == PUNT_INLINE;
+        reset_counts();
+        reads_done = 200;
+        assert_true(drive(e, bufs_of_test, enough_reads, 5000));
+        if (steady && ps->phase_ns + pf->phase_ns == at)
+            return true;
+    }
+    return false;
 }
 
 static int shm_file(void)
@@ -205,6 +227,7 @@ static void test_flag_reaches_the_dear_device_only(void **state)
     assert_int_equal(posix_memalign(&bufs, BLOCK, (size_t)NDEV * DEPTH * BLOCK), 0);
     memset(bufs, 0x5a, BLOCK);
     assert_int_equal(pwrite(w.fd[SLOW], bufs, BLOCK, 0), BLOCK);
+    bufs_of_test = bufs;
     atomic_store(&w.spin_inline, true);
     atomic_store(&w.spin_async, false);
     fault_on_enter(on_enter, NULL);
@@ -218,18 +241,8 @@ static void test_flag_reaches_the_dear_device_only(void **state)
     assert_false(f.submit_offloaded);
     assert_int_equal(f.submit_switches, 0);
 
-    /* 2. Flagged: every slow SQE, no fast one, over a stretch in which neither device changed
-     *    phase (a probe of either would flag or unflag a window: then the stretch is taken again,
-     *    a bounded number of times). */
-    bool still = false;
-    for (int attempt = 0; attempt < 5 && !still; attempt++) {
-        uint64_t phase_ns = in->dev[1].punt.phase_ns + in->dev[2].punt.phase_ns;
-        reset_counts();
-        reads_done = 200;
-        assert_true(drive(e, bufs, enough_reads, 5000));
-        still = in->dev[1].punt.phase_ns + in->dev[2].punt.phase_ns == phase_ns;
-    }
-    assert_true(still);
+    /* 2. Flagged: every slow SQE, no fast one. */
+    assert_true(steady_stretch(e, PUNT_ASYNC));
     assert_true(stats_of(e, SLOW).submit_offloaded);
     assert_false(stats_of(e, FAST).submit_offloaded);
     assert_true(atomic_load(&w.flagged[SLOW]) >= 200);
@@ -243,10 +256,11 @@ static void test_flag_reaches_the_dear_device_only(void **state)
     assert_true(drive(e, bufs, slow_inline, 5000));
     s = stats_of(e, SLOW);
     assert_int_equal(s.submit_switches, 2);
-    assert_true(s.submit_handoff_us >= SPIN_NS / 1000.0);
-    reset_counts();
-    reads_done = 200;
-    assert_true(drive(e, bufs, enough_reads, 5000));
+    /* Back through a dear hand-off window, or through a re-probe that found this real disk's
+     * reads completing inside the enter (a cached read on the host can: then it is judged like
+     * zram, doc/controller.md's fourth failure). */
+    assert_true(s.submit_handoff_us >= SPIN_NS / 1000.0 || s.submit_completes_inline);
+    assert_true(steady_stretch(e, PUNT_INLINE));
     assert_true(atomic_load(&w.plain[SLOW]) >= 200);
     assert_int_equal(atomic_load(&w.flagged[SLOW]), 0);
     f = stats_of(e, FAST);
