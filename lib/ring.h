@@ -123,17 +123,6 @@ struct ring {
      * instruction itself, no address arithmetic: callgrind's budget counts it). */
     uint32_t cls_inflight[DEVICE_CLASSES]; /* SQEs prepared or in the kernel (timers excluded) */
     _Atomic uint32_t cls_limit[DEVICE_CLASSES]; /* written by the tick, read under the lock */
-    /* Flags every SQE of the class carries: IOSQE_ASYNC while the device's submissions are
-     * handed to io-wq (device_punt.h; written under the lock by the tick, added to the queued
-     * SQEs by the flush: ring.c, flag_queued_locked), and their OR, the flush's one test. */
-    _Atomic uint8_t cls_sqe_flags[DEVICE_CLASSES];
-    _Atomic uint8_t sqe_flags_any;
-    /* Flushes until the next timed one (flush_sampled_locked); submit_sample_every 0: none.
-     * offload: either of them or sqe_flags_any is set (under the lock), the flush's one test. */
-    bool offload;
-    uint32_t submit_sample_in;
-    uint32_t submit_sample_every;
-    struct ring_submit_samples submit_samples[DEVICE_CLASSES];
     struct device_table *devices; /* the engine's: its own close and openat forget fd numbers */
     uint32_t cancels_pending; /* our own cancel SQEs whose CQEs have not arrived */
     uint32_t timers;          /* auraio_timeout requests in the kernel (outside the limit) */
@@ -145,6 +134,8 @@ struct ring {
     uint32_t cq_owed;
     bool no_sync_cancel;      /* IORING_REGISTER_SYNC_CANCEL refused: cancel_fd walks the slots */
     bool resumed;             /* a parked chain rest was released or failed during this reap */
+    bool offload;             /* submissions are timed or a class handed off (below): the flush's
+                                 one test (in the padding here: the hot fields keep their place) */
     uint32_t plain_ops;       /* bit per enum request_op the kernel has (plain form; set at init) */
     uint8_t plain_slow;       /* RING_SLOW_*: the hot path's one test for all of them (the
                                  general path sorts out which) */
@@ -173,6 +164,17 @@ struct ring {
     _Atomic uint64_t submissions_at_limit;
     /* Lifetime counters and folded latency windows (metrics.h). */
     _Alignas(AURAIO_CACHELINE) struct ring_lifetime life;
+
+    /* Submissions off the thread (device_punt.h), cold unless AURAIO_SUBMIT_OFFLOAD=1. */
+    /* Flags every SQE of the class carries: IOSQE_ASYNC while the device's submissions are
+     * handed to io-wq (device_punt.h; written under the lock by the tick, added to the queued
+     * SQEs by the flush: ring.c, flag_queued_locked), and their OR. */
+    _Atomic uint8_t cls_sqe_flags[DEVICE_CLASSES];
+    _Atomic uint8_t sqe_flags_any;
+    /* Flushes until the next timed one (flush_sampled_locked); submit_sample_every 0: none. */
+    uint32_t submit_sample_in;
+    uint32_t submit_sample_every;
+    struct ring_submit_samples submit_samples[DEVICE_CLASSES];
 };
 
 /* Why plain reads and writes take the general path (ring.plain_slow). */
