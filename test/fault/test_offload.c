@@ -201,14 +201,14 @@ static int shm_file(void)
     return fd;
 }
 
-static void test_flag_reaches_the_dear_device_only(void **state)
+/* An engine of one ring, created with AURAIO_SUBMIT_OFFLOAD set to @p env (NULL: unset), which is
+ * read at creation only. */
+static struct auraio_engine *engine_with(const char *env)
 {
-    (void)state;
-    if (!harness_odirect_supported()) {
-        print_message("no O_DIRECT in the temp dir: no device here completes after the enter\n");
-        return;
-    }
-    setenv("AURAIO_SUBMIT_OFFLOAD", "1", 1);
+    if (env)
+        setenv("AURAIO_SUBMIT_OFFLOAD", env, 1);
+    else
+        unsetenv("AURAIO_SUBMIT_OFFLOAD");
     fault_reset();
     auraio_options_t o;
     auraio_options_init(&o);
@@ -217,8 +217,13 @@ static void test_flag_reaches_the_dear_device_only(void **state)
     auraio_engine_t *e = auraio_create_with_options(&o);
     unsetenv("AURAIO_SUBMIT_OFFLOAD");
     assert_non_null(e);
-    struct auraio_engine *in = (struct auraio_engine *)e;
-    assert_true(in->offload_enabled);
+    return (struct auraio_engine *)e;
+}
+
+/* The two devices' files (the slow one's first block written) and the reads' buffers; the enter
+ * hook watches @p in's ring. */
+static void *open_devices(struct auraio_engine *in)
+{
     w.u = &in->rings[0].uring;
     w.fd[SLOW] = harness_temp_file(O_DIRECT);
     w.fd[FAST] = shm_file();
@@ -228,6 +233,30 @@ static void test_flag_reaches_the_dear_device_only(void **state)
     memset(bufs, 0x5a, BLOCK);
     assert_int_equal(pwrite(w.fd[SLOW], bufs, BLOCK, 0), BLOCK);
     bufs_of_test = bufs;
+    return bufs;
+}
+
+static void close_devices(struct auraio_engine *in, void *bufs)
+{
+    fault_on_enter(NULL, NULL);
+    w.u = NULL;
+    auraio_destroy((auraio_engine_t *)in);
+    close(w.fd[SLOW]);
+    close(w.fd[FAST]);
+    free(bufs);
+}
+
+static void test_flag_reaches_the_dear_device_only(void **state)
+{
+    (void)state;
+    if (!harness_odirect_supported()) {
+        print_message("no O_DIRECT in the temp dir: no device here completes after the enter\n");
+        return;
+    }
+    struct auraio_engine *in = engine_with("1");
+    auraio_engine_t *e = (auraio_engine_t *)in;
+    assert_true(in->offload_enabled);
+    void *bufs = open_devices(in);
     atomic_store(&w.spin_inline, true);
     atomic_store(&w.spin_async, false);
     fault_on_enter(on_enter, NULL);
@@ -267,12 +296,7 @@ static void test_flag_reaches_the_dear_device_only(void **state)
     assert_false(f.submit_offloaded);
     assert_int_equal(f.submit_switches, 0); /* never decided otherwise */
 
-    fault_on_enter(NULL, NULL);
-    w.u = NULL;
-    auraio_destroy(e);
-    close(w.fd[SLOW]);
-    close(w.fd[FAST]);
-    free(bufs);
+    close_devices(in, bufs);
 }
 
 /* Without AURAIO_SUBMIT_OFFLOAD=1 at creation (the default, and "0"): never flagged, never timed,
@@ -282,31 +306,15 @@ static void test_switch_off(void **state)
     (void)state;
     if (!harness_odirect_supported())
         return;
-    auraio_options_t o;
-    auraio_options_init(&o);
-    o.ring_count = 1;
-    o.queue_depth = 64;
-    unsetenv("AURAIO_SUBMIT_OFFLOAD");
-    auraio_engine_t *e = auraio_create_with_options(&o);
-    assert_non_null(e);
-    assert_false(((struct auraio_engine *)e)->offload_enabled); /* the default */
-    assert_int_equal(((struct auraio_engine *)e)->rings[0].submit_sample_every, 0);
-    auraio_destroy(e);
-    setenv("AURAIO_SUBMIT_OFFLOAD", "0", 1);
-    fault_reset();
-    e = auraio_create_with_options(&o);
-    unsetenv("AURAIO_SUBMIT_OFFLOAD");
-    assert_non_null(e);
-    struct auraio_engine *in = (struct auraio_engine *)e;
+    struct auraio_engine *in = engine_with(NULL);
+    assert_false(in->offload_enabled); /* the default */
+    assert_int_equal(in->rings[0].submit_sample_every, 0);
+    auraio_destroy((auraio_engine_t *)in);
+    in = engine_with("0");
+    auraio_engine_t *e = (auraio_engine_t *)in;
     assert_false(in->offload_enabled);
     assert_int_equal(in->rings[0].submit_sample_every, 0);
-    w.u = &in->rings[0].uring;
-    w.fd[SLOW] = harness_temp_file(O_DIRECT);
-    w.fd[FAST] = shm_file();
-    void *bufs = NULL;
-    assert_int_equal(posix_memalign(&bufs, BLOCK, (size_t)NDEV * DEPTH * BLOCK), 0);
-    memset(bufs, 0x5a, BLOCK);
-    assert_int_equal(pwrite(w.fd[SLOW], bufs, BLOCK, 0), BLOCK);
+    void *bufs = open_devices(in);
     atomic_store(&w.spin_inline, true);
     reset_counts();
     fault_on_enter(on_enter, NULL);
@@ -316,12 +324,7 @@ static void test_switch_off(void **state)
     auraio_device_stats_t s = stats_of(e, SLOW);
     assert_false(s.submit_offloaded);
     assert_true(s.submit_inline_us == 0);
-    fault_on_enter(NULL, NULL);
-    w.u = NULL;
-    auraio_destroy(e);
-    close(w.fd[SLOW]);
-    close(w.fd[FAST]);
-    free(bufs);
+    close_devices(in, bufs);
 }
 
 int main(void)

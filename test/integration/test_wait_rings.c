@@ -323,6 +323,25 @@ static bool skip_under_valgrind(void)
     return false;
 }
 
+/* A timed case: skipped under valgrind, the rig started, room for iterations() latencies. */
+static uint64_t *timed_start(struct rig *g, bool run, int *n)
+{
+    if (skip_under_valgrind())
+        skip();
+    rig_start(g, run);
+    *n = iterations();
+    uint64_t *lat = calloc((size_t)*n, sizeof(*lat));
+    assert_non_null(lat);
+    return lat;
+}
+
+static void timed_end(struct rig *g, uint64_t *lat, int n, const char *what)
+{
+    assert_median_below(lat, n, what);
+    free(lat);
+    rig_stop(g);
+}
+
 /* ------------------------------------------------------------------------------------------- */
 /* The cases */
 
@@ -331,13 +350,9 @@ static bool skip_under_valgrind(void)
 static void test_submit_to_idle_ring_wakes_leader_in_busy_ring(void **state)
 {
     (void)state;
-    if (skip_under_valgrind())
-        skip();
     static struct rig g;
-    rig_start(&g, false);
-    int n = iterations();
-    uint64_t *lat = calloc((size_t)n, sizeof(*lat));
-    assert_non_null(lat);
+    int n;
+    uint64_t *lat = timed_start(&g, false, &n);
     for (int it = 0; it < n; it++) {
         if (!blocked_in(atomic_load(&g.waiter_tid), in_ring))
             watchdog_fired("the waiter did not sleep in ring 0's io_uring_enter", it);
@@ -346,9 +361,7 @@ static void test_submit_to_idle_ring_wakes_leader_in_busy_ring(void **state)
             watchdog_fired("ring 1's completion was not delivered by the waiter asleep in ring 0", it);
         lat[it] = atomic_load(&g.done_ns) - atomic_load(&g.submitted_ns);
     }
-    assert_median_below(lat, n, "submit to ring 1 -> callback on the waiter");
-    free(lat);
-    rig_stop(&g);
+    timed_end(&g, lat, n, "submit to ring 1 -> callback on the waiter");
 }
 
 /* The same with a pipe read on ring 1: the leader must leave ring 0 at the submission (not at a
@@ -356,13 +369,9 @@ static void test_submit_to_idle_ring_wakes_leader_in_busy_ring(void **state)
 static void test_leader_leaves_ring_when_another_ring_gets_io(void **state)
 {
     (void)state;
-    if (skip_under_valgrind())
-        skip();
     static struct rig g;
-    rig_start(&g, false);
-    int n = iterations();
-    uint64_t *lat = calloc((size_t)n, sizeof(*lat));
-    assert_non_null(lat);
+    int n;
+    uint64_t *lat = timed_start(&g, false, &n);
     for (int it = 0; it < n; it++) {
         pid_t tid = atomic_load(&g.waiter_tid);
         if (!blocked_in(tid, in_ring))
@@ -379,22 +388,16 @@ static void test_leader_leaves_ring_when_another_ring_gets_io(void **state)
             watchdog_fired("ring 1's pipe read was not delivered", it);
         lat[it] = atomic_load(&g.done_ns) - t0;
     }
-    assert_median_below(lat, n, "pipe write -> ring 1's callback on the waiter");
-    free(lat);
-    rig_stop(&g);
+    timed_end(&g, lat, n, "pipe write -> ring 1's callback on the waiter");
 }
 
 /* auraio_run sleeping in ring 0 of two rings: a stop ends it. */
 static void test_stop_wakes_run_asleep_in_ring(void **state)
 {
     (void)state;
-    if (skip_under_valgrind())
-        skip();
     static struct rig g;
-    rig_start(&g, true);
-    int n = iterations();
-    uint64_t *lat = calloc((size_t)n, sizeof(*lat));
-    assert_non_null(lat);
+    int n;
+    uint64_t *lat = timed_start(&g, true, &n);
     for (int it = 0; it < n; it++) {
         sem_post(&g.run_go);
         if (!blocked_in(atomic_load(&g.waiter_tid), in_ring))
@@ -406,9 +409,7 @@ static void test_stop_wakes_run_asleep_in_ring(void **state)
         lat[it] = now_ns() - t0;
     }
     assert_int_equal(atomic_load(&g.run_rc), 0);
-    assert_median_below(lat, n, "auraio_stop -> auraio_run returned");
-    free(lat);
-    rig_stop(&g);
+    timed_end(&g, lat, n, "auraio_stop -> auraio_run returned");
 }
 
 /* No waiting for the leader to be asleep: submissions to idle ring 1 land at every point of its

@@ -25,6 +25,24 @@ static void feed(struct punt *p, bool async, bool done, uint32_t ns)
         auraio__punt_sample(p, async, done, ns);
 }
 
+/* One full window at @p ns per SQE, not completed in the enter, then the decision at @p at:
+ * whether the device's SQEs are to be flagged. */
+static bool window(struct punt *p, bool async, uint32_t ns, uint64_t at)
+{
+    feed(p, async, false, ns);
+    return auraio__punt_update(p, at);
+}
+
+/* A device that issues at 22 us inline: its first window probes the hand-off, and one hand-off
+ * window at @p async_ns decides. */
+static bool probe_handoff(struct punt *p, uint32_t async_ns)
+{
+    auraio__punt_init(p, true, T0);
+    assert_true(window(p, false, 22000, T0 + MS));
+    assert_int_equal(p->phase, PUNT_PROBE_ASYNC);
+    return window(p, true, async_ns, T0 + 2 * MS);
+}
+
 static void test_worth(void **state)
 {
     (void)state;
@@ -40,15 +58,13 @@ static void test_cheap_device_never_probed(void **state)
     (void)state;
     struct punt p;
     auraio__punt_init(&p, true, T0);
-    feed(&p, false, false, 2000);
-    assert_false(auraio__punt_update(&p, T0 + MS));
+    assert_false(window(&p, false, 2000, T0 + MS));
     assert_int_equal(p.phase, PUNT_INLINE);
     assert_int_equal(p.inline_ns, 2000);
     assert_int_equal(p.async_ns, 0);
     /* Ten seconds of windows later: still inline, never probed. */
     for (int i = 1; i <= 10; i++) {
-        feed(&p, false, false, 2000);
-        assert_false(auraio__punt_update(&p, T0 + (uint64_t)i * 1000 * MS));
+        assert_false(window(&p, false, 2000, T0 + (uint64_t)i * 1000 * MS));
     }
     assert_int_equal(p.async_at_ns, 0);
     assert_int_equal(p.switches, 0);
@@ -70,14 +86,12 @@ static void test_expensive_device_flagged_then_back(void **state)
     assert_int_equal(p.phase, PUNT_PROBE_ASYNC);
     assert_int_equal(p.inline_ns, 22000);
     assert_int_equal(p.switches, 0);
-    feed(&p, true, false, 7000);
-    assert_true(auraio__punt_update(&p, T0 + 3 * MS));
+    assert_true(window(&p, true, 7000, T0 + 3 * MS));
     assert_int_equal(p.phase, PUNT_ASYNC);
     assert_int_equal(p.async_ns, 7000);
     assert_int_equal(p.switches, 1);
     /* Flagged until the re-probe is due, then inline for one window. */
-    feed(&p, true, false, 6000);
-    assert_true(auraio__punt_update(&p, T0 + 3 * MS + PUNT_REPROBE_NS - 1));
+    assert_true(window(&p, true, 6000, T0 + 3 * MS + PUNT_REPROBE_NS - 1));
     assert_int_equal(p.async_ns, 6000);
     assert_false(auraio__punt_update(&p, T0 + 3 * MS + PUNT_REPROBE_NS));
     assert_int_equal(p.phase, PUNT_PROBE_INLINE);
@@ -88,8 +102,7 @@ static void test_expensive_device_flagged_then_back(void **state)
     assert_int_equal(p.phase, PUNT_INLINE);
     assert_int_equal(p.inline_ns, 4000);
     assert_int_equal(p.switches, 2);
-    feed(&p, false, false, 4000);
-    assert_false(auraio__punt_update(&p, t + 3 * PUNT_REPROBE_NS));
+    assert_false(window(&p, false, 4000, t + 3 * PUNT_REPROBE_NS));
     assert_int_equal(p.phase, PUNT_INLINE);
 }
 
@@ -97,14 +110,9 @@ static void test_reprobe_keeps_the_flag_while_inline_stays_dear(void **state)
 {
     (void)state;
     struct punt p;
-    auraio__punt_init(&p, true, T0);
-    feed(&p, false, false, 22000);
-    assert_true(auraio__punt_update(&p, T0 + MS));
-    feed(&p, true, false, 7000);
-    assert_true(auraio__punt_update(&p, T0 + 2 * MS));
+    assert_true(probe_handoff(&p, 7000));
     assert_false(auraio__punt_update(&p, T0 + 2 * MS + PUNT_REPROBE_NS));
-    feed(&p, false, false, 21000);
-    assert_true(auraio__punt_update(&p, T0 + 3 * MS + PUNT_REPROBE_NS));
+    assert_true(window(&p, false, 21000, T0 + 3 * MS + PUNT_REPROBE_NS));
     assert_int_equal(p.phase, PUNT_ASYNC);
     assert_int_equal(p.switches, 1); /* the probe is not a change of decision */
 }
@@ -113,15 +121,10 @@ static void test_handoff_growing_dear_takes_the_flag_off(void **state)
 {
     (void)state;
     struct punt p;
-    auraio__punt_init(&p, true, T0);
-    feed(&p, false, false, 22000);
-    assert_true(auraio__punt_update(&p, T0 + MS));
-    feed(&p, true, false, 7000);
-    assert_true(auraio__punt_update(&p, T0 + 2 * MS));
+    assert_true(probe_handoff(&p, 7000));
     assert_int_equal(p.phase, PUNT_ASYNC);
     /* The workers are busy now: a hand-off window at half the inline cost or more ends it. */
-    feed(&p, true, false, 11000);
-    assert_false(auraio__punt_update(&p, T0 + 3 * MS));
+    assert_false(window(&p, true, 11000, T0 + 3 * MS));
     assert_int_equal(p.phase, PUNT_INLINE);
     assert_int_equal(p.async_ns, 11000);
     assert_int_equal(p.switches, 2);
@@ -131,23 +134,16 @@ static void test_dear_handoff_stays_inline_then_reprobed(void **state)
 {
     (void)state;
     struct punt p;
-    auraio__punt_init(&p, true, T0);
-    feed(&p, false, false, 22000);
-    assert_true(auraio__punt_update(&p, T0 + MS));
-    feed(&p, true, false, 11000); /* 22 / 11 = exactly PUNT_GAIN: not worth it */
-    assert_false(auraio__punt_update(&p, T0 + 2 * MS));
+    assert_false(probe_handoff(&p, 11000)); /* 22 / 11 = exactly PUNT_GAIN: not worth it */
     assert_int_equal(p.phase, PUNT_INLINE);
     assert_int_equal(p.switches, 0);
     /* Its hand-off cost is fresh: more dear inline windows do not probe again... */
-    feed(&p, false, false, 22000);
-    assert_false(auraio__punt_update(&p, T0 + 3 * MS));
+    assert_false(window(&p, false, 22000, T0 + 3 * MS));
     assert_int_equal(p.phase, PUNT_INLINE);
     /* ...until it is PUNT_REPROBE_NS old. */
-    feed(&p, false, false, 22000);
-    assert_true(auraio__punt_update(&p, T0 + 2 * MS + PUNT_REPROBE_NS));
+    assert_true(window(&p, false, 22000, T0 + 2 * MS + PUNT_REPROBE_NS));
     assert_int_equal(p.phase, PUNT_PROBE_ASYNC);
-    feed(&p, true, false, 5000);
-    assert_true(auraio__punt_update(&p, T0 + 3 * MS + PUNT_REPROBE_NS));
+    assert_true(window(&p, true, 5000, T0 + 3 * MS + PUNT_REPROBE_NS));
     assert_int_equal(p.phase, PUNT_ASYNC);
     assert_int_equal(p.switches, 1);
 }
@@ -186,8 +182,7 @@ static void test_probes_time_out(void **state)
     (void)state;
     struct punt p;
     auraio__punt_init(&p, true, T0);
-    feed(&p, false, false, 22000);
-    assert_true(auraio__punt_update(&p, T0));
+    assert_true(window(&p, false, 22000, T0));
     /* The device went idle during the hand-off probe: inline again, undecided. */
     assert_true(auraio__punt_update(&p, T0 + PUNT_PROBE_TIMEOUT_NS - 1));
     assert_false(auraio__punt_update(&p, T0 + PUNT_PROBE_TIMEOUT_NS));
@@ -195,10 +190,8 @@ static void test_probes_time_out(void **state)
     assert_int_equal(p.async_at_ns, 0);
     /* The next dear window probes again; this time it is flagged, then idles in its re-probe. */
     uint64_t t = T0 + PUNT_PROBE_TIMEOUT_NS + MS;
-    feed(&p, false, false, 22000);
-    assert_true(auraio__punt_update(&p, t));
-    feed(&p, true, false, 2000);
-    assert_true(auraio__punt_update(&p, t + MS));
+    assert_true(window(&p, false, 22000, t));
+    assert_true(window(&p, true, 2000, t + MS));
     assert_false(auraio__punt_update(&p, t + MS + PUNT_REPROBE_NS));
     assert_int_equal(p.phase, PUNT_PROBE_INLINE);
     assert_true(auraio__punt_update(&p, t + MS + PUNT_REPROBE_NS + PUNT_PROBE_TIMEOUT_NS));
@@ -229,8 +222,7 @@ static void test_disabled_never_flags(void **state)
     (void)state;
     struct punt p;
     auraio__punt_init(&p, false, T0);
-    feed(&p, false, false, 900000);
-    assert_false(auraio__punt_update(&p, T0 + MS));
+    assert_false(window(&p, false, 900000, T0 + MS));
     assert_int_equal(p.inline_ns, 0);
     assert_int_equal(p.n[0], 0);
 }
