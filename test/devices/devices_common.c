@@ -43,6 +43,16 @@ void devices_parse_args(int argc, char **argv, const struct devices_opt *opts, i
     }
 }
 
+int devices_begin(bool ok, const char *fast_dir, const char *slow_dir, const char *argv0, const char *more_opts)
+{
+    if (!ok || !fast_dir || !slow_dir) {
+        fprintf(stderr, "usage: %s --fast-dir DIR --slow-dir DIR [--cap IOPS] %s\n", argv0, more_opts);
+        return 2;
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    return devices_throttle_skip(slow_dir);
+}
+
 uint64_t devices_now_ns(void)
 {
     struct timespec ts;

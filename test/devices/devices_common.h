@@ -9,6 +9,7 @@
 
 #include "auraio.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -24,6 +25,12 @@ struct devices_opt {
 };
 /* Parses argv's pairs by @p opts[0..n); a flag not among them is passed over. */
 void devices_parse_args(int argc, char **argv, const struct devices_opt *opts, int n);
+
+/* A program's start, after devices_parse_args: 2, with the usage printed (@p argv0, the two
+ * directories and --cap, then @p more_opts), when @p ok is false or a directory is missing; 77,
+ * the reason printed, where no block throttle is writable for @p slow_dir; else 0, stdout
+ * line-buffered. */
+int devices_begin(bool ok, const char *fast_dir, const char *slow_dir, const char *argv0, const char *more_opts);
 
 uint64_t devices_now_ns(void);
 void devices_sleep_ns(uint64_t ns);

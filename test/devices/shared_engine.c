@@ -587,20 +587,15 @@ int main(int argc, char **argv)
         {"--full", DEVICES_OPT_INT, &opt_full},       {"--trace", DEVICES_OPT_INT, &opt_trace},
     };
     devices_parse_args(argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));
-    if (!fast_dir || !slow_dir || opt_rounds < 1 || opt_rounds > MAX_ROUNDS || opt_threads < 1 || opt_threads > 2) {
-        fprintf(stderr,
-                "usage: %s --fast-dir DIR --slow-dir DIR [--cap IOPS] [--rounds N] [--threads 1|2] [--rings N] "
-                "[--select MODE] [--warm S] [--full 1] [--trace 1]\n",
-                argv[0]);
-        return 2;
-    }
+    int rc = devices_begin(opt_rounds >= 1 && opt_rounds <= MAX_ROUNDS && opt_threads >= 1 && opt_threads <= 2,
+                           fast_dir, slow_dir, argv[0],
+                           "[--rounds N] [--threads 1|2] [--rings N] [--select MODE] [--warm S] [--full 1] [--trace 1]");
+    if (rc)
+        return rc;
     /* Two threads: a ring each (a submission goes to its thread's ring), so the disk's system
      * calls never hold the ring lock zram's thread needs. */
     opt_rings = rings ? rings : opt_threads;
     opt_select = select >= 0 ? select : opt_threads == 2 ? AURAIO_SELECT_THREAD_LOCAL : AURAIO_SELECT_ADAPTIVE;
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    if (devices_throttle_skip(slow_dir))
-        return 77;
     hist_pool = calloc(2 * MAX_WINDOWS, sizeof(struct hist));
     if (!hist_pool)
         return 1;

@@ -513,16 +513,10 @@ int main(int argc, char **argv)
         {"--trace", DEVICES_OPT_INT, &opt_trace},   {"--pairs", DEVICES_OPT_INT, &opt_pairs},
     };
     devices_parse_args(argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));
-    if (!fast_dir || !slow_dir) {
-        fprintf(stderr,
-                "usage: %s --fast-dir DIR --slow-dir DIR [--cap IOPS] [--seconds S] [--run S] [--one "
-                "alone|both|slow|split|offload] [--pairs N]\n",
-                argv[0]);
-        return 2;
-    }
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    if (devices_throttle_skip(slow_dir))
-        return 77;
+    int rc = devices_begin(true, fast_dir, slow_dir, argv[0],
+                           "[--seconds S] [--run S] [--one alone|both|slow|split|offload] [--pairs N]");
+    if (rc)
+        return rc;
     static struct dev fast = {.name = "fast (zram)", .rng = 1}, slow = {.name = "slow (disk, capped)", .rng = 2};
     make_file(&fast, fast_dir);
     make_file(&slow, slow_dir);
