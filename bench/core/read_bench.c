@@ -105,6 +105,7 @@ struct slot {
     struct bench *b;
     int index; /* registered buffer index when --fixed-buffers */
     void *buf;
+    auraio_buf_t bufd; /* buf's descriptor, built once (the peer keeps its buffer pointers too) */
     uint64_t submit_ns;
     int64_t offset;
 };
@@ -145,8 +146,7 @@ static int submit_slot(struct bench *b, struct slot *s)
     s->offset = (int64_t)((xorshift64(&b->rng) % b->blocks) * b->bs);
     if (b->app_clock)
         s->submit_ns = bench_now_ns();
-    auraio_buf_t buf = b->fixed_buffers ? auraio_buf_fixed(s->index, 0) : auraio_buf(s->buf);
-    if (!auraio_read_ex(b->engine, b->fixed_files ? 0 : b->fd, buf, b->bs, s->offset,
+    if (!auraio_read_ex(b->engine, b->fixed_files ? 0 : b->fd, s->bufd, b->bs, s->offset,
                         b->fixed_files ? AURAIO_FIXED_FILE : 0, on_read, s))
         return -errno;
     return 0;
@@ -373,6 +373,8 @@ int main(int argc, char **argv)
         }
         b->fixed_buffers = true;
     }
+    for (int i = 0; i < depth; i++)
+        slots[i].bufd = fixed_buffers ? auraio_buf_fixed(i, 0) : auraio_buf(slots[i].buf);
     if (fixed_files) {
         int rc = auraio_register_files(b->engine, &b->fd, 1);
         if (rc < 0) {
