@@ -19,13 +19,15 @@
  *    auraio_device_capacity admits;
  *  - auraio-2thr: the same with the disk's application on a second thread with its own engine
  *    (fio-2cpu's placement: the disk's system calls may run on the other CPU).
- * Before the rounds: the disk's uncapped rate (the host's own limits move it), zram's fixed-depth
- * frontier through the raw loop (its knee: the smallest depth within 5% of the second best point),
- * the capped disk alone. Then --rounds rounds; in each, the peers' order rotates and each peer's
- * two runs are back to back (the disk drifts over minutes), alone first in even rounds. Printed:
- * every run, and the medians of the rounds' ratios, with auraio-ctl's ratio over each peer's
- * (paired within a round). Run by test/devices/two_devices.sh (the zram filesystem made and
- * removed on every exit path; the throttle group and the test files too, by devices_common).
+ * Before the rounds: the disk's uncapped rate (the host's own limits move it), the capped disk
+ * alone through the raw loop at depths 1, 2 and 4 (the CPU a read costs the thread: past the cap
+ * the throttle queues the bios and releases them in batches), zram's fixed-depth frontier through
+ * the raw loop (its knee: the smallest depth within 5% of the second best point). Then --rounds
+ * rounds; in each, the peers' order rotates and each peer's two runs are back to back (the disk
+ * drifts over minutes), alone first in even rounds. Printed: every run, and the medians of the
+ * rounds' ratios, with auraio-ctl's ratio over each peer's (paired within a round). Run by
+ * test/devices/two_devices.sh (the zram filesystem made and removed on every exit path; the
+ * throttle group and the test files too, by devices_common).
  * Exit 0, 1 when a driven device completed no read, 77 when no block throttle is writable here.
  */
 #ifndef _GNU_SOURCE
@@ -50,6 +52,7 @@
 #define KNEE_IOPS 0.95 /* the knee: the smallest depth within 5% of the best */
 #define FIO_OUT 16384
 #define UNCAPPED_DEPTH 32
+#define SLOW_DEPTHS 4 /* the capped disk alone at 1, 2 and 4 before the rounds */
 
 enum { FAST, SLOW, NDEV };
 enum peer { RAW, FIO_ONE, FIO_TWO, LIB_FIXED, LIB_CTL, LIB_TWO, NPEERS };
@@ -79,7 +82,7 @@ static struct target dev[NDEV] = {{.name = "zram", .rng = 1}, {.name = "disk", .
  * zram's depth (auraio-ctl: the median of the engine's reports every 100 ms). */
 struct result {
     double iops[NDEV];
-    double cpu;
+    double cpu; /* the thread's CPU s/s (in-process peers; -1 for fio) */
     int depth;
 };
 
@@ -481,10 +484,13 @@ int main(int argc, char **argv)
     if (devices_throttle_start(slow_dir, opt_cap))
         return 1;
     printf("disk capped at %llu read IOPS (%s)\n", (unsigned long long)opt_cap, devices_throttle_path());
-    const int capped[NDEV] = {0, opt_slow_depth};
-    struct result cr = raw_run(capped, 0.5, 1.0);
-    printf("disk capped, alone, raw loop at depth %d: %.0f IOPS, %.1f us of CPU per read\n", opt_slow_depth,
-           cr.iops[SLOW], 1e6 * cr.cpu / cr.iops[SLOW]);
+    /* What a disk read costs the thread that submits it, by depth. */
+    for (int d = 1; d <= SLOW_DEPTHS; d *= 2) {
+        const int capped[NDEV] = {0, d};
+        struct result cr = raw_run(capped, 0.5, 1.0);
+        printf("disk capped, alone, raw loop at depth %d: %.0f IOPS, %.1f us of the thread's CPU per read\n", d,
+               cr.iops[SLOW], 1e6 * cr.cpu / cr.iops[SLOW]);
+    }
     if (opt_fast_depth == 0)
         opt_fast_depth = fast_knee();
     printf("fixed depths: zram %d, disk %d; fio-1cpu on CPU %d; %d rounds of %.1f s runs after %.1f s warm-up\n",
