@@ -79,11 +79,11 @@ struct target {
 static struct target dev[NDEV] = {{.name = "zram", .rng = 1}, {.name = "disk", .rng = 2}};
 
 /* One run: each device's IOPS over the counted part, the thread's CPU s/s (in-process peers),
- * zram's depth (auraio-ctl: the median of the engine's reports every 100 ms). */
+ * each device's depth (under the controller: the median of the engine's reports every 100 ms). */
 struct result {
     double iops[NDEV];
     double cpu; /* the thread's CPU s/s (in-process peers; -1 for fio) */
-    int depth;
+    int depth[NDEV];
 };
 
 static double opt_run = 2.0, opt_warm = 1.0, opt_point = 0.5;
@@ -341,7 +341,7 @@ static struct result lib_run(const int depth[NDEV], bool ctl)
         for (unsigned i = 0; i < OUTSTANDING; i++)
             ldev[k].spare[ldev[k].nspare++] = i;
     }
-    int depths[MAX_SAMPLES], nd = 0;
+    int depths[NDEV][MAX_SAMPLES], nd[NDEV] = {0};
     uint64_t next_sample = 0;
     clock_start(&lib_clock, opt_warm, opt_run);
     while (!lib_clock.stopping) {
@@ -350,11 +350,14 @@ static struct result lib_run(const int depth[NDEV], bool ctl)
             while (depth[k] && lib_may(k))
                 lib_submit(k);
         }
-        if (ctl && lib_clock.counting && devices_now_ns() >= next_sample && nd < MAX_SAMPLES) {
+        if (ctl && lib_clock.counting && devices_now_ns() >= next_sample) {
             auraio_device_stats_t s[4];
-            int i = devices_stats_index(s, auraio_get_device_stats(engine, s, 4), 4, dev[FAST].id);
-            if (i >= 0)
-                depths[nd++] = s[i].depth;
+            int n = auraio_get_device_stats(engine, s, 4);
+            for (int k = 0; k < NDEV; k++) {
+                int i = devices_stats_index(s, n, 4, dev[k].id);
+                if (depth[k] && i >= 0 && nd[k] < MAX_SAMPLES)
+                    depths[k][nd[k]++] = s[i].depth;
+            }
             next_sample = devices_now_ns() + SAMPLE_NS;
         }
         int rc = auraio_wait(engine, 1);
@@ -368,7 +371,8 @@ static struct result lib_run(const int depth[NDEV], bool ctl)
     auraio_destroy(engine);
     uint64_t done[NDEV] = {depth[FAST] ? ldev[FAST].done : 0, depth[SLOW] ? ldev[SLOW].done : 0};
     struct result r = clock_result(&lib_clock, done);
-    r.depth = ctl ? devices_median_int(depths, nd) : depth[FAST];
+    for (int k = 0; k < NDEV; k++)
+        r.depth[k] = ctl ? devices_median_int(depths[k], nd[k]) : depth[k];
     return r;
 }
 
@@ -397,6 +401,7 @@ static struct result lib_two_threads(void)
     struct result r = lib_run(depth, true);
     pthread_join(th, NULL);
     r.iops[SLOW] = t.r.iops[SLOW];
+    r.depth[SLOW] = t.r.depth[SLOW];
     return r;
 }
 
@@ -514,8 +519,11 @@ int main(int argc, char **argv)
                     printf(", disk %5.0f IOPS", x->iops[SLOW]);
                 if (x->cpu >= 0)
                     printf(", CPU %.2f s/s", x->cpu);
-                if (p == LIB_CTL || p == LIB_TWO)
-                    printf(", zram held depth %d", x->depth);
+                bool held = p == LIB_CTL || p == LIB_TWO; /* under the controller */
+                if (held)
+                    printf(", held depth zram %d", x->depth[FAST]);
+                if (held && both)
+                    printf(", disk %d", x->depth[SLOW]);
                 printf("\n");
                 if (x->iops[FAST] <= 0 || (both && x->iops[SLOW] <= 0)) {
                     printf("FAIL: %s %s: a driven device completed no read\n", peer_name[p], both ? "beside" : "alone");
@@ -552,6 +560,13 @@ int main(int argc, char **argv)
                devices_median(alone, opt_rounds), devices_median(beside, opt_rounds), devices_median(disk, opt_rounds),
                devices_median(ratio[p], opt_rounds), devices_median(rel[p], opt_rounds));
     }
+    int held[NDEV][MAX_ROUNDS];
+    for (int r = 0; r < opt_rounds; r++) {
+        for (int k = 0; k < NDEV; k++)
+            held[k][r] = res[r][LIB_CTL][1].depth[k];
+    }
+    printf("auraio-ctl beside the disk held zram at %d and the disk at %d (medians of rounds)\n",
+           devices_median_int(held[FAST], opt_rounds), devices_median_int(held[SLOW], opt_rounds));
     devices_throttle_stop();
     return failed;
 }
