@@ -110,6 +110,7 @@ struct ctl_epoch {
     double blk_sum, blk_sum2, blocks;
     double blk_r[CTL_BLOCKS]; /* the first blocks' rates, for the stationarity test */
     uint32_t stalls;          /* stall ends seen; from the first one the epoch spans whole slices */
+    bool whole;               /* stall-free, it ended on a whole number of slices */
     struct histogram hist;
 };
 
@@ -131,6 +132,8 @@ struct ctl_group {
     double tick_dt;      /* usual interval between ticks that bring completions */
     uint64_t p50;        /* median latency of the last epoch */
     uint64_t period;     /* time between stalls (a slice); 0 = the device has not stalled */
+    uint64_t slice;      /* the shortest time measured between two stalls: a whole number of the
+                            limiter's slices; 0 = not measured */
     uint64_t last_stall; /* end of the last stall */
     uint32_t stall_w;    /* the shallowest depth seen stalling since the device started to */
     uint32_t w_first;    /* the first search's start, where a search restarted by a stall begins */
@@ -297,6 +300,8 @@ static bool epoch_trending(const struct ctl_epoch *e)
  * in whole slices, whose rate is the limiter's own (counting noise only). */
 static double epoch_se2(const struct ctl_epoch *e)
 {
+    if (e->whole && e->n)
+        return 1.0 / (double)e->n;
     if (e->blocks < 4)
         return e->stalls > 1 && e->n ? 1.0 / (double)e->n : 1.0;
     double m = e->blk_sum / e->blocks;
@@ -351,14 +356,25 @@ static bool epoch_done(struct ctl_group *g, uint64_t now, bool stall_end)
     uint64_t slots = 4ull * g->w;
     if (need < slots)
         need = slots;
+    double prec = CTL_EPS / 2;
     if (g->ep.stalls && dt < 2 * CTL_EPOCH_MAX_NS) {
         /* Whole slices, from one stall's end to another's: the limiter's rate, not a burst's. */
-        double prec = CTL_EPS / 2;
         return stall_end && g->ep.stalls > 1 && dt >= tmin && g->ep.n >= CTL_EPOCH_MIN_N &&
                (g->ep.n >= need || epoch_se2(&g->ep) <= prec * prec);
     }
-    if (g->period && dt < g->period + g->period / 4)
-        return false; /* a slicing device: a stall-free epoch must outlast a slice to be one */
+    if (g->period && g->slice) {
+        /* A slicing device whose slice is measured: a stall-free epoch ends on a whole number of
+         * slices (within a sixteenth: a tick later reads part of the next burst), which hold a
+         * whole number of budgets wherever it began. Ended anywhere else, the same held depth
+         * read 60 K and 35 K in turn under a 51 K cap (epochs of 1.25 and 1.5 slices), and that
+         * alternation, taken for noise, hid a cap cut to a quarter. */
+        uint64_t k = dt / g->slice;
+        if (!k || dt - k * g->slice > g->slice / 16)
+            return false;
+        g->ep.whole = true;
+    } else if (g->period && dt < g->period + g->period / 4) {
+        return false; /* a stall-free epoch must outlast a slice of unknown length to be one */
+    }
     if (dt >= CTL_EPOCH_MAX_NS && g->ep.n >= (slots > CTL_EPOCH_MIN_N ? slots : CTL_EPOCH_MIN_N))
         return true;
     if (g->ep.n < need || dt < tmin)
@@ -367,7 +383,6 @@ static bool epoch_done(struct ctl_group *g, uint64_t now, bool stall_end)
         epoch_reset(g, now); /* still settling: measure again from here */
         return false;
     }
-    double prec = CTL_EPS / 2;
     return g->ep.n >= CTL_LONG * need || epoch_se2(&g->ep) <= prec * prec;
 }
 
@@ -751,8 +766,10 @@ static void decide(struct ctl_group *g, uint64_t now)
  * measure its slice, assume the longest. */
 static void limiter_held(struct ctl_group *g, uint64_t now)
 {
-    if (!g->period)
+    if (!g->period) {
         g->period = CTL_EPOCH_MAX_NS;
+        g->slow_settle = false; /* whole slices read what a settled epoch would, sooner */
+    }
     g->last_stall = now;
     if (!g->stall_w || g->w < g->stall_w)
         g->stall_w = g->w;
@@ -871,6 +888,7 @@ static void search_below(struct ctl_group *g, uint32_t from, uint64_t now)
 static void new_regime(struct ctl_group *g)
 {
     g->period = 0;
+    g->slice = 0;
     g->stall_w = 0;
     g->slow_settle = false;
 }
@@ -1035,7 +1053,12 @@ static void hold(struct ctl_group *g, const struct ctl_point *p, uint64_t now)
      * that cut the rate 3x read as noise and the held variance absorbed every later epoch: the
      * cap schedule held 64 for 10 s under caps of a quarter and a sixteenth of the rate. */
     bool unknown = g->period && p->se2 >= 1.0;
-    if (dev * dev > noise_threshold2(g, unknown ? 0.0 : p->se2)) {
+    /* A factor of two (the search's own step) is a change however noisy the held epochs were:
+     * the noise model learns from every epoch inside its threshold, and a device whose rate swung
+     * by half for a second (this disk under the host's limits) had widened it past a cap that cut
+     * the rate to a quarter, which then held 97 for a knee of 4 for five seconds. */
+    bool factor2 = 2 * p->x <= g->x_ref || p->x >= 2 * g->x_ref;
+    if (factor2 || dev * dev > noise_threshold2(g, unknown ? 0.0 : p->se2)) {
         int dir = dev < 0 ? -1 : 1;
         g->chg_cnt = dir == g->chg_dir ? g->chg_cnt + 1 : 1;
         g->chg_dir = dir;
@@ -1313,7 +1336,7 @@ static void epoch_reset_aligned(struct ctl_group *g, uint64_t now)
  * the device. The first stall of a search makes its earlier points suspect (short epochs inside
  * a burst read the device, not the limiter): the search starts again from its shallow end.  The
  * device counts as slicing until a held depth gains (on_change): the limiter is gone or raised. */
-static bool stall(struct ctl_group *g, uint64_t now)
+static bool stall(struct ctl_group *g, uint64_t now, uint64_t oldest)
 {
     uint64_t gap = now - g->last_done;
     /* Only the silence the application saw while asleep waiting for it: a reaper preempted or
@@ -1328,7 +1351,12 @@ static bool stall(struct ctl_group *g, uint64_t now)
     if (!g->period && bar < (double)CTL_EPOCH_MIN_NS)
         bar = (double)CTL_EPOCH_MIN_NS; /* the first stall must be long: one slow request on a
                                            one-channel device is not a limiter's slice */
-    bool end = g->busy && g->last_done && bar > 0 && (double)gap > bar && (double)seen > bar;
+    /* I/O was in flight through the silence: seen at the tick before it, or a request that ends it
+     * had waited since before it. The engine ticks after reaping and before the callbacks submit
+     * again, so at depth 1, or when a throttle's burst ends, that tick finds nothing in flight:
+     * without the second test no stall was ever seen below a few requests in flight. */
+    bool held = g->busy || oldest >= gap;
+    bool end = held && g->last_done && bar > 0 && (double)gap > bar && (double)seen > bar;
     if (g->last_done && !end) {
         /* Clamped: gaps just short of a stall must not raise the bar for the next one. */
         double x = g->tick_dt > 0 && (double)gap > 2 * g->tick_dt ? 2 * g->tick_dt : (double)gap;
@@ -1339,6 +1367,9 @@ static bool stall(struct ctl_group *g, uint64_t now)
         return false;
     bool first = g->period == 0;
     uint64_t since = now - g->last_stall;
+    if (!first && since < 4 * g->period && since >= CTL_EPOCH_MIN_NS && since <= CTL_EPOCH_MAX_NS &&
+        (!g->slice || since < g->slice))
+        g->slice = since; /* stalls come a whole number of slices apart */
     if (!first && since < 4 * g->period && since >= CTL_EPOCH_MIN_NS)
         /* Consecutive stalls, a slice (or a few) apart. No slice is taken longer than the
          * longest epoch: stalls that far apart are a device going quiet now and then, and a
@@ -1354,7 +1385,9 @@ static bool stall(struct ctl_group *g, uint64_t now)
 void auraio__ctl_group_update(struct ctl_group *g, const struct ctl_ring_input *in, uint64_t now)
 {
     bool backwards = now < g->last_now;
-    uint64_t pending = 0, inflight = 0, done = 0;
+    uint64_t pending = 0, inflight = 0, done = 0, oldest = 0;
+    /* Only a silence long enough to be a stall needs its oldest completion (a scan of buckets). */
+    bool silence = g->last_done && (double)(now - g->last_done) > 2 * g->tick_dt;
     for (uint32_t i = 0; i < g->nrings; i++) {
         struct ctl_ring *r = &g->rings[i];
         struct ctl_acc *a = in[i].acc;
@@ -1365,6 +1398,10 @@ void auraio__ctl_group_update(struct ctl_group *g, const struct ctl_ring_input *
         if (!a)
             continue;
         done += a->n;
+        if (silence && a->n) {
+            uint64_t m = auraio__histogram_max(&a->hist);
+            oldest = m > oldest ? m : oldest;
+        }
         if (!backwards)
             take(g, r, a, now);
         auraio__ctl_acc_reset(a);
@@ -1383,7 +1420,7 @@ void auraio__ctl_group_update(struct ctl_group *g, const struct ctl_ring_input *
         split(g);
         return;
     }
-    bool stall_end = done && stall(g, now);
+    bool stall_end = done && stall(g, now, oldest);
     for (uint32_t i = 0; i < g->nrings; i++) {
         struct ctl_ring *r = &g->rings[i];
         uint64_t dt = now - r->win_start;

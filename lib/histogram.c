@@ -61,6 +61,16 @@ uint64_t auraio__histogram_percentile(const struct histogram *h, double q)
     return AURAIO_HIST_MAX_NS;
 }
 
+uint64_t auraio__histogram_max(const struct histogram *h)
+{
+    if (h->overflow)
+        return AURAIO_HIST_MAX_NS;
+    for (unsigned b = AURAIO_HIST_BUCKETS; b-- > 0;)
+        if (h->buckets[b])
+            return bucket_upper_ns(b);
+    return 0;
+}
+
 bool auraio__histogram_percentile_reliable(const struct histogram *h, double q)
 {
     if (h->total == 0)

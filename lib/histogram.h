@@ -83,6 +83,10 @@ uint64_t auraio__histogram_percentile(const struct histogram *h, double q);
  */
 bool auraio__histogram_percentile_reliable(const struct histogram *h, double q);
 
+/** Upper edge of the slowest sample's bucket (AURAIO_HIST_MAX_NS when one overflowed), 0 when empty:
+ * no sample was slower. */
+uint64_t auraio__histogram_max(const struct histogram *h);
+
 /** Samples strictly slower than the bucket holding @p ns (overflow included): target misses. */
 uint64_t auraio__histogram_count_above(const struct histogram *h, uint64_t ns);
 

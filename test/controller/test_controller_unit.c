@@ -225,6 +225,50 @@ static void test_stall_only_when_slept_through(void **state)
     }
 }
 
+/* The engine ticks after reaping a batch and before its callbacks submit again, so the tick
+ * before a throttle's silence can find nothing in flight (depth 1, or a burst's last batch). A
+ * 50 ms silence is still a stall when the completion that ends it had waited through it; when it
+ * was submitted at the silence's end (the application was idle), it is not. */
+static void test_stall_seen_after_an_empty_tick(void **state)
+{
+    (void)state;
+    for (int waited_through = 0; waited_through <= 1; waited_through++) {
+        struct ctl_group *g = mk(1, 0);
+        struct ctl_acc a;
+        memset(&a, 0, sizeof(a));
+        uint64_t waited = 0;
+        uint64_t now = 1000000000ull;
+        for (int ms = 0; ms < 1000 && auraio__ctl_group_depth(g) < 16; ms++)
+            now = feed(g, &a, now, 1, &waited);
+        uint32_t before = auraio__ctl_group_depth(g);
+        assert_true(before >= 16);
+        for (uint32_t i = 0; i < before; i++) { /* every request reaped: none left in flight */
+            auraio__ctl_acc_record(&a, 100000, 4096);
+            auraio__ctl_acc_at_limit(&a);
+        }
+        now += 1000000u;
+        waited += 1000000u;
+        struct ctl_ring_input empty = { &a, 0, 0 };
+        auraio__ctl_group_waited(g, waited);
+        auraio__ctl_group_update(g, &empty, now);
+        now += 50000000u; /* silent, the application asleep */
+        waited += 50000000u;
+        auraio__ctl_acc_record(&a, waited_through ? 50000000u : 100000u, 4096);
+        auraio__ctl_acc_at_limit(&a);
+        struct ctl_ring_input in = { &a, before, before };
+        auraio__ctl_group_waited(g, waited);
+        auraio__ctl_group_update(g, &in, now);
+        assert_int_equal(auraio__ctl_group_depth(g), before);
+        /* A stall: the next epoch spans whole slices and 100 ms of steady completions end none. */
+        now = feed(g, &a, now, 100, &waited);
+        if (waited_through)
+            assert_int_equal(auraio__ctl_group_depth(g), before);
+        else
+            assert_true(auraio__ctl_group_depth(g) > before);
+        auraio__ctl_group_destroy(g);
+    }
+}
+
 /* One 1 ms tick of an application that keeps @p w in flight and sleeps between completions. */
 static void end_tick(struct ctl_group *g, struct ctl_acc *a, uint64_t *now, uint32_t w)
 {
@@ -470,6 +514,102 @@ static void test_loss_seen_through_one_slice_epochs(void **state)
     auraio__ctl_group_destroy(g);
 }
 
+/* A cap whose slices show no silence: each 100 ms slice delivers its budget at the device's own
+ * rate (@p per_slot IOPS per request in flight), then one request every 3 ms until the slice
+ * ends, too often for a stall (the disk's throttle looked like this to an application that
+ * polls). */
+static void run_trickle(struct ctl_group *g, struct ctl_acc *a, uint64_t *now, int ms, double per_slot, double cap)
+{
+    double owed = 0;
+    for (int t = 0; t < ms; t++) {
+        uint32_t w = auraio__ctl_group_depth(g);
+        double own = w * per_slot;
+        int in_slice = (int)((*now / 1000000u) % 100u);
+        bool burst = own <= cap || in_slice < (int)(100 * cap / own);
+        owed += burst ? own / 1000 : (in_slice % 3 == 0 ? 1 : 0);
+        for (; owed >= 1; owed--) {
+            auraio__ctl_acc_record(a, (uint64_t)(1e9 * w / (own < cap ? own : cap)), 4096);
+            auraio__ctl_acc_at_limit(a);
+        }
+        end_tick(g, a, now, w);
+    }
+}
+
+/* Held on a slicing device whose slices later show no silence, a cap cut to 70% reads as a loss
+ * within a second. Stall-free epochs that end anywhere hold 1.5 or 2 slices' budgets in turn,
+ * and the change hid in that alternation; ended on whole slices, they agree. */
+static void test_stall_free_epochs_span_whole_slices(void **state)
+{
+    (void)state;
+    struct ctl_group *g = mk(1, 0);
+    struct ctl_acc a;
+    memset(&a, 0, sizeof(a));
+    uint64_t now = 1000000000ull;
+    /* 40 K IOPS per request, 50 K in 100 ms slices with a 25 ms silence each: the knee is 2,
+     * the slice is measured. */
+    for (int s = 0; s < 30 && auraio__ctl_group_phase(g) != AURAIO_CTL_PHASE_HOLD; s++)
+        run_sliced(g, &a, &now, 100, 40000, 0, 50000, 100, 25, -1);
+    run_sliced(g, &a, &now, 1000, 40000, 0, 50000, 100, 25, -1);
+    assert_int_equal(auraio__ctl_group_phase(g), AURAIO_CTL_PHASE_HOLD);
+    uint32_t held = auraio__ctl_group_depth(g);
+    assert_int_equal(held, 2);
+    /* The same cap without silences: nothing changes. */
+    run_trickle(g, &a, &now, 2000, 40000, 50000);
+    assert_int_equal(auraio__ctl_group_depth(g), held);
+    /* Cut to 35 K (a knee of 1): below the held depth within a second. */
+    uint64_t cut = now;
+    while (now - cut < 3000000000ull && auraio__ctl_group_depth(g) >= held)
+        run_trickle(g, &a, &now, 1, 40000, 35000);
+    assert_true(auraio__ctl_group_depth(g) < held);
+    assert_true(now - cut <= 1000000000ull);
+    auraio__ctl_group_destroy(g);
+}
+
+/* A device of 8 channels at 5 K IOPS each (the knee is 8) behind a @p cap, whose rate swings by
+ * +-@p swing in alternate 300 ms stretches, the app keeping the limit full. */
+static void run_swinging(struct ctl_group *g, struct ctl_acc *a, uint64_t *now, int ms, double cap, double swing)
+{
+    double owed = 0;
+    for (int t = 0; t < ms; t++) {
+        uint32_t w = auraio__ctl_group_depth(g);
+        double f = (*now / 300000000u) % 2 ? 1 + swing : 1 - swing;
+        double rate = (w < 8 ? w : 8) * 5000.0 * f;
+        rate = rate < cap ? rate : cap;
+        for (owed += rate / 1000; owed >= 1; owed--) {
+            auraio__ctl_acc_record(a, (uint64_t)(1e9 * w / rate), 4096);
+            auraio__ctl_acc_at_limit(a);
+        }
+        end_tick(g, a, now, w);
+    }
+}
+
+/* A held device whose rate swung by up to half for two seconds has a wide noise model; a cap that
+ * then cuts its rate to a quarter is still a loss, found within a second and a half. Judged by
+ * the noise model alone, the cut stayed inside it and the held reference followed it down (the
+ * disk held 97 under a cap with a knee of 4 for five seconds). */
+static void test_halving_is_a_change_however_noisy(void **state)
+{
+    (void)state;
+    struct ctl_group *g = mk(1, 0);
+    struct ctl_acc a;
+    memset(&a, 0, sizeof(a));
+    uint64_t now = 1000000000ull;
+    for (int s = 0; s < 30 && auraio__ctl_group_phase(g) != AURAIO_CTL_PHASE_HOLD; s++)
+        run_swinging(g, &a, &now, 100, 1e12, 0);
+    assert_int_equal(auraio__ctl_group_phase(g), AURAIO_CTL_PHASE_HOLD);
+    uint32_t held = auraio__ctl_group_depth(g);
+    assert_true(held >= 8 && held <= 12);
+    for (int k = 1; k <= 12; k++) /* swings growing slowly to +-48%, each inside the noise learnt */
+        run_swinging(g, &a, &now, 300, 1e12, 0.04 * k);
+    assert_int_equal(auraio__ctl_group_depth(g), held);
+    uint64_t cut = now;
+    while (now - cut < 5000000000ull && auraio__ctl_group_depth(g) > 3)
+        run_swinging(g, &a, &now, 1, 10000, 0);
+    assert_true(auraio__ctl_group_depth(g) <= 3);
+    assert_true(now - cut <= 1500000000ull);
+    auraio__ctl_group_destroy(g);
+}
+
 /* Random requests over 24 channels (300 K IOPS at most) behind a 200 K cap in 100 ms slices: the
  * latency grows below the cap, so the knee (42) lies well past where Little's law from a flat
  * latency puts it. Each verify then missed the line by a little less, and after two the search
@@ -557,12 +697,15 @@ int main(void)
         cmocka_unit_test(test_rare_outliers_do_not_cut),
         cmocka_unit_test(test_app_limited_target_still_cuts),
         cmocka_unit_test(test_stall_only_when_slept_through),
+        cmocka_unit_test(test_stall_seen_after_an_empty_tick),
         cmocka_unit_test(test_first_stall_reads_the_cap),
         cmocka_unit_test(test_fall_rereads_the_shallower_depth),
         cmocka_unit_test(test_burst_after_stalls_keeps_the_cap),
         cmocka_unit_test(test_payback_in_a_verify_is_read_again),
         cmocka_unit_test(test_loss_at_min_depth_then_gain_climbs),
         cmocka_unit_test(test_loss_seen_through_one_slice_epochs),
+        cmocka_unit_test(test_stall_free_epochs_span_whole_slices),
+        cmocka_unit_test(test_halving_is_a_change_however_noisy),
         cmocka_unit_test(test_queued_depth_is_past_the_hinge),
         cmocka_unit_test(test_hinge_over_channels_bisects),
         cmocka_unit_test(test_init_rejects_bad_config),

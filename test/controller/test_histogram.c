@@ -121,6 +121,24 @@ static void test_percentile_exact_one_sample(void **state)
     free(h);
 }
 
+/* The slowest sample's bucket, by its upper edge: never below the sample, at most a bucket above. */
+static void test_max_is_the_slowest_bucket(void **state)
+{
+    (void)state;
+    struct histogram *h = calloc(1, sizeof(*h));
+    assert_int_equal(auraio__histogram_max(h), 0);
+    auraio__histogram_record(h, 100);
+    assert_int_equal(auraio__histogram_max(h), 104); /* bucket 57 is [100, 104) */
+    auraio__histogram_record(h, 50000000);
+    auraio__histogram_record(h, 7);
+    uint64_t m = auraio__histogram_max(h);
+    assert_true(m > 50000000 && m <= 50000000 + 50000000 / 16);
+    assert_int_equal(m, auraio__histogram_bucket_lower_ns((int)auraio__histogram_bucket(50000000) + 1));
+    auraio__histogram_record(h, AURAIO_HIST_MAX_NS); /* an overflow is the slowest there is */
+    assert_int_equal(auraio__histogram_max(h), AURAIO_HIST_MAX_NS);
+    free(h);
+}
+
 static void test_percentile_exact_two_buckets(void **state)
 {
     (void)state;
@@ -262,6 +280,7 @@ int main(void)
         cmocka_unit_test(test_overflow_counts_as_slow),
         cmocka_unit_test(test_percentile_exact_one_sample),
         cmocka_unit_test(test_percentile_exact_two_buckets),
+        cmocka_unit_test(test_max_is_the_slowest_bucket),
         cmocka_unit_test(test_percentile_exact_99_1_split),
         cmocka_unit_test(test_percentile_exact_empty_and_overflow),
         cmocka_unit_test(test_merge),
