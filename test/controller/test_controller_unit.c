@@ -278,6 +278,16 @@ static void end_tick(struct ctl_group *g, struct ctl_acc *a, uint64_t *now, uint
     auraio__ctl_group_update(g, &in, *now);
 }
 
+/* One 1 ms tick's completions of a device delivering @p per_ms requests per ms at latency
+ * @p lat_ns, the app keeping the limit full; the fraction left over is carried in @p owed. */
+static void complete_owed(struct ctl_acc *a, double *owed, double per_ms, uint64_t lat_ns)
+{
+    for (*owed += per_ms; *owed >= 1; *owed -= 1) {
+        auraio__ctl_acc_record(a, lat_ns, 4096);
+        auraio__ctl_acc_at_limit(a);
+    }
+}
+
 /* A device of per_slot IOPS per request in flight (shared by @p channels when not 0: the rate
  * saturates at per_slot x channels as random requests collide) behind a cap dispatched in slices
  * of slice_ms: past the cap it delivers a slice's budget and is then silent for silent_ms, the app
@@ -294,10 +304,7 @@ static bool run_sliced(struct ctl_group *g, struct ctl_acc *a, uint64_t *now, in
         bool capped = own >= cap;
         bool silent = capped && (int)((*now / 1000000u) % (uint64_t)slice_ms) >= slice_ms - silent_ms;
         double rate = capped ? cap * slice_ms / (slice_ms - silent_ms) : own;
-        for (owed += silent ? 0 : rate / 1000; owed >= 1; owed--) {
-            auraio__ctl_acc_record(a, (uint64_t)(1e9 * w / (capped ? cap : rate)), 4096);
-            auraio__ctl_acc_at_limit(a);
-        }
+        complete_owed(a, &owed, silent ? 0 : rate / 1000, (uint64_t)(1e9 * w / (capped ? cap : rate)));
         end_tick(g, a, now, w);
         seen = seen || auraio__ctl_group_phase(g) == phase;
     }
@@ -526,11 +533,8 @@ static void run_trickle(struct ctl_group *g, struct ctl_acc *a, uint64_t *now, i
         double own = w * per_slot;
         int in_slice = (int)((*now / 1000000u) % 100u);
         bool burst = own <= cap || in_slice < (int)(100 * cap / own);
-        owed += burst ? own / 1000 : (in_slice % 3 == 0 ? 1 : 0);
-        for (; owed >= 1; owed--) {
-            auraio__ctl_acc_record(a, (uint64_t)(1e9 * w / (own < cap ? own : cap)), 4096);
-            auraio__ctl_acc_at_limit(a);
-        }
+        complete_owed(a, &owed, burst ? own / 1000 : (in_slice % 3 == 0 ? 1 : 0),
+                      (uint64_t)(1e9 * w / (own < cap ? own : cap)));
         end_tick(g, a, now, w);
     }
 }
@@ -575,10 +579,7 @@ static void run_swinging(struct ctl_group *g, struct ctl_acc *a, uint64_t *now, 
         double f = (*now / 300000000u) % 2 ? 1 + swing : 1 - swing;
         double rate = (w < 8 ? w : 8) * 5000.0 * f;
         rate = rate < cap ? rate : cap;
-        for (owed += rate / 1000; owed >= 1; owed--) {
-            auraio__ctl_acc_record(a, (uint64_t)(1e9 * w / rate), 4096);
-            auraio__ctl_acc_at_limit(a);
-        }
+        complete_owed(a, &owed, rate / 1000, (uint64_t)(1e9 * w / rate));
         end_tick(g, a, now, w);
     }
 }
