@@ -163,8 +163,11 @@ static void test_controller_engages_and_reports(void **state)
     /* The controller decides on windows of a few thousand completions; give it up to 10 s of
      * load (a loaded CI machine is slow), checking after each half second. */
     for (int round = 0; round < 20; round++) {
+        /* I/O goes on (a collapsed limit admits nothing): at least one read per half second. Not
+         * more: at depth 1 behind the other suites' deep O_DIRECT loads on the same disk, CI saw
+         * fewer than 100 in half a second. */
         n = run_load(&l, 0.5);
-        assert_true(n > 100);
+        assert_true(n > 0);
         assert_int_equal(auraio_get_ring_stats(e, 0, &after), 0);
         if (after.target_infeasible)
             break;
