@@ -1378,6 +1378,14 @@ static bool stall(struct ctl_group *g, uint64_t now, uint64_t oldest)
     if (first && (g->phase == AURAIO_CTL_PHASE_GALLOP_UP || g->phase == AURAIO_CTL_PHASE_GALLOP_DOWN ||
                   g->phase == AURAIO_CTL_PHASE_VERIFY))
         return limiter_found(g, now);
+    if (first && (g->phase == AURAIO_CTL_PHASE_HOLD || g->phase == AURAIO_CTL_PHASE_TARGET) && g->x_ref > 0) {
+        /* A limiter's first stall under a held depth: its budget (or a host's burst) ran out, and
+         * the held reference was read inside it. The stall counts as all but the last of the
+         * changed epochs a loss needs, and the next epoch, on whole slices, decides: waiting for
+         * three stall-to-stall epochs held 256 at 0.73 of the burst's rate for 1.1 s on this disk. */
+        g->chg_dir = -1;
+        g->chg_cnt = CTL_CHANGE_EPOCHS - 1;
+    }
     limiter_held(g, now);
     return true;
 }

@@ -611,6 +611,33 @@ static void test_halving_is_a_change_however_noisy(void **state)
     auraio__ctl_group_destroy(g);
 }
 
+/* A limiter whose stalls begin under a held depth (a cap imposed, a host's burst used up) makes
+ * the held reference a reading of the burst: the first stall counts towards the loss, and one
+ * epoch on whole slices confirms it. Stalls 300 ms apart (the disk's host limiter) made the
+ * three changed epochs a loss needs last over a second. */
+static void test_first_stall_in_a_hold_counts_towards_a_loss(void **state)
+{
+    (void)state;
+    struct ctl_group *g = mk(1, 0);
+    struct ctl_acc a;
+    memset(&a, 0, sizeof(a));
+    uint64_t now = 1000000000ull;
+    for (int s = 0; s < 30 && auraio__ctl_group_phase(g) != AURAIO_CTL_PHASE_HOLD; s++)
+        run_swinging(g, &a, &now, 100, 1e12, 0);
+    run_swinging(g, &a, &now, 500, 1e12, 0);
+    assert_int_equal(auraio__ctl_group_phase(g), AURAIO_CTL_PHASE_HOLD);
+    uint32_t held = auraio__ctl_group_depth(g);
+    assert_true(held >= 8 && held <= 12);
+    /* Capped at 20 K (the knee is 4), silent for the last 25 ms of every 300 ms. */
+    uint64_t cut = now;
+    while (now - cut < 3000000000ull && auraio__ctl_group_phase(g) == AURAIO_CTL_PHASE_HOLD)
+        run_sliced(g, &a, &now, 1, 5000, 0, 20000, 300, 25, -1);
+    printf("loss seen %.0f ms after the cap\n", (double)(now - cut) / 1e6);
+    assert_int_not_equal(auraio__ctl_group_phase(g), AURAIO_CTL_PHASE_HOLD);
+    assert_true(now - cut <= 700000000ull);
+    auraio__ctl_group_destroy(g);
+}
+
 /* Random requests over 24 channels (300 K IOPS at most) behind a 200 K cap in 100 ms slices: the
  * latency grows below the cap, so the knee (42) lies well past where Little's law from a flat
  * latency puts it. Each verify then missed the line by a little less, and after two the search
@@ -707,6 +734,7 @@ int main(void)
         cmocka_unit_test(test_loss_seen_through_one_slice_epochs),
         cmocka_unit_test(test_stall_free_epochs_span_whole_slices),
         cmocka_unit_test(test_halving_is_a_change_however_noisy),
+        cmocka_unit_test(test_first_stall_in_a_hold_counts_towards_a_loss),
         cmocka_unit_test(test_queued_depth_is_past_the_hinge),
         cmocka_unit_test(test_hinge_over_channels_bisects),
         cmocka_unit_test(test_init_rejects_bad_config),
