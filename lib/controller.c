@@ -600,9 +600,11 @@ static uint32_t model_point(struct ctl_group *g)
             /* A slicing limiter (or a tail that jumped past Little's law on the climb: a queue
              * the throughput does not show, the same hinge with silences too short to see):
              * latency is flat below its rate and W / C above, a kink no line fits. Little's law
-             * at the effective latency below it places the knee: W = X_line x (W / X)(lo). */
+             * at the effective latency below it places the knee at the bandwidth-delay product,
+             * W = X_top x (W / X)(lo): the device's own curve bends below the hinge, so 0.95 of
+             * the product reads under the line (the disk held 3 at 0.948 of a 60 K cap's best). */
             const struct ctl_point *lo = &g->tab[hi - 1];
-            double w = (double)lo->w * t / lo->x;
+            double w = (double)lo->w * plateau(g) / lo->x;
             knee = w >= (double)g->tab[hi].w ? g->tab[hi].w : (uint32_t)(w + 0.999);
         }
         if (knee <= g->tab[hi - 1].w)
