@@ -18,14 +18,23 @@
  *    engine, OUTSTANDING reads kept on zram, the disk's application submitting what
  *    auraio_device_capacity admits;
  *  - auraio-2thr: the same with the disk's application on a second thread with its own engine
- *    (fio-2cpu's placement: the disk's system calls may run on the other CPU).
+ *    (fio-2cpu's placement: the disk's system calls may run on the other CPU);
+ *  - raw-2thr and auraio-2fix: the raw loop and auraio at fixed depths (the raw loop's) in that
+ *    shape, a ring or an engine per thread: fio-2cpu's fixed depths with auraio-2thr's threads.
+ * With two CPUs, where the threads land decides the ratio (doc/controller.md, "Against peers"): the
+ * disk's interrupts go to one CPU, and the zram thread that shares it pays for them. So each thread
+ * of an in-process peer reports its CPU time, the time it waited runnable, its migrations and the
+ * CPUs it ran on (sched_getcpu at every turn of its loop), the run before the rounds finds the CPU
+ * of the disk's interrupts (/proc/interrupts), and --pin-fast / --pin-slow pin the two-thread
+ * peers' threads (fio's jobs too) to chosen CPUs, alone runs like beside runs.
  * Before the rounds: the disk's uncapped rate (the host's own limits move it), the capped disk
  * alone through the raw loop at depths 1, 2 and 4 (the CPU a read costs the thread: past the cap
  * the throttle queues the bios and releases them in batches), zram's fixed-depth frontier through
  * the raw loop (its knee: the smallest depth within 5% of the second best point). Then --rounds
  * rounds; in each, the peers' order rotates and each peer's two runs are back to back (the disk
- * drifts over minutes), alone first in even rounds. Printed: every run, and the medians of the
- * rounds' ratios, with auraio-ctl's ratio over each peer's (paired within a round). Run by
+ * drifts over minutes), alone first in even rounds. --peers runs only the named peers. Printed:
+ * every run, and the medians of the rounds' ratios, with the --ref peer's ratio (auraio-ctl's by
+ * default) over each peer's (paired within a round). Run by
  * test/devices/two_devices.sh (the zram filesystem made and removed on every exit path; the
  * throttle group and the test files too, by devices_common).
  * Exit 0, 1 when a driven device completed no read, 77 when no block throttle is writable here.
@@ -55,9 +64,9 @@
 #define SLOW_DEPTHS 4 /* the capped disk alone at 1, 2 and 4 before the rounds */
 
 enum { FAST, SLOW, NDEV };
-enum peer { RAW, FIO_ONE, FIO_TWO, LIB_FIXED, LIB_CTL, LIB_TWO, NPEERS };
-static const char *const peer_name[NPEERS] = {"raw",          "fio-1cpu",   "fio-2cpu",
-                                              "auraio-fixed", "auraio-ctl", "auraio-2thr"};
+enum peer { RAW, FIO_ONE, FIO_TWO, LIB_FIXED, LIB_CTL, LIB_TWO, RAW_TWO, LIB_TWO_FIXED, NPEERS };
+static const char *const peer_name[NPEERS] = {"raw",        "fio-1cpu",    "fio-2cpu", "auraio-fixed",
+                                              "auraio-ctl", "auraio-2thr", "raw-2thr", "auraio-2fix"};
 static const char *const peer_what[NPEERS] = {
     "raw io_uring loop (liburing), one thread, fixed depths",
     "fio io_uring, a job per device, both on one CPU",
@@ -65,7 +74,14 @@ static const char *const peer_what[NPEERS] = {
     "auraio, one thread, fixed depths (adaptation off)",
     "auraio, one thread, under the controller",
     "auraio under the controller, the disk on a second thread and engine",
+    "raw io_uring loop, the disk on a second thread and ring, fixed depths",
+    "auraio at fixed depths, the disk on a second thread and engine",
 };
+/* The peers that drive the disk from a second thread (fio-2cpu's placement). */
+static bool two_threads(enum peer p)
+{
+    return p == FIO_TWO || p == LIB_TWO || p == RAW_TWO || p == LIB_TWO_FIXED;
+}
 
 static const int frontier_grid[] = {1, 2, 4, 8, 16, 32, 64};
 #define NFRONT ((int)(sizeof(frontier_grid) / sizeof(frontier_grid[0])))
@@ -78,18 +94,36 @@ struct target {
 };
 static struct target dev[NDEV] = {{.name = "zram", .rng = 1}, {.name = "disk", .rng = 2}};
 
+#define MAX_CPUS 4 /* where a thread ran: the share of its loop's turns on CPUs 0..3 */
+
+/* What the thread driving a device did over the counted part: its CPU s/s, the time it waited
+ * runnable for a CPU (s/s, /proc/thread-self/schedstat), its involuntary switches a second, and
+ * on which CPU it was at each turn of its loop. For fio only the CPU (its terse usr + sys). */
+struct thread_stat {
+    double cpu, delay, invol;
+    double on[MAX_CPUS];
+    int first_cpu;   /* where the thread was when the counted part began */
+    long migrations; /* se.nr_migrations over the counted part (-1: no /proc/thread-self/sched) */
+    bool known;
+};
+
 /* One run: each device's IOPS over the counted part, the thread's CPU s/s (in-process peers),
- * each device's depth (under the controller: the median of the engine's reports every 100 ms). */
+ * each device's depth (under the controller: the median of the engine's reports every 100 ms),
+ * and the threads that drove them (th[SLOW] only when the disk had its own thread). */
 struct result {
     double iops[NDEV];
     double cpu; /* the thread's CPU s/s (in-process peers; -1 for fio) */
     int depth[NDEV];
+    struct thread_stat th[NDEV];
 };
 
 static double opt_run = 2.0, opt_warm = 1.0, opt_point = 0.5;
 static int opt_rounds = 5, opt_fast_depth, opt_slow_depth = 1, opt_file_mb = 256, opt_fio_cpu = -1;
+static int opt_pin_fast = -1, opt_pin_slow = -1; /* two-thread peers: each device's thread on this CPU */
+static const char *opt_peers, *opt_ref = "auraio-ctl";
 static uint64_t opt_cap = 4000;
 static bool have_fio;
+static int irq_cpu = -1; /* the CPU that takes most of the disk's interrupts (-1: not found) */
 
 static double thread_cpu_s(void)
 {
@@ -99,11 +133,51 @@ static double thread_cpu_s(void)
            (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
+/* The thread's migrations between CPUs so far (-1 without CONFIG_SCHED_DEBUG's file). */
+static long migrations_now(void)
+{
+    char buf[256];
+    long n = -1;
+    FILE *f = fopen("/proc/thread-self/sched", "r");
+    while (f && fgets(buf, sizeof(buf), f)) {
+        if (strncmp(buf, "se.nr_migrations", 16) == 0 && strchr(buf, ':'))
+            n = atol(strchr(buf, ':') + 1);
+    }
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* The thread's run delay (ns it waited runnable) and involuntary switches so far. */
+static void sched_now(uint64_t *delay_ns, uint64_t *invol)
+{
+    *delay_ns = *invol = 0;
+    char buf[4096];
+    FILE *f = fopen("/proc/thread-self/schedstat", "r");
+    if (f) {
+        unsigned long long run, wait;
+        if (fscanf(f, "%llu %llu", &run, &wait) == 2)
+            *delay_ns = wait;
+        fclose(f);
+    }
+    f = fopen("/proc/thread-self/status", "r");
+    while (f && fgets(buf, sizeof(buf), f)) {
+        unsigned long long n;
+        if (sscanf(buf, "nonvoluntary_ctxt_switches: %llu", &n) == 1)
+            *invol = n;
+    }
+    if (f)
+        fclose(f);
+}
+
 /* The counted part of an in-process run: starts after the warm-up, ends at the first check past
  * its length; IOPS are divided by the time it really lasted. */
 struct clock_run {
     uint64_t count_at, end, counted_from, counted_to;
     double cpu0, cpu;
+    uint64_t delay0, invol0, delay, invol, turns, on[MAX_CPUS];
+    long mig0, mig;
+    int first_cpu;
     bool counting, stopping;
 };
 
@@ -122,18 +196,141 @@ static void clock_tick(struct clock_run *c)
         c->counting = true;
         c->counted_from = t;
         c->cpu0 = thread_cpu_s();
+        sched_now(&c->delay0, &c->invol0);
+        c->mig0 = migrations_now();
+        c->first_cpu = sched_getcpu();
+    }
+    if (c->counting && !c->stopping) {
+        int cpu = sched_getcpu();
+        c->turns++;
+        c->on[cpu >= 0 && cpu < MAX_CPUS ? cpu : MAX_CPUS - 1]++;
     }
     if (c->counting && !c->stopping && t >= c->end) {
         c->stopping = true;
         c->counted_to = t;
         c->cpu = thread_cpu_s() - c->cpu0;
+        sched_now(&c->delay, &c->invol);
+        c->delay -= c->delay0;
+        c->invol -= c->invol0;
+        c->mig = c->mig0 < 0 ? -1 : migrations_now() - c->mig0;
     }
 }
 
 static struct result clock_result(const struct clock_run *c, const uint64_t done[NDEV])
 {
     double s = (double)(c->counted_to - c->counted_from) / 1e9;
-    return (struct result){.iops = {(double)done[FAST] / s, (double)done[SLOW] / s}, .cpu = c->cpu / s};
+    struct result r = {.iops = {(double)done[FAST] / s, (double)done[SLOW] / s}, .cpu = c->cpu / s};
+    struct thread_stat *t = &r.th[FAST];
+    *t = (struct thread_stat){
+        .cpu = r.cpu, .delay = (double)c->delay / 1e9 / s, .invol = (double)c->invol / s, .known = true};
+    t->first_cpu = c->first_cpu;
+    t->migrations = c->mig;
+    for (int i = 0; i < MAX_CPUS; i++)
+        t->on[i] = c->turns ? (double)c->on[i] / (double)c->turns : 0;
+    return r;
+}
+
+/* Pins the calling thread to @p cpu (>= 0). */
+static void pin_self(int cpu)
+{
+    if (cpu < 0)
+        return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    int rc = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+    if (rc != 0) {
+        fprintf(stderr, "pthread_setaffinity_np(%d): %s\n", cpu, strerror(rc));
+        exit(1);
+    }
+}
+
+/* Undoes pin_self(@p cpu): the thread may run on any CPU again. */
+static void unpin_self(int cpu)
+{
+    if (cpu < 0)
+        return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int i = 0; i < CPU_SETSIZE && i < (int)sysconf(_SC_NPROCESSORS_ONLN); i++)
+        CPU_SET(i, &set);
+    (void)pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+/* ---- where the disk's interrupts go ---- */
+
+#define MAX_IRQS 256
+struct irq_snap {
+    int n;
+    char name[MAX_IRQS][48];
+    uint64_t count[MAX_IRQS][MAX_CPUS];
+};
+
+/* The numbered lines of /proc/interrupts (device interrupts, not LOC/RES/...): counts per CPU. */
+static void irq_snap(struct irq_snap *q)
+{
+    char line[1024];
+    q->n = 0;
+    FILE *f = fopen("/proc/interrupts", "r");
+    int cpus = 0;
+    if (f && fgets(line, sizeof(line), f)) {
+        for (char *t = strtok(line, " \t\n"); t; t = strtok(NULL, " \t\n"))
+            cpus++;
+    }
+    while (f && q->n < MAX_IRQS && fgets(line, sizeof(line), f)) {
+        char *p = line, *end;
+        strtol(p, &end, 10);
+        if (end == p || *end != ':')
+            continue;
+        p = end + 1;
+        for (int c = 0; c < cpus; c++) {
+            uint64_t v = strtoull(p, &end, 10);
+            if (c < MAX_CPUS)
+                q->count[q->n][c] = v;
+            p = end;
+        }
+        char *nl = strchr(p, '\n');
+        if (nl)
+            *nl = 0;
+        const char *last = strrchr(p, ' ');
+        snprintf(q->name[q->n], sizeof(q->name[0]), "%s", last ? last + 1 : p);
+        q->n++;
+    }
+    if (f)
+        fclose(f);
+}
+
+/* The interrupt line that fired most between @p a and @p b (the disk's, when only the disk ran) and
+ * its share per CPU. */
+static void irq_print(const struct irq_snap *a, const struct irq_snap *b, double reads)
+{
+    int best = -1;
+    uint64_t best_n = 0;
+    for (int i = 0; i < a->n && i < b->n; i++) {
+        uint64_t n = 0;
+        for (int c = 0; c < MAX_CPUS; c++)
+            n += b->count[i][c] - a->count[i][c];
+        if (n > best_n && strcmp(a->name[i], b->name[i]) == 0) {
+            best = i;
+            best_n = n;
+        }
+    }
+    if (best < 0) {
+        printf("the disk's interrupts: not found in /proc/interrupts\n");
+        return;
+    }
+    printf("the disk's interrupts (%s, %.2f per read):", a->name[best], reads > 0 ? (double)best_n / reads : 0);
+    uint64_t most = 0;
+    for (int c = 0; c < MAX_CPUS; c++) {
+        uint64_t n = b->count[best][c] - a->count[best][c];
+        if (n)
+            printf(" CPU %d %.0f%%", c, 100.0 * (double)n / (double)best_n);
+        if (n > most) {
+            most = n;
+            irq_cpu = c;
+        }
+    }
+    printf("\n");
 }
 
 /* ---- raw: the minimal io_uring loop ---- */
@@ -221,8 +418,9 @@ static int fio_spawn(char *const argv[], char *out, size_t cap)
     return pid < 0 ? 127 : WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-/* The read IOPS of job @p name in fio's terse (v3) output: field 3 the job, field 8 its read IOPS. */
-static double fio_iops(const char *out, const char *name)
+/* Field @p field (from 1) of job @p name in fio's terse (v3) output (field 3 the job, 8 its read
+ * IOPS, 88 and 89 its user and system CPU in %). */
+static double fio_field(const char *out, const char *name, int field)
 {
     for (const char *line = out; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
         const char *f = line;
@@ -231,7 +429,7 @@ static double fio_iops(const char *out, const char *name)
         size_t len = strlen(name);
         if (!f || strncmp(f, name, len) != 0 || f[len] != ';')
             continue;
-        for (int i = 3; i < 8 && f; i++)
+        for (int i = 3; i < field && f; i++)
             f = strchr(f, ';') ? strchr(f, ';') + 1 : NULL;
         return f ? atof(f) : 0;
     }
@@ -269,6 +467,9 @@ static struct result fio_run(const int depth[NDEV], int cpu)
         ARG("--filename=/dev/fd/%d", dev[k].fd);
         ARG("--size=%dm", opt_file_mb);
         ARG("--iodepth=%d", depth[k]);
+        int pin = k == FAST ? opt_pin_fast : opt_pin_slow;
+        if (cpu < 0 && pin >= 0)
+            ARG("--cpus_allowed=%d", pin);
     }
 #undef ARG
     argv[a] = NULL;
@@ -279,8 +480,11 @@ static struct result fio_run(const int depth[NDEV], int cpu)
         exit(1);
     }
     struct result r = {.cpu = -1};
-    for (int k = 0; k < NDEV; k++)
-        r.iops[k] = depth[k] ? fio_iops(out, dev[k].name) : 0;
+    for (int k = 0; k < NDEV; k++) {
+        r.iops[k] = depth[k] ? fio_field(out, dev[k].name, 8) : 0;
+        r.th[k].cpu = depth[k] ? (fio_field(out, dev[k].name, 88) + fio_field(out, dev[k].name, 89)) / 100 : 0;
+        r.th[k].known = false;
+    }
     return r;
 }
 
@@ -376,36 +580,77 @@ static struct result lib_run(const int depth[NDEV], bool ctl)
     return r;
 }
 
-/* auraio-2thr's disk: its own thread and engine, under the controller. */
-struct lib_thread_run {
+/* The two-thread peers: zram on this thread, the disk on a second one, each with its own ring or
+ * engine (the raw loop, auraio at fixed depths, auraio under the controller). */
+struct thread_run {
+    enum peer p;
     int depth[NDEV];
     struct result r;
 };
 
-static void *lib_thread(void *arg)
+static struct result one_thread_run(enum peer p, const int depth[NDEV])
 {
-    struct lib_thread_run *t = arg;
-    t->r = lib_run(t->depth, true);
+    return p == RAW_TWO ? raw_run(depth, opt_warm, opt_run) : lib_run(depth, p == LIB_TWO);
+}
+
+static void *slow_thread(void *arg)
+{
+    struct thread_run *t = arg;
+    pin_self(opt_pin_slow);
+    t->r = one_thread_run(t->p, t->depth);
     return NULL;
 }
 
-static struct result lib_two_threads(void)
+static struct result run_two_threads(enum peer p)
 {
-    struct lib_thread_run t = {.depth = {0, opt_slow_depth}};
+    struct thread_run t = {.p = p, .depth = {0, opt_slow_depth}};
     pthread_t th;
-    if (pthread_create(&th, NULL, lib_thread, &t) != 0) {
+    if (pthread_create(&th, NULL, slow_thread, &t) != 0) {
         fprintf(stderr, "pthread_create failed\n");
         exit(1);
     }
     const int depth[NDEV] = {opt_fast_depth, 0};
-    struct result r = lib_run(depth, true);
+    pin_self(opt_pin_fast);
+    struct result r = one_thread_run(p, depth);
+    unpin_self(opt_pin_fast);
     pthread_join(th, NULL);
     r.iops[SLOW] = t.r.iops[SLOW];
     r.depth[SLOW] = t.r.depth[SLOW];
+    r.th[SLOW] = t.r.th[FAST];
     return r;
 }
 
 /* ---- the rounds ---- */
+
+/* Whether peer @p runs: named in --peers (all when not given), and fio present for fio's. */
+static bool peer_on(enum peer p)
+{
+    if ((p == FIO_ONE || p == FIO_TWO) && !have_fio)
+        return false;
+    if (!opt_peers)
+        return true;
+    size_t len = strlen(peer_name[p]);
+    for (const char *s = opt_peers; s; s = strchr(s, ',') ? strchr(s, ',') + 1 : NULL) {
+        if (strncmp(s, peer_name[p], len) == 0 && (s[len] == ',' || s[len] == 0))
+            return true;
+    }
+    return false;
+}
+
+/* One line on the thread that drove device @p name (@p iops its reads a second). */
+static void print_thread(const char *name, const struct thread_stat *t, double iops)
+{
+    printf("      %s's thread: CPU %.2f s/s (%.1f us per read)", name, t->cpu, iops > 0 ? 1e6 * t->cpu / iops : 0);
+    if (t->known) {
+        printf(", waiting runnable %.1f ms/s, %.0f involuntary switches/s, %ld migrations, began on CPU %d, on CPU",
+               1e3 * t->delay, t->invol, t->migrations, t->first_cpu);
+        for (int i = 0; i < MAX_CPUS; i++) {
+            if (t->on[i] > 0)
+                printf(" %d: %.0f%%", i, 100 * t->on[i]);
+        }
+    }
+    printf("\n");
+}
 
 static struct result run_peer(enum peer p, bool both)
 {
@@ -420,7 +665,14 @@ static struct result run_peer(enum peer p, bool both)
     case LIB_FIXED:
         return lib_run(depth, false);
     case LIB_TWO:
-        return both ? lib_two_threads() : lib_run(depth, true);
+    case RAW_TWO:
+    case LIB_TWO_FIXED:
+        if (both)
+            return run_two_threads(p);
+        pin_self(opt_pin_fast); /* alone: zram's thread where it is beside the disk */
+        struct result r = one_thread_run(p, depth);
+        unpin_self(opt_pin_fast);
+        return r;
     default:
         return lib_run(depth, true);
     }
@@ -458,13 +710,19 @@ int main(int argc, char **argv)
         {"--slow-depth", DEVICES_OPT_INT, &opt_slow_depth},
         {"--file-mb", DEVICES_OPT_INT, &opt_file_mb},
         {"--fio-cpu", DEVICES_OPT_INT, &opt_fio_cpu},
+        {"--peers", DEVICES_OPT_STR, &opt_peers},
+        {"--ref", DEVICES_OPT_STR, &opt_ref},
+        {"--pin-fast", DEVICES_OPT_INT, &opt_pin_fast},
+        {"--pin-slow", DEVICES_OPT_INT, &opt_pin_slow},
     };
     devices_parse_args(argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));
     bool ok = opt_rounds >= 1 && opt_rounds <= MAX_ROUNDS && opt_slow_depth >= 1 && opt_slow_depth <= OUTSTANDING &&
               opt_fast_depth >= 0 && opt_fast_depth <= OUTSTANDING && opt_file_mb >= 1 && opt_run > 0 && opt_warm > 0;
-    int rc = devices_begin(ok, fast_dir, slow_dir, argv[0],
-                           "[--rounds N] [--run S] [--warm S] [--point S] [--fast-depth N (0: zram's knee)] "
-                           "[--slow-depth N] [--file-mb N] [--fio-cpu N]");
+    int rc =
+        devices_begin(ok, fast_dir, slow_dir, argv[0],
+                      "[--rounds N] [--run S] [--warm S] [--point S] [--fast-depth N (0: zram's knee)] "
+                      "[--slow-depth N] [--file-mb N] [--fio-cpu N] [--peers NAME,...] [--ref NAME] [--pin-fast CPU] "
+                      "[--pin-slow CPU]");
     if (rc)
         return rc;
     if (opt_fio_cpu < 0)
@@ -482,6 +740,15 @@ int main(int argc, char **argv)
     have_fio = fio_spawn(fio_version, ver, sizeof(ver)) == 0;
     printf("build: %s (optimized: %s); fio: %s", AURAIO_BENCH_BUILDTYPE, AURAIO_BENCH_OPTIMIZED,
            have_fio ? ver : "missing, its peers skipped\n");
+    enum peer ref = NPEERS;
+    for (int p = 0; p < NPEERS; p++) {
+        if (strcmp(opt_ref, peer_name[p]) == 0)
+            ref = (enum peer)p;
+    }
+    if (ref == NPEERS || !peer_on(ref)) {
+        fprintf(stderr, "--ref %s: not a peer that runs\n", opt_ref);
+        return 2;
+    }
 
     /* Before the cap: what the disk gives now (the host's own limits move it over minutes). */
     const int uncapped[NDEV] = {0, UNCAPPED_DEPTH};
@@ -489,13 +756,19 @@ int main(int argc, char **argv)
     if (devices_throttle_start(slow_dir, opt_cap))
         return 1;
     printf("disk capped at %llu read IOPS (%s)\n", (unsigned long long)opt_cap, devices_throttle_path());
-    /* What a disk read costs the thread that submits it, by depth. */
+    /* What a disk read costs the thread that submits it, by depth; where its interrupts go. */
+    static struct irq_snap irq0, irq1;
+    double reads = 0;
+    irq_snap(&irq0);
     for (int d = 1; d <= SLOW_DEPTHS; d *= 2) {
         const int capped[NDEV] = {0, d};
         struct result cr = raw_run(capped, 0.5, 1.0);
         printf("disk capped, alone, raw loop at depth %d: %.0f IOPS, %.1f us of the thread's CPU per read\n", d,
                cr.iops[SLOW], 1e6 * cr.cpu / cr.iops[SLOW]);
+        reads += 1.5 * cr.iops[SLOW];
     }
+    irq_snap(&irq1);
+    irq_print(&irq0, &irq1, reads);
     if (opt_fast_depth == 0)
         opt_fast_depth = fast_knee();
     printf("fixed depths: zram %d, disk %d; fio-1cpu on CPU %d; %d rounds of %.1f s runs after %.1f s warm-up\n",
@@ -508,7 +781,7 @@ int main(int argc, char **argv)
         printf("round %d:\n", r + 1);
         for (int j = 0; j < NPEERS; j++) {
             enum peer p = (enum peer)((j + r) % NPEERS);
-            if ((p == FIO_ONE || p == FIO_TWO) && !have_fio)
+            if (!peer_on(p))
                 continue;
             for (int i = 0; i < 2; i++) {
                 bool both = (i + r) % 2 == 1;
@@ -525,6 +798,9 @@ int main(int argc, char **argv)
                 if (held && both)
                     printf(", disk %d", x->depth[SLOW]);
                 printf("\n");
+                print_thread("zram", &x->th[FAST], x->iops[FAST]);
+                if (both && two_threads(p))
+                    print_thread("disk", &x->th[SLOW], x->iops[SLOW]);
                 if (x->iops[FAST] <= 0 || (both && x->iops[SLOW] <= 0)) {
                     printf("FAIL: %s %s: a driven device completed no read\n", peer_name[p], both ? "beside" : "alone");
                     failed = 1;
@@ -534,39 +810,59 @@ int main(int argc, char **argv)
         }
         printf("  ratios zram beside / alone:");
         for (int p = 0; p < NPEERS; p++) {
-            if ((p == FIO_ONE || p == FIO_TWO) && !have_fio)
-                continue;
-            printf(" %s %.3f", peer_name[p], ratio[p][r]);
+            if (peer_on((enum peer)p))
+                printf(" %s %.3f", peer_name[p], ratio[p][r]);
         }
         printf("\n");
         for (int p = 0; p < NPEERS; p++)
-            rel[p][r] = ratio[p][r] > 0 ? ratio[LIB_CTL][r] / ratio[p][r] : 0;
+            rel[p][r] = ratio[p][r] > 0 ? ratio[ref][r] / ratio[p][r] : 0;
     }
 
     printf("\nmedians of %d rounds (zram at depth %d, the disk at %d for the fixed-depth peers):\n", opt_rounds,
            opt_fast_depth, opt_slow_depth);
     printf("| peer | zram alone IOPS | zram beside the disk | disk IOPS beside | zram beside / alone | "
-           "auraio-ctl's ratio / this one's |\n|---|---|---|---|---|---|\n");
+           "%s's ratio / this one's (paired) | zram's thread beside: CPU s/s, waiting runnable ms/s | "
+           "rounds zram's thread ran beside the disk on the CPU of its interrupts (CPU %d) | "
+           "the disk's thread: CPU us per read |\n|---|---|---|---|---|---|---|---|---|\n",
+           peer_name[ref], irq_cpu);
     for (int p = 0; p < NPEERS; p++) {
-        if ((p == FIO_ONE || p == FIO_TWO) && !have_fio)
+        if (!peer_on((enum peer)p))
             continue;
-        double alone[MAX_ROUNDS], beside[MAX_ROUNDS], disk[MAX_ROUNDS];
+        double alone[MAX_ROUNDS], beside[MAX_ROUNDS], disk[MAX_ROUNDS], cpu[MAX_ROUNDS], delay[MAX_ROUNDS],
+            per_read[MAX_ROUNDS];
+        int on_irq = 0;
         for (int r = 0; r < opt_rounds; r++) {
+            const struct result *b = &res[r][p][1];
             alone[r] = res[r][p][0].iops[FAST];
-            beside[r] = res[r][p][1].iops[FAST];
-            disk[r] = res[r][p][1].iops[SLOW];
+            beside[r] = b->iops[FAST];
+            disk[r] = b->iops[SLOW];
+            cpu[r] = b->th[FAST].cpu;
+            delay[r] = 1e3 * b->th[FAST].delay;
+            on_irq += irq_cpu >= 0 && b->th[FAST].on[irq_cpu] > 0.5;
+            per_read[r] = b->iops[SLOW] > 0 ? 1e6 * b->th[SLOW].cpu / b->iops[SLOW] : 0;
         }
-        printf("| %s (%s) | %.0f | %.0f | %.0f | %.3f | %.3f |\n", peer_name[p], peer_what[p],
+        printf("| %s (%s) | %.0f | %.0f | %.0f | %.3f | %.3f | ", peer_name[p], peer_what[p],
                devices_median(alone, opt_rounds), devices_median(beside, opt_rounds), devices_median(disk, opt_rounds),
                devices_median(ratio[p], opt_rounds), devices_median(rel[p], opt_rounds));
+        if (res[0][p][1].th[FAST].known)
+            printf("%.2f, %.1f | %d of %d |", devices_median(cpu, opt_rounds), devices_median(delay, opt_rounds),
+                   on_irq, opt_rounds);
+        else
+            printf("%.2f | - |", devices_median(cpu, opt_rounds));
+        if (two_threads((enum peer)p))
+            printf(" %.1f |\n", devices_median(per_read, opt_rounds));
+        else
+            printf(" - |\n");
     }
-    int held[NDEV][MAX_ROUNDS];
-    for (int r = 0; r < opt_rounds; r++) {
-        for (int k = 0; k < NDEV; k++)
-            held[k][r] = res[r][LIB_CTL][1].depth[k];
+    if (peer_on(LIB_CTL)) {
+        int held[NDEV][MAX_ROUNDS];
+        for (int r = 0; r < opt_rounds; r++) {
+            for (int k = 0; k < NDEV; k++)
+                held[k][r] = res[r][LIB_CTL][1].depth[k];
+        }
+        printf("auraio-ctl beside the disk held zram at %d and the disk at %d (medians of rounds)\n",
+               devices_median_int(held[FAST], opt_rounds), devices_median_int(held[SLOW], opt_rounds));
     }
-    printf("auraio-ctl beside the disk held zram at %d and the disk at %d (medians of rounds)\n",
-           devices_median_int(held[FAST], opt_rounds), devices_median_int(held[SLOW], opt_rounds));
     devices_throttle_stop();
     return failed;
 }
