@@ -70,7 +70,7 @@ static const char *const peer_name[NPEERS] = {"raw",        "fio-1cpu",    "fio-
 static const char *const peer_what[NPEERS] = {
     "raw io_uring loop (liburing), one thread, fixed depths",
     "fio io_uring, a job per device, both on one CPU",
-    "fio io_uring, a job per device, unpinned (2 CPUs)",
+    "fio io_uring, a job per device, on 2 CPUs (unpinned without --pin-fast/--pin-slow)",
     "auraio, one thread, fixed depths (adaptation off)",
     "auraio, one thread, under the controller",
     "auraio under the controller, the disk on a second thread and engine",
