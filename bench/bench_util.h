@@ -33,6 +33,19 @@ static inline uint64_t bench_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/*
+ * CPU time of the whole process (every thread, io_uring's workers included), for the reads-per-CPU-
+ * second figure compare_read.py --shared-cpu divides by: two programs sharing one CPU see the VM's
+ * speed changes alike, and this counts only the time each actually ran. A system call: read it at
+ * the start and the end of a measurement, never per I/O.
+ */
+static inline uint64_t bench_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 /* "4096", "64k", "256M", "1G" -> bytes. */
 static inline uint64_t bench_parse_size(const char *s)
 {

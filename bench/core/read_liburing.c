@@ -125,6 +125,7 @@ int main(int argc, char **argv)
 
     uint64_t ops = 0;
     uint64_t start = bench_now_ns();
+    uint64_t start_cpu = bench_cpu_ns(), stop_cpu = 0;
     uint64_t end = max_ops ? UINT64_MAX : start + (uint64_t)(seconds * 1e9);
     for (unsigned i = 0; i < depth; i++)
         queue_read(&p, i);
@@ -156,14 +157,17 @@ int main(int argc, char **argv)
         }
         io_uring_cq_advance(&p.ring, seen);
         /* One clock read per round, not per read: the loop stays the cheapest honest peer. */
-        if (!stopping && !max_ops && bench_now_ns() >= end)
+        if (!stopping && !max_ops && bench_now_ns() >= end) {
             stopping = true;
+            stop_cpu = bench_cpu_ns();
+        }
     }
     double elapsed = (double)(bench_now_ns() - start) / 1e9;
     double iops = (double)ops / elapsed;
+    double cpu_s = (double)((stop_cpu ? stop_cpu : bench_cpu_ns()) - start_cpu) / 1e9;
     printf("iops %.0f, %llu reads\n", iops, (unsigned long long)ops);
-    printf("RESULT iops=%.0f ops=%llu seconds=%.3f depth=%u direct=%d single_issuer=%d build=%s\n", iops,
-           (unsigned long long)ops, elapsed, depth, direct ? 1 : 0, single_issuer ? 1 : 0, AURAIO_BENCH_BUILDTYPE);
+    printf("RESULT iops=%.0f ops=%llu seconds=%.3f cpu_s=%.6f depth=%u direct=%d single_issuer=%d build=%s\n", iops,
+           (unsigned long long)ops, elapsed, cpu_s, depth, direct ? 1 : 0, single_issuer ? 1 : 0, AURAIO_BENCH_BUILDTYPE);
     status = ops > 0 ? 0 : 3;
 out:
     io_uring_queue_exit(&p.ring);
