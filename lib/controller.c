@@ -1369,14 +1369,14 @@ static bool stall(struct ctl_group *g, uint64_t now, uint64_t oldest)
         return false;
     bool first = g->period == 0;
     uint64_t since = now - g->last_stall;
-    if (!first && since < 4 * g->period && since >= CTL_EPOCH_MIN_NS && since <= CTL_EPOCH_MAX_NS &&
-        (!g->slice || since < g->slice))
-        g->slice = since; /* stalls come a whole number of slices apart */
-    if (!first && since < 4 * g->period && since >= CTL_EPOCH_MIN_NS)
+    if (!first && since < 4 * g->period && since >= CTL_EPOCH_MIN_NS) {
         /* Consecutive stalls, a slice (or a few) apart. No slice is taken longer than the
          * longest epoch: stalls that far apart are a device going quiet now and then, and a
          * 1.4 s "slice" made every stall-free epoch last 1.75 s, so a cap lifted took 5 s to show. */
         g->period = since < CTL_EPOCH_MAX_NS ? since : CTL_EPOCH_MAX_NS;
+        if (since <= CTL_EPOCH_MAX_NS && (!g->slice || since < g->slice))
+            g->slice = since; /* stalls come a whole number of slices apart */
+    }
     if (first && (g->phase == AURAIO_CTL_PHASE_GALLOP_UP || g->phase == AURAIO_CTL_PHASE_GALLOP_DOWN ||
                   g->phase == AURAIO_CTL_PHASE_VERIFY))
         return limiter_found(g, now);

@@ -584,6 +584,19 @@ static void run_swinging(struct ctl_group *g, struct ctl_acc *a, uint64_t *now, 
     }
 }
 
+/* Search the uncapped 8-channel device of run_swinging until it holds, then run @p then_ms more
+ * steady ticks; it must still hold at its knee (8, or a little past it). @return the held depth. */
+static uint32_t hold_the_channels_knee(struct ctl_group *g, struct ctl_acc *a, uint64_t *now, int then_ms)
+{
+    for (int s = 0; s < 30 && auraio__ctl_group_phase(g) != AURAIO_CTL_PHASE_HOLD; s++)
+        run_swinging(g, a, now, 100, 1e12, 0);
+    run_swinging(g, a, now, then_ms, 1e12, 0);
+    assert_int_equal(auraio__ctl_group_phase(g), AURAIO_CTL_PHASE_HOLD);
+    uint32_t held = auraio__ctl_group_depth(g);
+    assert_true(held >= 8 && held <= 12);
+    return held;
+}
+
 /* A held device whose rate swung by up to half for two seconds has a wide noise model; a cap that
  * then cuts its rate to a quarter is still a loss, found within a second and a half. Judged by
  * the noise model alone, the cut stayed inside it and the held reference followed it down (the
@@ -595,11 +608,7 @@ static void test_halving_is_a_change_however_noisy(void **state)
     struct ctl_acc a;
     memset(&a, 0, sizeof(a));
     uint64_t now = 1000000000ull;
-    for (int s = 0; s < 30 && auraio__ctl_group_phase(g) != AURAIO_CTL_PHASE_HOLD; s++)
-        run_swinging(g, &a, &now, 100, 1e12, 0);
-    assert_int_equal(auraio__ctl_group_phase(g), AURAIO_CTL_PHASE_HOLD);
-    uint32_t held = auraio__ctl_group_depth(g);
-    assert_true(held >= 8 && held <= 12);
+    uint32_t held = hold_the_channels_knee(g, &a, &now, 0);
     for (int k = 1; k <= 12; k++) /* swings growing slowly to +-48%, each inside the noise learnt */
         run_swinging(g, &a, &now, 300, 1e12, 0.04 * k);
     assert_int_equal(auraio__ctl_group_depth(g), held);
@@ -622,12 +631,7 @@ static void test_first_stall_in_a_hold_counts_towards_a_loss(void **state)
     struct ctl_acc a;
     memset(&a, 0, sizeof(a));
     uint64_t now = 1000000000ull;
-    for (int s = 0; s < 30 && auraio__ctl_group_phase(g) != AURAIO_CTL_PHASE_HOLD; s++)
-        run_swinging(g, &a, &now, 100, 1e12, 0);
-    run_swinging(g, &a, &now, 500, 1e12, 0);
-    assert_int_equal(auraio__ctl_group_phase(g), AURAIO_CTL_PHASE_HOLD);
-    uint32_t held = auraio__ctl_group_depth(g);
-    assert_true(held >= 8 && held <= 12);
+    hold_the_channels_knee(g, &a, &now, 500);
     /* Capped at 20 K (the knee is 4), silent for the last 25 ms of every 300 ms. */
     uint64_t cut = now;
     while (now - cut < 3000000000ull && auraio__ctl_group_phase(g) == AURAIO_CTL_PHASE_HOLD)
