@@ -168,6 +168,7 @@ struct ctl_group {
     double top_ratio;          /* held throughput / plateau when the hold began (<= 1) */
     bool below;                /* searching below a held depth after a loss */
     bool hinge;                /* the search's tail jumped past Little's law: the knee is a hinge */
+    bool peak_walk;            /* the verify under way is peak_above()'s */
     bool slow_settle;          /* latched: a settled or held measurement contradicted a short
                                   epoch's reading of the same depth, so every epoch is a long,
                                   settled one of at least CTL_EPOCH_MAX_NS */
@@ -357,6 +358,10 @@ static bool epoch_done(struct ctl_group *g, uint64_t now, bool stall_end)
     if (need < slots)
         need = slots;
     double prec = CTL_EPS / 2;
+    if (g->below && !g->ntab && g->stall_w && g->w >= g->stall_w && !g->ep.stalls && dt < 2 * CTL_EPOCH_MAX_NS)
+        return false; /* a loss's first reading of a depth that stalls spans its stalls: the host's
+                         disk runs 100-400 ms between them, and a stretch between read 0.93 of its
+                         peak for a depth that gives 0.84 */
     if (g->ep.stalls && dt < 2 * CTL_EPOCH_MAX_NS) {
         /* Whole slices, from one stall's end to another's: the limiter's rate, not a burst's. */
         return stall_end && g->ep.stalls > 1 && dt >= tmin && g->ep.n >= CTL_EPOCH_MIN_N &&
@@ -408,6 +413,7 @@ static void tab_clear(struct ctl_group *g)
 {
     g->ntab = 0;
     g->hinge = false;
+    g->peak_walk = false;
 }
 
 /* Two measurements of one depth, weighted by completions. */
@@ -697,6 +703,28 @@ static uint32_t hinge_above(const struct ctl_group *g, const struct ctl_point *v
     return 0;
 }
 
+/* For a verified depth @p v on the line: when it reads the table's best and the next depth
+ * measured above it reads less beyond noise, the depth between them, where the curve may peak.
+ * The plateau after a loss was read at the held depth only (the host's disk at 256, repaying a
+ * burst with stalls at 0.85 of its peak), so the knee was placed where the curve first reaches
+ * that rate, not at the peak between the two: the disk held 33-62 for a peak at 64-128. 0 when
+ * there is no depth between them. */
+static uint32_t peak_above(const struct ctl_group *g, const struct ctl_point *v)
+{
+    if (v->x < tab_top(g->tab, g->ntab))
+        return 0;
+    const struct ctl_point *d = NULL;
+    for (int i = 0; i < g->ntab && !d; i++)
+        d = g->tab[i].w > v->w ? &g->tab[i] : NULL;
+    double fall = d ? 1.0 - d->x / v->x : 0;
+    if (fall <= 0 || fall * fall <= CTL_CHANGE_SIGMAS * CTL_CHANGE_SIGMAS * (v->se2 + d->se2))
+        return 0;
+    uint32_t mid = v->w + 1;
+    while ((uint64_t)mid * mid < (uint64_t)v->w * d->w)
+        mid++;
+    return mid < d->w ? mid : 0;
+}
+
 /* After the climb, a halving or a verify epoch: go where the model points, measure there once
  * with a long epoch, and hold when the measurement agrees with the model. */
 static void decide(struct ctl_group *g, uint64_t now)
@@ -738,6 +766,16 @@ static void decide(struct ctl_group *g, uint64_t now)
         /* The verified depth reached the line: hold it, whatever the refreshed model says below
          * it (chasing that would follow noise). Below the line the knee is deeper: verify there. */
         const struct ctl_point *v = tab_find(g, g->w);
+        if (g->peak_walk && v && !good(g, v)) {
+            /* Past the peak: hold the shallowest depth on the line (placed as a hinge, the knee
+             * would assume a limiter's flat latency below it, which the points read contradict). */
+            int i = 0;
+            while (i < g->ntab - 1 && !good(g, &g->tab[i]))
+                i++;
+            enter_hold(g, g->tab[i].w, now);
+            return;
+        }
+        g->peak_walk = false;
         uint32_t up = v && !good(g, v) && !g->infeasible && k == g->knee ? hinge_above(g, v) : 0;
         if (up) {
             /* Placed as a hinge, the knee assumed the latency flat up to it; a device that
@@ -752,8 +790,13 @@ static void decide(struct ctl_group *g, uint64_t now)
                 mid++;
             k = k > mid ? k : mid;
         } else if ((v && good(g, v)) || g->verifies >= 2 || g->infeasible) {
-            enter_hold(g, v && good(g, v) ? g->w : k, now);
-            return;
+            uint32_t peak = v && good(g, v) && !g->infeasible ? peak_above(g, v) : 0;
+            if (!peak) {
+                enter_hold(g, v && good(g, v) ? g->w : k, now);
+                return;
+            }
+            k = peak;
+            g->peak_walk = true;
         }
     } else if ((p && p->settled) || g->infeasible) {
         enter_hold(g, k, now);
