@@ -711,7 +711,10 @@ static uint32_t hinge_above(const struct ctl_group *g, const struct ctl_point *v
  * there is no depth between them. */
 static uint32_t peak_above(const struct ctl_group *g, const struct ctl_point *v)
 {
-    if (v->x < tab_top(g->tab, g->ntab))
+    /* At or past the shallowest depth seen stalling, a limiter may cap v itself: its readings
+     * differ by its bursts and paybacks (the throttle read 8 at 49 K and 14 at 46 K under a 48 K
+     * cap, and this walked to 11 for a knee of 4). */
+    if (v->x < tab_top(g->tab, g->ntab) || (g->stall_w && v->w >= g->stall_w))
         return 0;
     const struct ctl_point *d = NULL;
     for (int i = 0; i < g->ntab && !d; i++)
