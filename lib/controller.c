@@ -973,12 +973,24 @@ static uint32_t probe_interval(struct ctl_group *g)
     return CTL_PROBE_EPOCHS + (uint32_t)(rng_next(g) % CTL_PROBE_EPOCHS);
 }
 
-static void start_probe(struct ctl_group *g, uint64_t now)
+/* Whether the held depth, read as @p p, is mostly in service rather than queued (Vegas: the
+ * requests queued are W - X x R_min): at least half of it is the bandwidth-delay product at the
+ * lowest latency measured. Behind a neighbour that saturates the device nearly all of it queues. */
+static bool unqueued(const struct ctl_group *g, const struct ctl_point *p)
+{
+    return g->lmin > 0 && 2.0 * p->ops * g->lmin * 1e-9 >= (double)g->w;
+}
+
+static void start_probe(struct ctl_group *g, const struct ctl_point *p, uint64_t now)
 {
     g->probe_in = probe_interval(g);
     /* Below a stalling depth only an up-probe can see the limiter go; a down-probe is lost IOPS. */
     g->probe_up = !g->probe_up || (g->period && g->w < g->stall_w);
-    uint32_t ceiling = g->loss_cap ? g->loss_cap : g->w_max;
+    /* A loss's ceiling holds against a neighbour; a held depth that hardly queues has none to
+     * hold against, and the device may have recovered from a slow spell (the host's disk, repaying
+     * a burst at 512, read 16 below 8 and held 6-8 for a knee of 64: at the ceiling, no up-probe
+     * ever ran). */
+    uint32_t ceiling = g->loss_cap && !unqueued(g, p) ? g->loss_cap : g->w_max;
     /* In target mode an up-probe that Little's law says would miss the target is skipped. */
     uint64_t p99 = auraio__histogram_percentile(&g->ep.hist, 0.99);
     if (g->probe_up && g->target && (double)p99 * CTL_PROBE_GAIN >= (double)g->target)
@@ -1024,6 +1036,8 @@ static void probe_done(struct ctl_group *g, const struct ctl_point *p, uint64_t 
     }
     if (g->probe_up) {
         new_regime(g);
+        if (g->w > g->loss_cap)
+            g->loss_cap = 0; /* more depth gave more above the ceiling: the loss is over */
         start_search(g, g->w, g->loss_cap ? g->loss_cap : g->w_max, now);
         return;
     }
@@ -1123,7 +1137,7 @@ static void hold(struct ctl_group *g, const struct ctl_point *p, uint64_t now)
         g->var += (1.0 / (CTL_CHANGE_EPOCHS + 1)) * (dev * dev - g->var);
     }
     if (--g->probe_in == 0)
-        start_probe(g, now);
+        start_probe(g, p, now);
     else
         epoch_reset(g, now);
 }

@@ -521,6 +521,35 @@ static void test_loss_seen_through_one_slice_epochs(void **state)
     auraio__ctl_group_destroy(g);
 }
 
+/* A loss's ceiling is the held depth, and nothing searched or probed above it: two slow spells in a
+ * row (on the disk, its host repaying a burst at 512) leave the depth held at that ceiling, where a
+ * device that recovers shows no gain (the depth, not the device, limits it), and the host's disk
+ * held 6-8 for a knee of 64 for the rest of the run. A held depth that hardly queues has no
+ * neighbour to hold against: its up-probes go above the ceiling. 5 K IOPS per request in flight,
+ * capped at 40 K in 100 ms slices (the knee is 8), then 10 K and 5 K, then 40 K again. */
+static void test_recovers_above_a_loss_ceiling(void **state)
+{
+    (void)state;
+    struct ctl_group *g = mk(1, 0);
+    struct ctl_acc a;
+    memset(&a, 0, sizeof(a));
+    uint64_t now = 1000000000ull;
+    for (int s = 0; s < 30 && auraio__ctl_group_phase(g) != AURAIO_CTL_PHASE_HOLD; s++)
+        run_sliced(g, &a, &now, 100, 5000, 0, 40000, 100, 25, -1);
+    run_sliced(g, &a, &now, 3000, 5000, 0, 10000, 100, 25, -1);
+    run_sliced(g, &a, &now, 3000, 5000, 0, 5000, 100, 25, -1);
+    assert_true(auraio__ctl_group_depth(g) <= 2);
+    int ms = 0;
+    while (ms < 90000 && auraio__ctl_group_depth(g) < 7) {
+        run_sliced(g, &a, &now, 100, 5000, 0, 40000, 100, 25, -1);
+        ms += 100;
+    }
+    printf("# back to %u %.1f s after the cap went back up\n", auraio__ctl_group_depth(g), ms * 1e-3);
+    assert_true(auraio__ctl_group_depth(g) >= 7);
+    assert_true(ms <= 60000); /* up-probes come every 50-100 held epochs, here of 250-300 ms */
+    auraio__ctl_group_destroy(g);
+}
+
 /* A cap whose slices show no silence: each 100 ms slice delivers its budget at the device's own
  * rate (@p per_slot IOPS per request in flight), then one request every 3 ms until the slice
  * ends, too often for a stall (the disk's throttle looked like this to an application that
@@ -762,6 +791,7 @@ int main(void)
         cmocka_unit_test(test_halving_is_a_change_however_noisy),
         cmocka_unit_test(test_first_stall_in_a_hold_counts_towards_a_loss),
         cmocka_unit_test(test_hinge_placed_at_the_product),
+        cmocka_unit_test(test_recovers_above_a_loss_ceiling),
         cmocka_unit_test(test_queued_depth_is_past_the_hinge),
         cmocka_unit_test(test_hinge_over_channels_bisects),
         cmocka_unit_test(test_init_rejects_bad_config),
