@@ -15,7 +15,11 @@
  * (seq_cst on both sides: at least one of them sees the other) and wakes the leader through
  * wake_fd or a wake NOP in its ring. Neither can be taken by another thread: wake_fd is drained
  * only by the leader, and io_uring_enter wakes when the CQ tail passes the mark it took at entry,
- * even if another thread reaped the CQE. The idle rings are checked under their locks, which marks
+ * even if another thread reaped the CQE. A timed sleep in a ring counts on the ring's alarm instead
+ * of a timeout of its own when the alarm is due no later (ring.h: a kernel timer armed and
+ * cancelled per sleep cost 4-7 us of CPU per read at depth 1 here): the alarm's CQE wakes it, and
+ * a thread that reaps that CQE moves the ring's count of fired alarms before it reads
+ * leader_asleep, so it wakes the leader unless the leader saw the count move. The idle rings are checked under their locks, which marks
  * them (RING_SLOW_WATCHED): the submission that ends one's idleness sees the mark under the same
  * lock and posts the wake NOP to the leader's ring (ring.c, wake_leader_elsewhere), so the hot
  * path pays nothing (the mark sends that one submission the general way). Submissions never wait
@@ -264,6 +268,8 @@ int auraio__engine_create(const auraio_options_t *opts, struct auraio_engine **o
     /* A waiter can sleep in the one ring with anything pending (engine.c, "Waiting"). Not with
      * SINGLE_ISSUER: stop() from another thread could not post the wake NOP. */
     atomic_init(&e->leader_ring, RING_NONE);
+    atomic_init(&e->leader_alarm, false);
+    atomic_init(&e->leader_alarm_seen, 0);
     if (!(e->rings[0].uring.flags & IORING_SETUP_SINGLE_ISSUER) && (e->rings[0].uring.features & IORING_FEAT_EXT_ARG)) {
         e->direct_wait = true;
         for (uint32_t i = 0; i < e->ring_count; i++) {
@@ -544,6 +550,14 @@ static bool pending_elsewhere(const struct auraio_engine *e, uint32_t in)
     return false;
 }
 
+/* Whether the leader's sleep in ring @p in counts on an alarm that has fired since it looked. */
+static bool alarm_fired(const struct auraio_engine *e, uint32_t in)
+{
+    return atomic_load_explicit(&((struct auraio_engine *)e)->leader_alarm, memory_order_relaxed) &&
+           auraio__ring_alarms_fired(&e->rings[in]) !=
+               atomic_load_explicit(&((struct auraio_engine *)e)->leader_alarm_seen, memory_order_relaxed);
+}
+
 /* After changing something a sleeping leader waits for: wake it if it must return. A leader in a
  * ring must also return once another ring has anything pending: this thread may have reaped the
  * wake NOP a submission to that ring posted for it (poll_rings). */
@@ -555,7 +569,7 @@ static void wake_leader_if_it_must_return(struct auraio_engine *e)
         return;
     uint32_t in = atomic_load_explicit(&e->leader_ring, memory_order_relaxed);
     if (!stop_outstanding(e) && !(asleep == LEADER_WAITS && auraio__engine_pending(e) == 0) &&
-        !(in != RING_NONE && pending_elsewhere(e, in)))
+        !(in != RING_NONE && pending_elsewhere(e, in)) && !(in != RING_NONE && alarm_fired(e, in)))
         return;
     if (in != RING_NONE)
         auraio__ring_wake(&e->rings[in]);
@@ -743,13 +757,19 @@ static int sleep_once(struct auraio_engine *e, int wait_ms, bool sleep_when_idle
         auraio__sys_eventfd_drain(e->event_fd);
         e->leader_slept_in_ring = false;
     }
+    /* A timed sleep in a ring: its alarm, if one is due by this sleep's deadline, ends it. */
+    uint32_t seen = 0;
+    bool alarm = in != RING_NONE && wait_ms > 0 &&
+                 auraio__ring_alarm(&e->rings[in], auraio__now_ns() + (uint64_t)wait_ms * 1000000u, &seen);
+    atomic_store_explicit(&e->leader_alarm_seen, seen, memory_order_relaxed);
+    atomic_store_explicit(&e->leader_alarm, alarm, memory_order_relaxed);
     atomic_store_explicit(&e->leader_ring, in, memory_order_relaxed);
     atomic_store_explicit(&e->leader_asleep, sleep_when_idle ? LEADER_RUNS : LEADER_WAITS, memory_order_seq_cst);
     atomic_thread_fence(memory_order_seq_cst); /* pairs with wake_leader_if_it_must_return */
-    if (!work_ready(e, sleep_when_idle, in)) {
+    if (!work_ready(e, sleep_when_idle, in) && !(alarm && alarm_fired(e, in))) {
         uint64_t slept_from = e->adaptive ? auraio__now_ns() : 0;
         if (in != RING_NONE) {
-            rc = auraio__ring_wait(&e->rings[in], wait_ms);
+            rc = auraio__ring_wait(&e->rings[in], alarm ? -1 : wait_ms);
             e->leader_slept_in_ring = true;
         } else {
             rc = auraio__sys_wait_either_readable(e->event_fd, e->wake_fd, wait_ms);
@@ -768,6 +788,7 @@ static int sleep_once(struct auraio_engine *e, int wait_ms, bool sleep_when_idle
     }
     atomic_store_explicit(&e->leader_asleep, LEADER_AWAKE, memory_order_relaxed);
     atomic_store_explicit(&e->leader_ring, RING_NONE, memory_order_relaxed);
+    atomic_store_explicit(&e->leader_alarm, false, memory_order_relaxed);
 
     pthread_mutex_lock(&e->wait_lock);
     e->wait_leader = false;

@@ -113,6 +113,10 @@ struct auraio_engine {
     /* The ring the leader sleeps in (RING_NONE: the eventfd, or awake), stored with
      * leader_asleep; the rings' leader_ring points here. */
     _Atomic uint32_t leader_ring;
+    /* The leader's timed sleep in leader_ring counts on that ring's alarm (ring.h) fired
+     * leader_alarm_seen times so far; stored with leader_asleep. */
+    _Atomic bool leader_alarm;
+    _Atomic uint32_t leader_alarm_seen;
     bool leader_slept_in_ring; /* the leader's own: drain the eventfd before sleeping on it */
 
     /* The embedded /metrics server (metrics_http.c), if one runs: destroy stops it first, through

@@ -264,6 +264,7 @@ static inline uint32_t handle_slot(uint64_t h)
  * so its CQE says which request the kernel could not cancel yet and a later cancel may retry it.
  * A request's linked timeout carries its handle with bit 62 set, so its CQE finds the request. */
 #define USER_DATA_WAKE 1u /* a NOP posted to wake a thread sleeping in the ring */
+#define USER_DATA_ALARM 2u /* the ring's alarm (ring.h): a TIMEOUT timed sleeps count on */
 #define USER_DATA_CANCEL_BIT (1ull << 63)
 #define USER_DATA_TIMEOUT_BIT (1ull << 62)
 #define USER_DATA_OWN_BITS (USER_DATA_CANCEL_BIT | USER_DATA_TIMEOUT_BIT)

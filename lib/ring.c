@@ -7,12 +7,12 @@
  *    kernel (state INFLIGHT); reap frees a slot when it copies its completion out;
  *  - inflight <= limit except right after the limit was lowered (the excess drains);
  *  - CQ budget: the CQEs the kernel may still post are at most inflight + cancels_pending +
- *    wake_pending. A request has at most one cancel in flight (cancel_issued is cleared only when
+ *    wake_pending + alarm_pending (timers and linked timeouts are requests' own). A request has at most one cancel in flight (cancel_issued is cleared only when
  *    that cancel's CQE arrives), so the first two sum to at most 2 * queue_depth, and the kernel's
  *    CQ has 2 * sq_entries >= 2 * queue_depth entries (sq_entries is queue_depth rounded up to a
- *    power of two). Only the wake NOP could exceed it, when queue_depth is a power of two and
- *    every slot is in flight with a cancel pending: cq_has_room() refuses that NOP (and any cancel
- *    that would not fit), so the CQ never overflows. IORING_FEAT_NODROP kernels would keep an
+ *    power of two). Only the wake NOP and the alarm could exceed it, when queue_depth is a power of
+ *    two and every slot is in flight with a cancel pending: cq_has_room() refuses them (and any
+ *    cancel that would not fit), so the CQ never overflows. IORING_FEAT_NODROP kernels would keep an
  *    overflow anyway; reap flushes it (cq_needs_enter) should one ever happen.
  */
 #ifndef _GNU_SOURCE
@@ -337,7 +337,8 @@ static int check_registered_locked(struct ring *r, struct request_args *a)
 
 static bool cq_has_room(const struct ring *r, unsigned more)
 {
-    assert(r->cq_owed == r->inflight + r->timers + r->extra_cqes + r->cancels_pending + (r->wake_pending ? 1u : 0u));
+    assert(r->cq_owed == r->inflight + r->timers + r->extra_cqes + r->cancels_pending + (r->wake_pending ? 1u : 0u) +
+                             (r->alarm_pending ? 1u : 0u));
     return r->cq_owed + more <= r->uring.cq_entries;
 }
 
@@ -346,6 +347,15 @@ static void wake_settled(struct ring *r)
 {
     if (r->wake_pending) {
         r->wake_pending = false;
+        r->cq_owed--;
+    }
+}
+
+/* The alarm's CQE came, or its SQE was taken back: a later timed sleep arms another. */
+static void alarm_settled(struct ring *r)
+{
+    if (r->alarm_pending) {
+        r->alarm_pending = false;
         r->cq_owed--;
     }
 }
@@ -374,6 +384,10 @@ static int fail_queued_locked(struct ring *r, int err)
         }
         if (ud == USER_DATA_WAKE) {
             wake_settled(r);
+            continue;
+        }
+        if (ud == USER_DATA_ALARM) {
+            alarm_settled(r); /* no sleep counts on an alarm still in the SQ */
             continue;
         }
         struct request *q = &r->reqs[handle_slot(ud)];
@@ -1244,6 +1258,14 @@ static AURAIO_NOINLINE int reap_own_cqe(struct ring *r, uint64_t ud, int32_t res
         *took_wake = true;
         return 0;
     }
+    if (ud == USER_DATA_ALARM) {
+        /* A leader may sleep counting on it: the caller's wake check (took_wake) sees the count
+         * move and wakes it, should this thread have taken the CQE before the leader's enter. */
+        alarm_settled(r);
+        atomic_fetch_add_explicit(&r->alarms_fired, 1, memory_order_relaxed);
+        *took_wake = true;
+        return 0;
+    }
     if (!(ud & USER_DATA_TIMEOUT_BIT))
         return 0; /* no live request: never a second completion */
     uint64_t h = ud & ~USER_DATA_TIMEOUT_BIT;
@@ -1739,6 +1761,41 @@ int auraio__ring_wait(struct ring *r, int timeout_ms)
 {
     /* No lock: waiting consumes nothing, and the fd and mapping live as long as the ring. */
     return auraio__uring_wait_cqe(&r->uring, timeout_ms);
+}
+
+bool auraio__ring_alarm(struct ring *r, uint64_t deadline_ns, uint32_t *fired)
+{
+    struct uring *u = &r->uring;
+    bool relies = false;
+    auraio__lock(&r->lock);
+    *fired = atomic_load_explicit(&r->alarms_fired, memory_order_relaxed);
+    /* Only into an empty SQ that is not refused (nothing else rides on this enter, and no retry
+     * holds the alarm back), and only while the CQ budget has room for its CQE. */
+    if (!r->alarm_pending && auraio__uring_sq_pending(u) == 0 &&
+        !atomic_load_explicit(&r->submit_stalled, memory_order_relaxed) &&
+        !auraio__uring_op_missing(u, IORING_OP_TIMEOUT) && cq_has_room(r, 1)) {
+        struct io_uring_sqe *sqe = auraio__uring_get_sqe(u);
+        if (sqe) {
+            r->alarm_ts.tv_sec = (long long)(deadline_ns / 1000000000u);
+            r->alarm_ts.tv_nsec = (long long)(deadline_ns % 1000000000u);
+            uring_prep(sqe, IORING_OP_TIMEOUT, -1, (uint64_t)(uintptr_t)&r->alarm_ts, 1, 0, USER_DATA_ALARM);
+            sqe->timeout_flags = IORING_TIMEOUT_ABS;
+            r->alarm_pending = true;
+            r->alarm_at = deadline_ns;
+            r->cq_owed++;
+            /* Entered here, not by flush_locked: nothing else is queued, and an enter that only
+             * arms the alarm must not make this thread's exit wait for the engine's I/O
+             * (exit_guard.h; the kernel cancels an exiting thread's alarm, which then counts as
+             * fired). A refusal takes it back: the sleep keeps its own timeout. */
+            int rc = auraio__uring_submit(u, 0);
+            if (rc < 1 && !(u->flags & IORING_SETUP_SQPOLL))
+                (void)fail_queued_locked(r, rc < 0 ? rc : -EAGAIN);
+        }
+    }
+    /* Counted on once the kernel has it: the SQ is empty (the kernel took everything queued). */
+    relies = r->alarm_pending && r->alarm_at <= deadline_ns && auraio__uring_sq_pending(u) == 0;
+    auraio__unlock(&r->lock);
+    return relies;
 }
 
 void auraio__ring_wake(struct ring *r)

@@ -103,6 +103,17 @@ struct ring {
     _Atomic uint32_t *leader_ring;
     struct ring *rings;
     bool wake_pending; /* a wake NOP is in flight; one is enough */
+    /* The alarm: a TIMEOUT at an absolute time (alarm_at, CLOCK_MONOTONIC ns) that the leader's
+     * timed sleeps in this ring count on instead of the enter's own timeout, which arms and
+     * cancels a kernel timer per sleep (on this project's VM 4-7 us of the thread's CPU per sleep
+     * when the timer is the CPU's next event: engine.c, "Waiting"). Left in the kernel when the
+     * sleep that armed it ends early, so the next sleeps whose deadline is no earlier sleep
+     * untimed; at most one at a time. alarm_ts is what its SQE points at until the kernel takes
+     * it. alarms_fired counts its CQEs (written under the lock, read by the engine without it). */
+    bool alarm_pending;
+    uint64_t alarm_at;
+    struct __kernel_timespec alarm_ts;
+    _Atomic uint32_t alarms_fired;
     bool failed_locally; /* flush_locked failed requests onto local_done: wake a waiter */
     uint64_t stalled_since_ns; /* first of the current run of transient submit refusals; 0: none */
 
@@ -129,7 +140,7 @@ struct ring {
     uint32_t extra_cqes;      /* linked-timeout CQEs still to come */
     uint32_t forming;         /* slots held by chains whose last request is not submitted yet */
     /* CQEs the kernel may still post: inflight + timers + extra_cqes + cancels_pending +
-     * wake_pending, kept as one sum (every change to those changes it) so the CQ budget is one
+     * wake_pending + alarm_pending, kept as one sum (every change to those changes it) so the CQ budget is one
      * compare (cq_has_room, which asserts the sum in debug builds). */
     uint32_t cq_owed;
     bool no_sync_cancel;      /* IORING_REGISTER_SYNC_CANCEL refused: cancel_fd walks the slots */
@@ -314,6 +325,15 @@ void auraio__ring_take_submit_samples(struct ring *r, uint32_t nclasses, struct 
 void auraio__ring_add_classes(struct ring *r, uint32_t nclasses);
 /* Sleep until this ring has a CQE or @p timeout_ms passes (see auraio__uring_wait_cqe). */
 int auraio__ring_wait(struct ring *r, int timeout_ms);
+/* Before a timed sleep in this ring that must end by @p deadline_ns: whether the sleep may go
+ * untimed, because the ring's alarm, at or before the deadline, is in the kernel (armed now, at the
+ * deadline, if none was pending). *@p fired: the alarm CQEs reaped so far; the sleep counts on its
+ * alarm only while that count has not moved (auraio__ring_alarms_fired). */
+bool auraio__ring_alarm(struct ring *r, uint64_t deadline_ns, uint32_t *fired);
+static inline uint32_t auraio__ring_alarms_fired(const struct ring *r)
+{
+    return atomic_load_explicit(&((struct ring *)r)->alarms_fired, memory_order_relaxed);
+}
 /* Wake threads sleeping in auraio__ring_wait: posts one NOP unless one is already in flight. */
 void auraio__ring_wake(struct ring *r);
 /* True when no request occupies a slot in the kernel or the backlog (takes the lock). */

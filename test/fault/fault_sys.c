@@ -23,6 +23,7 @@ static _Atomic unsigned refused_flags;
 static _Atomic unsigned last_flags;
 static _Atomic int hidden_op = -1;
 static _Atomic int short_submits;
+static _Atomic int timed_enters;
 static _Atomic(fault_enter_hook) enter_hook;
 static void *_Atomic enter_hook_arg;
 
@@ -54,6 +55,7 @@ void fault_reset(void)
     atomic_store(&refused_flags, 0);
     atomic_store(&hidden_op, -1);
     atomic_store(&short_submits, 0);
+    atomic_store(&timed_enters, 0);
     atomic_store(&enter_hook, NULL);
 }
 
@@ -68,6 +70,11 @@ void fault_arm(enum fault_call call, int skip, int count, int err)
 void fault_refuse_setup_flags(unsigned flags)
 {
     atomic_store(&refused_flags, flags);
+}
+
+int fault_timed_enters(void)
+{
+    return atomic_load(&timed_enters);
 }
 
 int fault_calls(enum fault_call call)
@@ -132,6 +139,8 @@ int auraio__sys_enter(int fd, unsigned to_submit, unsigned min_complete, unsigne
     int rc = injected(FAULT_ENTER);
     if (rc)
         return rc;
+    if ((flags & IORING_ENTER_EXT_ARG) && arg && ((const struct io_uring_getevents_arg *)arg)->ts)
+        atomic_fetch_add(&timed_enters, 1);
     /* A short submit: the kernel takes fewer SQEs than offered, as when it stops at one it cannot
      * take; the rest stay in the SQ for the caller to offer again. */
     if (to_submit > 1 && atomic_load(&short_submits) > 0) {

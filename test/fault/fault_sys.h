@@ -23,6 +23,9 @@ void fault_hide_opcode(int op);
 void fault_reset(void);
 /* The next @p count submitting enters that offer more than one SQE consume exactly one. */
 void fault_short_submits(int count);
+/* Enters since the last reset that slept with a timeout of their own (EXT_ARG with a timespec):
+ * each arms and cancels a kernel timer. */
+int fault_timed_enters(void);
 /* How many calls of @p call were made / failed since the last reset. */
 int fault_calls(enum fault_call call);
 int fault_failures(enum fault_call call);
