@@ -16,6 +16,11 @@
  * check of failure-modes.md ("Completion delivery"): a reaping bug shows up as a p50 of a timer
  * tick instead of the device's ~70 us.
  *
+ * --wait-ms sets the timeout of each auraio_wait (default 1000): an application waiting with a short
+ * timeout (1 ms, as bench/devices/peer_devices does) sleeps with a deadline before the CPU's next
+ * timer tick, which the library meets with its ring's alarm rather than a kernel timer per sleep
+ * (engine.c, "Waiting"); --depth 1 --direct --wait-ms 1 shows what a sleep's timer costs.
+ *
  * Output: human-readable lines, then one `RESULT key=value ...` line for scripts.
  * Exit status: 0 ok, 1 I/O or setup error, 2 usage, 3 no I/O completed, 77 io_uring unavailable.
  */
@@ -229,6 +234,7 @@ static void usage(const char *argv0)
             "  --verify           check each block's offset tag (files from --temp-size)\n"
             "  --lib-latency      no clock read per read: the deadline checked once per auraio_wait, and\n"
             "                     p50/p99 from the library's histogram (kernel entry to reap)\n"
+            "  --wait-ms N        timeout of each auraio_wait in ms (default 1000; -1: none)\n"
             "  --seed N           random seed (default 1)\n"
             "  --metrics-port P   serve Prometheus metrics on 127.0.0.1:P/metrics while running\n"
             "                     (0: a free port, printed)\n",
@@ -247,6 +253,7 @@ int main(int argc, char **argv)
     uint64_t seed = 1;
     uint64_t max_ops = 0;
     int metrics_port = -1;
+    int wait_ms = 1000;
     static const struct option longopts[] = {
         {"file", required_argument, NULL, 'f'},     {"temp-size", required_argument, NULL, 't'},
         {"depth", required_argument, NULL, 'd'},    {"seconds", required_argument, NULL, 's'},
@@ -256,6 +263,7 @@ int main(int argc, char **argv)
         {"fixed-buffers", no_argument, NULL, 'B'},  {"fixed-files", no_argument, NULL, 'F'},
         {"metrics-port", required_argument, NULL, 'm'}, {"ops", required_argument, NULL, 'o'},
         {"lib-latency", no_argument, NULL, 'L'},    {"help", no_argument, NULL, 'h'},
+        {"wait-ms", required_argument, NULL, 'w'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -276,6 +284,7 @@ int main(int argc, char **argv)
         case 'm': metrics_port = atoi(optarg); break;
         case 'o': max_ops = strtoull(optarg, NULL, 0); break;
         case 'L': lib_latency = true; break;
+        case 'w': wait_ms = atoi(optarg); break;
         case 'h': usage(argv[0]); return 0;
         default: usage(argv[0]); return 2;
         }
@@ -407,7 +416,7 @@ int main(int argc, char **argv)
     }
     /* Callbacks resubmit; this loop only drives completions until the deadline, then drains. */
     while (auraio_pending_count(b->engine) > 0) {
-        int rc = auraio_wait(b->engine, 1000);
+        int rc = auraio_wait(b->engine, wait_ms);
         if (rc < 0 && rc != -ETIME) {
             fprintf(stderr, "auraio_wait: %s\n", strerror(-rc));
             b->error = -rc;
@@ -454,10 +463,10 @@ int main(int argc, char **argv)
     }
     printf("iops %.0f, p50 %.1f us, p99 %.1f us, %llu reads\n", iops, p50, p99, (unsigned long long)b->ops);
     printf("RESULT iops=%.0f p50_us=%.2f p99_us=%.2f ops=%llu seconds=%.3f cpu_s=%.6f depth=%d direct=%d rings=%d "
-           "fixed_buffers=%d fixed_files=%d latency=%s build=%s\n",
+           "fixed_buffers=%d fixed_files=%d latency=%s wait_ms=%d build=%s\n",
            iops, p50, p99, (unsigned long long)b->ops, elapsed, cpu_s, depth, direct ? 1 : 0,
            auraio_get_ring_count(b->engine), fixed_buffers ? 1 : 0, fixed_files ? 1 : 0, b->app_clock ? "app" : "library",
-           AURAIO_BENCH_BUILDTYPE);
+           wait_ms, AURAIO_BENCH_BUILDTYPE);
     status = b->ops > 0 ? 0 : 3;
 out:
     if (b && b->engine)
