@@ -1,18 +1,17 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The host's disk (doc/controller.md, "Where it fails"): this VM's virtio disk, traced epoch by
- * epoch, rises to a peak at depth ~128 and falls past it, and beyond the host's queue it bursts
- * for ~0.4 s (~1.25x the peak) and then stalls for 20-25 ms every 100-400 ms at ~0.85 of the
- * peak. The stalls look like a rate limiter's slices, but no limiter caps the shallower depths:
- * depth 128 keeps its rate. A controller that takes the first stall for a limiter clamps every
- * point of its climb to the stalled depth's rate and holds a third of the way down the curve
- * (the real disk held 33-50 for a peak at 64-128, 0.82-0.96 of the best).
+ * The host's disk (doc/controller.md, "Slicing limiters"): this VM's virtio disk, traced epoch by
+ * epoch, rises to a peak at depth 64-128 and falls past it, and deep enough it bursts for ~0.4 s
+ * (~1.25x the peak) and then stalls for 20-25 ms every 100-400 ms at ~0.85 of the peak. The stalls
+ * look like a rate limiter's slices, but no limiter caps the shallower depths: the peak keeps its
+ * rate. After the loss at the deep depth the table held only that depth's stalled rate, and the
+ * knee went where the curve first reaches it (the real disk held 33-62 for a peak at 64-128).
  *
  * Fluid model, tick by tick (2 ms) as the engine feeds the controller:
- *   X(d) = X_PEAK * [d / (d + C)] / [Q / (Q + C)] up to the host's queue Q, X_PEAK * (Q / d)^0.25
- *   past it; past Q a credit of CREDIT_S seconds of burst at BURST x X_PEAK, refilled at
- *   REFILL s/s while at or below Q; once spent, cycles of ON_MIN..ON_MAX ms at the rate that
- *   averages X(d) and STALL_MIN..STALL_MAX ms of silence with every request in flight.
+ *   X(d) = X_PEAK * [d / (d + C)] / [PEAK / (PEAK + C)] up to PEAK, X_PEAK * (PEAK / d)^0.25 past
+ *   it; past the host's queue Q a credit of CREDIT_S seconds of burst at BURST x X_PEAK, refilled
+ *   at REFILL s/s while at or below Q; once spent, cycles of ON_MIN..ON_MAX s at the rate that
+ *   averages X(d) and STALL_MIN..STALL_MAX s of silence with every request in flight.
  *   A +-2% jitter per tick from a fixed-seed PRNG. Latency by Little's law (w / rate); the
  *   first completions after a silence waited through it.
  * AURAIO_HOST_TRACE=1 prints every change of depth.
