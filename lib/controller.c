@@ -169,6 +169,7 @@ struct ctl_group {
     bool below;                /* searching below a held depth after a loss */
     bool hinge;                /* the search's tail jumped past Little's law: the knee is a hinge */
     bool peak_walk;            /* the verify under way is peak_above()'s */
+    bool clamped;              /* this search's table was clamped to a limiter's rate */
     bool slow_settle;          /* latched: a settled or held measurement contradicted a short
                                   epoch's reading of the same depth, so every epoch is a long,
                                   settled one of at least CTL_EPOCH_MAX_NS */
@@ -414,6 +415,7 @@ static void tab_clear(struct ctl_group *g)
     g->ntab = 0;
     g->hinge = false;
     g->peak_walk = false;
+    g->clamped = false;
 }
 
 /* Two measurements of one depth, weighted by completions. */
@@ -715,6 +717,11 @@ static uint32_t peak_above(const struct ctl_group *g, const struct ctl_point *v)
      * differ by its bursts and paybacks (the throttle read 8 at 49 K and 14 at 46 K under a 48 K
      * cap, and this walked to 11 for a knee of 4). */
     if (v->x < tab_top(g->tab, g->ntab) || (g->stall_w && v->w >= g->stall_w))
+        return 0;
+    /* Nor once the table was clamped to a limiter's rate: a fresh reading above it is a burst
+     * (a 26 K cap's verify at 4 read above the clamped 16 and 32, and the walk held 16 for a
+     * knee of 1). */
+    if (g->clamped)
         return 0;
     const struct ctl_point *d = NULL;
     for (int i = 0; i < g->ntab && !d; i++)
@@ -1228,6 +1235,7 @@ static void limiter_rate(struct ctl_group *g, const struct ctl_point *p, uint64_
         g->nunclamped = g->ntab;
         g->clamp_x = c;
     }
+    g->clamped = true;
     for (int i = 0; i < g->ntab; i++) {
         struct ctl_point *t = &g->tab[i];
         if (t->x > c) {
@@ -1257,6 +1265,7 @@ static void unclamp_above(struct ctl_group *g, const struct ctl_point *p)
     if (d <= 0 || d * d <= CTL_CHANGE_SIGMAS * CTL_CHANGE_SIGMAS * p->se2)
         return;
     memcpy(g->tab, g->unclamped, sizeof(g->tab));
+    g->clamped = false;
     g->ntab = g->nunclamped;
     g->clamp_x = 0;
 }
