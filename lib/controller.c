@@ -134,6 +134,7 @@ struct ctl_group {
     uint64_t period;     /* time between stalls (a slice); 0 = the device has not stalled */
     uint64_t slice;      /* the shortest time measured between two stalls: a whole number of the
                             limiter's slices; 0 = not measured */
+    double slice_x;      /* the rate of the last epoch from one stall's end to another's */
     uint64_t last_stall; /* end of the last stall */
     uint32_t stall_w;    /* the shallowest depth seen stalling since the device started to */
     uint32_t w_first;    /* the first search's start, where a search restarted by a stall begins */
@@ -147,6 +148,8 @@ struct ctl_group {
     int nunclamped;
     uint64_t settle_until;
     uint64_t settled_since; /* start of the first epoch after the last depth change */
+    uint64_t w_since;       /* when the depth last changed */
+    uint32_t w_before;      /* the depth before that change */
     bool drain;             /* after a decrease: wait until in-flight fits the new depth */
     double last_lat;        /* mean latency of the last epoch, sizes the settle time */
 
@@ -325,6 +328,10 @@ static void set_w(struct ctl_group *g, uint32_t w, uint64_t now)
     g->settle_until = now + (settle > (double)CTL_SETTLE_MIN_NS ? (uint64_t)settle : CTL_SETTLE_MIN_NS);
     if (w < g->w)
         g->drain = true;
+    if (w != g->w) {
+        g->w_before = g->w;
+        g->w_since = now;
+    }
     g->w = w;
     g->repaying = 0;
     epoch_reset(g, now);
@@ -335,6 +342,21 @@ static bool long_epoch(const struct ctl_group *g)
     return g->slow_settle || g->phase == AURAIO_CTL_PHASE_VERIFY || g->phase == AURAIO_CTL_PHASE_GALLOP_DOWN ||
            g->phase == AURAIO_CTL_PHASE_HOLD || g->phase == AURAIO_CTL_PHASE_TARGET ||
            g->phase == AURAIO_CTL_PHASE_PROBE || g->phase == AURAIO_CTL_PHASE_COAST;
+}
+
+static double epoch_rate(const struct ctl_epoch *e, uint64_t dt)
+{
+    return (double)(e->bytes ? e->bytes : e->n) * 1e9 / (double)dt;
+}
+
+/* Does @p dt span a whole number of the measured slices (within a sixteenth of one: a tick
+ * later reads part of the next burst)? */
+static bool whole_slices(const struct ctl_group *g, uint64_t dt)
+{
+    if (!g->period || !g->slice)
+        return false;
+    uint64_t k = dt / g->slice;
+    return k && dt - k * g->slice <= g->slice / 16;
 }
 
 /* An epoch is done once it has the completions and time below and its rate is known to eps/2
@@ -364,18 +386,26 @@ static bool epoch_done(struct ctl_group *g, uint64_t now, bool stall_end)
                          disk runs 100-400 ms between them, and a stretch between read 0.93 of its
                          peak for a depth that gives 0.84 */
     if (g->ep.stalls && dt < 2 * CTL_EPOCH_MAX_NS) {
-        /* Whole slices, from one stall's end to another's: the limiter's rate, not a burst's. */
-        return stall_end && g->ep.stalls > 1 && dt >= tmin && g->ep.n >= CTL_EPOCH_MIN_N &&
+        /* Whole slices: from one stall's end to another's, or a whole number of measured slices
+         * after the stall's end that started the epoch, stall-free since and within eps of the
+         * last stall-to-stall rate (the limiter paced the depth at its rate: waiting for a stall
+         * there held a halving's reading 400 ms instead of 200). Above that rate the stretch is a
+         * burst between a device's own stalls (the host's disk), which only a stall-to-stall
+         * epoch reads. */
+        bool whole = stall_end ? g->ep.stalls > 1
+                               : g->ep.stalls == 1 && whole_slices(g, dt) &&
+                                     epoch_rate(&g->ep, dt) <= (1.0 + CTL_EPS) * g->slice_x;
+        if (whole && !stall_end)
+            g->ep.whole = true;
+        return whole && dt >= tmin && g->ep.n >= CTL_EPOCH_MIN_N &&
                (g->ep.n >= need || epoch_se2(&g->ep) <= prec * prec);
     }
     if (g->period && g->slice) {
         /* A slicing device whose slice is measured: a stall-free epoch ends on a whole number of
-         * slices (within a sixteenth: a tick later reads part of the next burst), which hold a
-         * whole number of budgets wherever it began. Ended anywhere else, the same held depth
-         * read 60 K and 35 K in turn under a 51 K cap (epochs of 1.25 and 1.5 slices), and that
-         * alternation, taken for noise, hid a cap cut to a quarter. */
-        uint64_t k = dt / g->slice;
-        if (!k || dt - k * g->slice > g->slice / 16)
+         * slices, which hold a whole number of budgets wherever it began. Ended anywhere else,
+         * the same held depth read 60 K and 35 K in turn under a 51 K cap (epochs of 1.25 and
+         * 1.5 slices), and that alternation, taken for noise, hid a cap cut to a quarter. */
+        if (!whole_slices(g, dt))
             return false;
         g->ep.whole = true;
     } else if (g->period && dt < g->period + g->period / 4) {
@@ -826,8 +856,12 @@ static void limiter_held(struct ctl_group *g, uint64_t now)
         g->slow_settle = false; /* whole slices read what a settled epoch would, sooner */
     }
     g->last_stall = now;
-    if (!g->stall_w || g->w < g->stall_w)
-        g->stall_w = g->w;
+    /* A stall within a period of a decrease is the deeper depth's: a device repays a burst after
+     * the depth that spent it is gone (taken for the shallow one's, it barred the walk to the
+     * host disk's peak from every depth). */
+    uint32_t w = g->w_before > g->w && now - g->w_since < g->period ? g->w_before : g->w;
+    if (!g->stall_w || w < g->stall_w)
+        g->stall_w = w;
 }
 
 /* A search's first sight of a limiter: its points were read inside the limiter's first budget.
@@ -944,6 +978,7 @@ static void new_regime(struct ctl_group *g)
 {
     g->period = 0;
     g->slice = 0;
+    g->slice_x = 0;
     g->stall_w = 0;
     g->slow_settle = false;
 }
@@ -1301,6 +1336,8 @@ static void end_epoch(struct ctl_group *g, uint64_t now)
     }
     if (g->ep.n)
         g->p50 = p.p50;
+    if (g->ep.stalls > 1)
+        g->slice_x = p.x;
 
     if (!binding) {
         coast(g, &p, now);

@@ -368,6 +368,47 @@ static void test_first_stall_reads_the_cap(void **state)
     auraio__ctl_group_destroy(g);
 }
 
+/* The kernel's throttle under a cap a little above what the knee depth's few requests ask of it
+ * (this disk: 26 K, depth 2): those it paces at the cap, stalling only in one slice of @p every
+ * (a burst at the slice's start, then silent for the rest); a deeper depth queues enough to burst
+ * and stall in every slice. The device gives @p per_slot IOPS per request in flight. */
+static void run_paced(struct ctl_group *g, struct ctl_acc *a, uint64_t *now, int ms, double per_slot, double cap,
+                      int every)
+{
+    double owed = 0;
+    for (int t = 0; t < ms; t++) {
+        uint32_t w = auraio__ctl_group_depth(g);
+        double own = w * per_slot, rate = own;
+        uint64_t at = *now / 1000000u;
+        if (own >= cap) {
+            bool bursts = w >= 8 || (at / 100) % (uint64_t)every == 0;
+            rate = !bursts ? cap : at % 100 < 55 ? cap * 100 / 55 : 0;
+        }
+        complete_owed(a, &owed, rate / 1000, (uint64_t)(1e9 * w / (own < cap ? own : cap)));
+        end_tick(g, a, now, w);
+    }
+}
+
+/* Below a stalling depth the throttle paces the knee's few requests at the cap and stalls only
+ * now and then: an epoch started at a stall's end ends on whole slices once they read no more
+ * than the limiter's rate. Waiting for a second stall held each reading there for 4 slices (0.4 s
+ * a halving on this disk, whose search then held only after 0.9-1.3 s). */
+static void test_paced_knee_reads_on_whole_slices(void **state)
+{
+    (void)state;
+    struct ctl_group *g = mk(1, 0);
+    struct ctl_acc a;
+    memset(&a, 0, sizeof(a));
+    uint64_t now = 1000000000ull, start = now;
+    while (now - start < 3000000000ull && auraio__ctl_group_phase(g) != AURAIO_CTL_PHASE_HOLD)
+        run_paced(g, &a, &now, 1, 20000, 26000, 4);
+    printf("# paced knee: held %u after %.2f s\n", auraio__ctl_group_depth(g), (now - start) / 1e9);
+    assert_int_equal(auraio__ctl_group_phase(g), AURAIO_CTL_PHASE_HOLD);
+    assert_int_equal(auraio__ctl_group_depth(g), 2);
+    assert_true(now - start <= 800000000ull);
+    auraio__ctl_group_destroy(g);
+}
+
 /* A limiter that grants a first budget of `budget` requests beyond its rate `cap` per second (the
  * budget refills while less than the rate passes) and then dispatches smoothly at that rate (no
  * silence a stall could see); `pay_after` ms after the budget ran out it pays it back at half its
@@ -794,6 +835,7 @@ int main(void)
         cmocka_unit_test(test_recovers_above_a_loss_ceiling),
         cmocka_unit_test(test_queued_depth_is_past_the_hinge),
         cmocka_unit_test(test_hinge_over_channels_bisects),
+        cmocka_unit_test(test_paced_knee_reads_on_whole_slices),
         cmocka_unit_test(test_init_rejects_bad_config),
     };
     return cmocka_run_group_tests_name("controller-unit", tests, NULL, NULL);
