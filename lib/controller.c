@@ -525,6 +525,15 @@ static double tab_top(const struct ctl_point *t, int nt)
 
 static double plateau(const struct ctl_group *g)
 {
+    if (g->clamped) {
+        /* The limiter's rate, read on whole slices: the best point, not the mean of those within
+         * eps of it (a climb's reading of the device just under a 119 K cap pulled the line to 0.94
+         * of the cap, and the held 7 gave 0.92 of it). */
+        double best = 0;
+        for (int i = 0; i < g->ntab; i++)
+            best = g->tab[i].x > best ? g->tab[i].x : best;
+        return best;
+    }
     return tab_top(g->tab, g->ntab);
 }
 

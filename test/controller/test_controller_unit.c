@@ -409,6 +409,31 @@ static void test_paced_knee_reads_on_whole_slices(void **state)
     auraio__ctl_group_destroy(g);
 }
 
+/* A device whose own curve flattens just under a cap (25 K IOPS per request in flight over 2
+ * channels: depth 7 gives 0.949 of a 41 K cap, 8 gives 0.976: the knee is 8), behind a fresh
+ * throttle: the climb reads the device itself for 100 ms, then the cap in 100 ms slices. The
+ * plateau is the cap read on whole slices, not the mean of the points within eps of it: that
+ * mean takes in the climb's reading of 8 and lowers the line below 7's reading. */
+static void test_plateau_of_a_clamped_table_is_the_cap(void **state)
+{
+    (void)state;
+    for (uint64_t seed = 1; seed <= 3; seed++) {
+        struct ctl_group *g = NULL;
+        struct ctl_config cfg = { .ring_count = 1, .w_min = 1, .ring_max = 256, .seed = seed };
+        assert_int_equal(auraio__ctl_group_init(&g, &cfg, 1000000000ull), 0);
+        struct ctl_acc a;
+        memset(&a, 0, sizeof(a));
+        uint64_t now = 1000000000ull;
+        run_sliced(g, &a, &now, 100, 25000, 2, 1e12, 100, 0, -1);
+        run_sliced(g, &a, &now, 3000, 25000, 2, 41000, 100, 40, -1);
+        printf("# curve under a cap, seed %llu: held %u, phase %d\n", (unsigned long long)seed,
+               auraio__ctl_group_depth(g), auraio__ctl_group_phase(g));
+        assert_int_equal(auraio__ctl_group_phase(g), AURAIO_CTL_PHASE_HOLD);
+        assert_int_equal(auraio__ctl_group_depth(g), 8);
+        auraio__ctl_group_destroy(g);
+    }
+}
+
 /* A limiter that grants a first budget of `budget` requests beyond its rate `cap` per second (the
  * budget refills while less than the rate passes) and then dispatches smoothly at that rate (no
  * silence a stall could see); `pay_after` ms after the budget ran out it pays it back at half its
@@ -836,6 +861,7 @@ int main(void)
         cmocka_unit_test(test_queued_depth_is_past_the_hinge),
         cmocka_unit_test(test_hinge_over_channels_bisects),
         cmocka_unit_test(test_paced_knee_reads_on_whole_slices),
+        cmocka_unit_test(test_plateau_of_a_clamped_table_is_the_cap),
         cmocka_unit_test(test_init_rejects_bad_config),
     };
     return cmocka_run_group_tests_name("controller-unit", tests, NULL, NULL);
