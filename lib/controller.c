@@ -135,6 +135,9 @@ struct ctl_group {
     uint64_t slice;      /* the shortest time measured between two stalls: a whole number of the
                             limiter's slices; 0 = not measured */
     double slice_x;      /* the rate of the last epoch from one stall's end to another's */
+    bool rate_cap;       /* a search read a rate cap after its first stall (limiter_rate) */
+    double loan;         /* what epochs below that rate left unused since the last stall, less
+                            what later ones read above it (x units x seconds): see lent() */
     uint64_t last_stall; /* end of the last stall */
     uint32_t stall_w;    /* the shallowest depth seen stalling since the device started to */
     uint32_t w_first;    /* the first search's start, where a search restarted by a stall begins */
@@ -988,6 +991,8 @@ static void new_regime(struct ctl_group *g)
     g->period = 0;
     g->slice = 0;
     g->slice_x = 0;
+    g->rate_cap = false;
+    g->loan = 0;
     g->stall_w = 0;
     g->slow_settle = false;
 }
@@ -1280,6 +1285,7 @@ static void limiter_rate(struct ctl_group *g, const struct ctl_point *p, uint64_
         g->clamp_x = c;
     }
     g->clamped = true;
+    g->rate_cap = true;
     for (int i = 0; i < g->ntab; i++) {
         struct ctl_point *t = &g->tab[i];
         if (t->x > c) {
@@ -1333,6 +1339,32 @@ static bool repaying(const struct ctl_group *g, const struct ctl_point *p)
     return false;
 }
 
+/* A slicing limiter lends what a depth below its rate leaves unused, up to a slice's budget (the
+ * kernel's throttle keeps it until it trims the slice), and the next depth above its rate spends
+ * the loan at its own speed. Read as that depth's rate, the loan the halving's reading of depth 1
+ * left set the held reference at 2 above a 31 K cap, the payback read as a loss, the next loan as
+ * a gain, and the search went 1, 2, 1, 2 for as long as it ran. While a rate cap is owed, a
+ * reading above its rate is its rate; a stall ends the loan. Not a device that stalls past its own
+ * peak (the host's disk): it lends nothing, and the depths below its stalling one read above the
+ * stalled rate for good. */
+static void lent(struct ctl_group *g, struct ctl_point *p, uint64_t dt)
+{
+    if (!g->rate_cap || !g->period || !g->slice || g->slice_x <= 0 || g->ep.stalls) {
+        g->loan = 0;
+        return;
+    }
+    bool owed = g->loan > 0;
+    double most = g->slice_x * (double)g->slice / 1e9;
+    g->loan += (g->slice_x - p->x) * (double)dt / 1e9;
+    g->loan = g->loan < 0 ? 0 : g->loan > most ? most : g->loan;
+    if (owed && p->x > g->slice_x) {
+        double f = g->slice_x / p->x;
+        p->x = g->slice_x;
+        p->ops *= f;
+        p->lat /= f;
+    }
+}
+
 static void end_epoch(struct ctl_group *g, uint64_t now)
 {
     uint64_t dt = now - g->ep.start;
@@ -1347,6 +1379,7 @@ static void end_epoch(struct ctl_group *g, uint64_t now)
         g->p50 = p.p50;
     if (g->ep.stalls > 1)
         g->slice_x = p.x;
+    lent(g, &p, dt);
 
     if (!binding) {
         coast(g, &p, now);
