@@ -1,0 +1,86 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""When two builds' controllers stop changing the depth under a cap, in paired, shuffled runs.
+
+The capped checks judge one build against a frontier measured in the same run, and their verdicts
+move with the disk from run to run. A change to the controller is compared here against another
+build instead: for each cap and seed, both builds run `capped --cap-schedule 0:CAP` for a few
+seconds back to back (in an order shuffled per pair), and the 50 ms limit samples give
+
+  settled    the time of the last change of the limit (the depth it ends at holds from there),
+  first hold when the controller first entered HOLD,
+  final      the depth it ends at, and the run's IOPS.
+
+Medians per build and cap close the output. Run it under the benchmark lock, on a quiet machine:
+
+    flock /tmp/auraio-bench.lock bench/frontier/settle_pairs.py --before /tmp/base/build-cap \\
+        --after build-cap --file /work/data/f1g --caps 26000,66000,132000 --seeds 6
+"""
+import argparse
+import random
+import re
+import statistics
+import subprocess
+import sys
+
+SAMPLE_S = 0.05  # capped's limit samples
+
+
+def run(build, path, cap, seconds, seed):
+    cmd = [build + "/bench/frontier/capped", "--file", path, "--cap-schedule", f"0:{cap}",
+           "--schedule-end", str(seconds), "--depths", "2", "--seconds", "0.3", "--warmup", "0.1",
+           "--repeats", "1", "--seed", str(seed)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    limits = []
+    for line in out.splitlines():
+        m = re.match(r"\s+\d+\.\d+s: ([\d ]+)$", line)
+        if m:
+            limits += [int(x) for x in m.group(1).split()]
+    if not limits:
+        sys.exit(f"settle_pairs: no limit samples in the output of {' '.join(cmd)}")
+    last = len(limits)
+    while last > 0 and limits[last - 1] == limits[-1]:
+        last -= 1
+    hold = re.search(r"phases:.*?([\d.]+)s HOLD", out)
+    iops = re.search(r"schedule rep 1: (\d+) IOPS", out)
+    return {"settled": last * SAMPLE_S, "hold": float(hold.group(1)) if hold else float("inf"),
+            "final": limits[-1], "iops": int(iops.group(1)) if iops else 0}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--before", required=True, help="build directory of the base")
+    ap.add_argument("--after", required=True, help="build directory of the change")
+    ap.add_argument("--file", required=True, help="data file (O_DIRECT reads)")
+    ap.add_argument("--caps", required=True, help="read-IOPS caps, comma-separated")
+    ap.add_argument("--seeds", type=int, default=6, help="pairs per cap (default 6)")
+    ap.add_argument("--seconds", type=float, default=3.0, help="length of each run (default 3)")
+    a = ap.parse_args()
+    try:
+        caps = [int(c) for c in a.caps.split(",")]
+    except ValueError:
+        sys.exit(f"settle_pairs: --caps: not a list of integers: {a.caps!r}")
+    if a.seeds < 1 or a.seconds <= 0 or any(c <= 0 for c in caps):
+        sys.exit("settle_pairs: --seeds, --seconds and every cap must be positive")
+    builds = {"before": a.before, "after": a.after}
+    res = {}
+    for seed in range(1, a.seeds + 1):
+        for cap in caps:
+            pair = list(builds)
+            random.Random(seed * 7919 + cap).shuffle(pair)
+            for name in pair:
+                r = run(builds[name], a.file, cap, a.seconds, seed)
+                res.setdefault((cap, name), []).append(r)
+                print(f"{name:6} cap {cap:7} seed {seed}: settled {r['settled']:.2f} s at {r['final']}, "
+                      f"first HOLD {r['hold']:.2f} s, {r['iops']} IOPS", flush=True)
+    print(f"\nmedians over {a.seeds} seeds | settled s | first HOLD s | IOPS | final depths")
+    for cap in caps:
+        for name in builds:
+            rs = res[(cap, name)]
+            print(f"cap {cap:7} {name:6} | {statistics.median(r['settled'] for r in rs):.2f} | "
+                  f"{statistics.median(r['hold'] for r in rs):.2f} | "
+                  f"{statistics.median(r['iops'] for r in rs):.0f} | {[r['final'] for r in rs]}")
+
+
+if __name__ == "__main__":
+    main()
