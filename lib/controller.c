@@ -430,7 +430,7 @@ static struct ctl_point epoch_point(const struct ctl_group *g, uint64_t dt)
     const struct ctl_epoch *e = &g->ep;
     struct ctl_point p = {g->w, 0, 0, 0, (double)e->n, 0, epoch_se2(e), long_epoch(g), 0};
     p.ops = (double)e->n * 1e9 / (double)dt;
-    p.x = e->bytes ? (double)e->bytes * 1e9 / (double)dt : p.ops;
+    p.x = epoch_rate(e, dt);
     p.lat = e->n ? (double)e->lat_sum / (double)e->n : 0.0;
     if (e->stalls && g->p50 && (double)g->p50 < p.lat)
         p.lat = (double)g->p50; /* the waits between slices are the limiter's queue, not the device's latency */
