@@ -59,6 +59,10 @@
 /* Probe step: up x1.25, down /1.25. An up-probe hits when it gains at least half of that
  * step (elasticity >= 0.5: the held depth is below a knee). */
 #define CTL_PROBE_GAIN 1.25
+/* Held at a rate cap's hinge, an up-probe at least this often (jittered up to 1.5x): the held
+ * depth reads the same with the cap lifted, so only more depth can show it gone, and a cap lifted
+ * must be followed within 1.5 s (probe, climb and verify). */
+#define CTL_CAP_PROBE_NS 500000000ull
 /* Target mode: aim the P99 at 85% of the target, and grow only when it sits that margin again
  * below the set-point (hysteresis); cut halfway between the set-point and the target, since a
  * window that reaches the target is already lost. */
@@ -138,6 +142,7 @@ struct ctl_group {
     bool rate_cap;       /* a search read a rate cap after its first stall (limiter_rate) */
     double loan;         /* what epochs below that rate left unused since the last stall, less
                             what later ones read above it (x units x seconds): see lent() */
+    bool loan_read;      /* the last epoch's reading was cut to that rate for the loan */
     uint64_t last_stall; /* end of the last stall */
     uint32_t stall_w;    /* the shallowest depth seen stalling since the device started to */
     uint32_t w_first;    /* the first search's start, where a search restarted by a stall begins */
@@ -182,7 +187,8 @@ struct ctl_group {
     struct ctl_point shallow;  /* shallowest point of the search that chose the held depth */
     int chg_cnt, chg_dir;
     uint32_t probe_in, probe_from;
-    bool probe_up;
+    uint64_t cap_probe_at; /* the next up-probe while held at a rate cap (see at_silent_cap) */
+    bool probe_up, probe_cap; /* probe_cap: the probe under way is that timed one */
 
     /* Target. */
     uint64_t target;
@@ -677,6 +683,7 @@ static uint32_t model_point(struct ctl_group *g)
 
 static void enter_hold(struct ctl_group *g, uint32_t w, uint64_t now);
 static uint32_t probe_interval(struct ctl_group *g);
+static uint64_t cap_probe_time(struct ctl_group *g, uint64_t now);
 
 static void start_search(struct ctl_group *g, uint32_t from, uint32_t cap, uint64_t now)
 {
@@ -957,6 +964,7 @@ static void enter_hold(struct ctl_group *g, uint32_t w, uint64_t now)
     g->var = 0;
     g->chg_cnt = 0;
     g->probe_in = probe_interval(g);
+    g->cap_probe_at = cap_probe_time(g, now);
     auraio__histogram_reset(&g->tw_hist);
     g->phase = g->target ? AURAIO_CTL_PHASE_TARGET : AURAIO_CTL_PHASE_HOLD;
     if (w != g->w)
@@ -1037,11 +1045,37 @@ static bool unqueued(const struct ctl_group *g, const struct ctl_point *p)
     return g->lmin > 0 && 2.0 * p->ops * g->lmin * 1e-9 >= (double)g->w;
 }
 
-static void start_probe(struct ctl_group *g, const struct ctl_point *p, uint64_t now)
+/* Whether the held depth, read as @p p, sits at a rate cap's hinge with the cap silent: the
+ * device sliced; a search read the limiter's rate after its first stall, or the held depth lies
+ * below the shallowest one seen stalling and is mostly in service (a device's own knee queues, a
+ * cap's hinge W = C x R0 does not); and no stall came for CTL_CAP_PROBE_NS. The hinge reads C
+ * whether the cap is still there or gone (the device's own rate at W is C too), so the hold cannot
+ * see it lifted; a cap that still holds the depth back stalls it now and then, and then no probe
+ * is needed. */
+static bool at_silent_cap(const struct ctl_group *g, const struct ctl_point *p, uint64_t now)
 {
-    g->probe_in = probe_interval(g);
-    /* Below a stalling depth only an up-probe can see the limiter go; a down-probe is lost IOPS. */
-    g->probe_up = !g->probe_up || (g->period && g->w < g->stall_w);
+    bool hinge = g->rate_cap || (g->w < g->stall_w && unqueued(g, p));
+    return g->period && hinge && now - g->last_stall >= CTL_CAP_PROBE_NS;
+}
+
+static uint64_t cap_probe_time(struct ctl_group *g, uint64_t now)
+{
+    return now + CTL_CAP_PROBE_NS + rng_next(g) % (CTL_CAP_PROBE_NS / 2);
+}
+
+/* @p up_only: the rate cap's timed probe, which only an up-probe serves. */
+static void start_probe(struct ctl_group *g, const struct ctl_point *p, uint64_t now, bool up_only)
+{
+    g->cap_probe_at = cap_probe_time(g, now);
+    g->probe_cap = up_only;
+    if (up_only)
+        g->probe_up = true;
+    else {
+        g->probe_in = probe_interval(g);
+        /* Below a stalling depth only an up-probe can see the limiter go; a down-probe is lost
+         * IOPS. */
+        g->probe_up = !g->probe_up || (g->period && g->w < g->stall_w);
+    }
     /* A loss's ceiling holds against a neighbour; a held depth that hardly queues has none to
      * hold against, and the device may have recovered from a slow spell (the host's disk, repaying
      * a burst at 512, read 16 below 8 and held 6-8 for a knee of 64: at the ceiling, no up-probe
@@ -1049,8 +1083,13 @@ static void start_probe(struct ctl_group *g, const struct ctl_point *p, uint64_t
     uint32_t ceiling = g->loss_cap && !unqueued(g, p) ? g->loss_cap : g->w_max;
     /* In target mode an up-probe that Little's law says would miss the target is skipped. */
     uint64_t p99 = auraio__histogram_percentile(&g->ep.hist, 0.99);
-    if (g->probe_up && g->target && (double)p99 * CTL_PROBE_GAIN >= (double)g->target)
+    if (g->probe_up && g->target && (double)p99 * CTL_PROBE_GAIN >= (double)g->target) {
+        if (up_only) {
+            epoch_reset(g, now);
+            return;
+        }
         g->probe_up = false;
+    }
     uint32_t pw = g->probe_up ? auraio__ctl_scale(g->w, CTL_PROBE_GAIN, g->w_min, ceiling > g->w ? ceiling : g->w)
                               : auraio__ctl_scale(g->w, 1.0 / CTL_PROBE_GAIN, g->w_min, g->w_max);
     if (pw == g->w || g->x_ref <= 0) {
@@ -1075,10 +1114,17 @@ static double noise_threshold2(const struct ctl_group *g, double se2)
 
 static void probe_done(struct ctl_group *g, const struct ctl_point *p, uint64_t now)
 {
-    double gain = p->x / g->x_ref - 1.0;
+    double gain = p->x / g->x_ref - 1.0, need = (CTL_PROBE_GAIN - 1.0) / 2;
+    /* An up-probe cut to a rate cap's rate for its loan read the loan, not the device: it reads
+     * on until an epoch owes nothing. A cap still there ends that at once (the device spends a loan
+     * at its own speed); a lifted one spends it at the probe's gain, a slice's budget at worst
+     * in slice / need. */
+    if (g->probe_up && g->loan_read && now - g->w_since < (uint64_t)((double)g->slice / need)) {
+        epoch_reset(g, now);
+        return;
+    }
     bool hit;
     if (g->probe_up) {
-        double need = (CTL_PROBE_GAIN - 1.0) / 2;
         hit = gain > need && gain * gain > noise_threshold2(g, p->se2);
     } else {
         /* Still within eps of the plateau one step down: the knee moved below the held depth. */
@@ -1092,8 +1138,10 @@ static void probe_done(struct ctl_group *g, const struct ctl_point *p, uint64_t 
     }
     if (g->probe_up) {
         new_regime(g);
-        if (g->w > g->loss_cap)
-            g->loss_cap = 0; /* more depth gave more above the ceiling: the loss is over */
+        /* More depth gave more above the ceiling, or more than the rate cap that made the loss
+         * (a neighbour's share does not pass a cap): the loss is over. */
+        if (g->w > g->loss_cap || g->probe_cap)
+            g->loss_cap = 0;
         start_search(g, g->w, g->loss_cap ? g->loss_cap : g->w_max, now);
         return;
     }
@@ -1193,7 +1241,9 @@ static void hold(struct ctl_group *g, const struct ctl_point *p, uint64_t now)
         g->var += (1.0 / (CTL_CHANGE_EPOCHS + 1)) * (dev * dev - g->var);
     }
     if (--g->probe_in == 0)
-        start_probe(g, p, now);
+        start_probe(g, p, now, false);
+    else if (at_silent_cap(g, p, now) && now >= g->cap_probe_at)
+        start_probe(g, p, now, true);
     else
         epoch_reset(g, now);
 }
@@ -1346,23 +1396,24 @@ static bool repaying(const struct ctl_group *g, const struct ctl_point *p)
  * a gain, and the search went 1, 2, 1, 2 for as long as it ran. While a rate cap is owed, a
  * reading above its rate is its rate; a stall ends the loan. Not a device that stalls past its own
  * peak (the host's disk): it lends nothing, and the depths below its stalling one read above the
- * stalled rate for good. */
-static void lent(struct ctl_group *g, struct ctl_point *p, uint64_t dt)
+ * stalled rate for good. Returns whether the reading was cut to the rate. */
+static bool lent(struct ctl_group *g, struct ctl_point *p, uint64_t dt)
 {
     if (!g->rate_cap || !g->period || !g->slice || g->slice_x <= 0 || g->ep.stalls) {
         g->loan = 0;
-        return;
+        return false;
     }
     bool owed = g->loan > 0;
     double most = g->slice_x * (double)g->slice / 1e9;
     g->loan += (g->slice_x - p->x) * (double)dt / 1e9;
     g->loan = g->loan < 0 ? 0 : g->loan > most ? most : g->loan;
-    if (owed && p->x > g->slice_x) {
-        double f = g->slice_x / p->x;
-        p->x = g->slice_x;
-        p->ops *= f;
-        p->lat /= f;
-    }
+    if (!owed || p->x <= g->slice_x)
+        return false;
+    double f = g->slice_x / p->x;
+    p->x = g->slice_x;
+    p->ops *= f;
+    p->lat /= f;
+    return true;
 }
 
 static void end_epoch(struct ctl_group *g, uint64_t now)
@@ -1379,7 +1430,7 @@ static void end_epoch(struct ctl_group *g, uint64_t now)
         g->p50 = p.p50;
     if (g->ep.stalls > 1)
         g->slice_x = p.x;
-    lent(g, &p, dt);
+    g->loan_read = lent(g, &p, dt);
 
     if (!binding) {
         coast(g, &p, now);

@@ -409,6 +409,37 @@ static void test_paced_knee_reads_on_whole_slices(void **state)
     auraio__ctl_group_destroy(g);
 }
 
+/* A cap lifted from under a held hinge: 5 K IOPS per request in flight behind a 41 K cap in
+ * 100 ms slices holds 8, which reads its own 40 K, under the cap, before the lift and after it
+ * (the cap never holds it back: no stall). Only more depth can show the cap gone; probed every
+ * 50-100 held epochs (5-10 s here) that came too late. Probed while the cap is silent, the climb
+ * starts within 0.5-0.75 s. */
+static void test_lifted_cap_seen_from_its_hinge(void **state)
+{
+    (void)state;
+    for (uint64_t seed = 1; seed <= 3; seed++) {
+        struct ctl_group *g = NULL;
+        struct ctl_config cfg = { .ring_count = 1, .w_min = 1, .ring_max = 256, .seed = seed };
+        assert_int_equal(auraio__ctl_group_init(&g, &cfg, 1000000000ull), 0);
+        struct ctl_acc a;
+        memset(&a, 0, sizeof(a));
+        uint64_t now = 1000000000ull;
+        run_sliced(g, &a, &now, 3000, 5000, 0, 41000, 100, 40, -1);
+        for (int ms = 0; ms < 1000 && auraio__ctl_group_phase(g) == AURAIO_CTL_PHASE_PROBE; ms++)
+            run_sliced(g, &a, &now, 1, 5000, 0, 41000, 100, 40, -1);
+        uint32_t held = auraio__ctl_group_depth(g);
+        assert_int_equal(auraio__ctl_group_phase(g), AURAIO_CTL_PHASE_HOLD);
+        assert_int_equal(held, 8);
+        uint64_t lift = now;
+        while (now - lift < 1500000000ull && auraio__ctl_group_depth(g) < 16)
+            run_sliced(g, &a, &now, 1, 5000, 0, 1e12, 100, 0, -1);
+        printf("# cap lifted from the hinge 8, seed %llu: depth %u after %.2f s\n", (unsigned long long)seed,
+               auraio__ctl_group_depth(g), (double)(now - lift) * 1e-9);
+        assert_true(auraio__ctl_group_depth(g) >= 16);
+        auraio__ctl_group_destroy(g);
+    }
+}
+
 /* A device whose own curve flattens just under a cap (25 K IOPS per request in flight over 2
  * channels: depth 7 gives 0.949 of a 41 K cap, 8 gives 0.976: the knee is 8), behind a fresh
  * throttle: the climb reads the device itself for 100 ms, then the cap in 100 ms slices. The
@@ -426,6 +457,10 @@ static void test_plateau_of_a_clamped_table_is_the_cap(void **state)
         uint64_t now = 1000000000ull;
         run_sliced(g, &a, &now, 100, 25000, 2, 1e12, 100, 0, -1);
         run_sliced(g, &a, &now, 3000, 25000, 2, 41000, 100, 40, -1);
+        /* Held at the cap's hinge, and the cap never holds 8 back: the controller probes up now
+         * and then to see it lifted. The held depth is the one a probe comes back to. */
+        for (int ms = 0; ms < 1000 && auraio__ctl_group_phase(g) == AURAIO_CTL_PHASE_PROBE; ms++)
+            run_sliced(g, &a, &now, 1, 25000, 2, 41000, 100, 40, -1);
         printf("# curve under a cap, seed %llu: held %u, phase %d\n", (unsigned long long)seed,
                auraio__ctl_group_depth(g), auraio__ctl_group_phase(g));
         assert_int_equal(auraio__ctl_group_phase(g), AURAIO_CTL_PHASE_HOLD);
@@ -437,13 +472,15 @@ static void test_plateau_of_a_clamped_table_is_the_cap(void **state)
 /* The kernel's throttle lends what a depth below its cap leaves unused, up to a slice's budget
  * (it keeps that until it trims the slice): the next depth above the cap spends the loan at its
  * own speed, then runs paced at the cap. Depth 8 and deeper queue enough to burst and stall in
- * every 100 ms slice. The device gives @p per_slot IOPS per request in flight. */
+ * every 100 ms slice. The device gives @p per_slot IOPS per request in flight. *w_min, *w_max:
+ * the depths held outside probes; *probes: ticks spent probing. */
 static void run_lending(struct ctl_group *g, struct ctl_acc *a, uint64_t *now, int ms, double per_slot, double cap,
-                        double *tokens, uint32_t *w_min, uint32_t *w_max)
+                        double *tokens, uint32_t *w_min, uint32_t *w_max, int *probes)
 {
     double owed = 0;
     for (int t = 0; t < ms; t++) {
         uint32_t w = auraio__ctl_group_depth(g);
+        bool probing = auraio__ctl_group_phase(g) == AURAIO_CTL_PHASE_PROBE;
         double own = w * per_slot / 1000, per_ms;
         *tokens += cap / 1000;
         if (*tokens > cap / 10)
@@ -457,6 +494,9 @@ static void run_lending(struct ctl_group *g, struct ctl_acc *a, uint64_t *now, i
         }
         complete_owed(a, &owed, per_ms, (uint64_t)(1e6 * w / (own < cap / 1000 ? own : cap / 1000)));
         end_tick(g, a, now, w);
+        *probes += probing;
+        if (probing)
+            continue;
         *w_min = w < *w_min ? w : *w_min;
         *w_max = w > *w_max ? w : *w_max;
     }
@@ -465,7 +505,9 @@ static void run_lending(struct ctl_group *g, struct ctl_acc *a, uint64_t *now, i
 /* A throttle's loan is not the depth's rate: read as it, the loan that the halving's reading of
  * depth 1 left (0.3 s at 2/3 of a 31 K cap) set the held reference at 2 above the cap, the
  * payback then read as a loss, the next loan as a gain, and the search went 1, 2, 1, 2 for as
- * long as it ran (the disk under a 10% cap: never converged). */
+ * long as it ran (the disk under a 10% cap: never converged). Held at the cap's hinge, the
+ * controller probes up every 0.5-0.75 s (a lifted cap shows no other way); each probe misses
+ * and comes back, and probing stays under a fifth of the time (a probe spans whole slices). */
 static void test_throttle_loan_is_not_a_gain(void **state)
 {
     (void)state;
@@ -475,12 +517,16 @@ static void test_throttle_loan_is_not_a_gain(void **state)
     uint64_t now = 1000000000ull;
     double tokens = 0;
     uint32_t lo = UINT32_MAX, hi = 0;
-    run_lending(g, &a, &now, 1500, 21000, 31000, &tokens, &lo, &hi);
+    int probes = 0;
+    run_lending(g, &a, &now, 1500, 21000, 31000, &tokens, &lo, &hi, &probes);
     lo = UINT32_MAX, hi = 0;
-    run_lending(g, &a, &now, 4000, 21000, 31000, &tokens, &lo, &hi);
-    printf("# throttle's loan: depth %u-%u over the last 4 s, phase %d\n", lo, hi, auraio__ctl_group_phase(g));
+    probes = 0;
+    run_lending(g, &a, &now, 4000, 21000, 31000, &tokens, &lo, &hi, &probes);
+    printf("# throttle's loan: depth %u-%u outside probes over the last 4 s, %d ms probing, phase %d\n", lo, hi,
+           probes, auraio__ctl_group_phase(g));
     assert_int_equal(lo, 2);
     assert_int_equal(hi, 2);
+    assert_true(probes > 0 && probes <= 4000 / 5);
     auraio__ctl_group_destroy(g);
 }
 
@@ -912,6 +958,7 @@ int main(void)
         cmocka_unit_test(test_hinge_over_channels_bisects),
         cmocka_unit_test(test_paced_knee_reads_on_whole_slices),
         cmocka_unit_test(test_plateau_of_a_clamped_table_is_the_cap),
+        cmocka_unit_test(test_lifted_cap_seen_from_its_hinge),
         cmocka_unit_test(test_throttle_loan_is_not_a_gain),
         cmocka_unit_test(test_init_rejects_bad_config),
     };
