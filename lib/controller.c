@@ -142,7 +142,7 @@ struct ctl_group {
     bool rate_cap;       /* a search read a rate cap after its first stall (limiter_rate) */
     double loan;         /* what epochs below that rate left unused since the last stall, less
                             what later ones read above it (x units x seconds): see lent() */
-    bool loan_read;      /* the last epoch's reading was cut to that rate for the loan */
+    double loan_cut_x;   /* the last epoch's reading before lent() cut it to that rate; 0: not cut */
     uint64_t last_stall; /* end of the last stall */
     uint32_t stall_w;    /* the shallowest depth seen stalling since the device started to */
     uint32_t w_first;    /* the first search's start, where a search restarted by a stall begins */
@@ -1115,11 +1115,13 @@ static double noise_threshold2(const struct ctl_group *g, double se2)
 static void probe_done(struct ctl_group *g, const struct ctl_point *p, uint64_t now)
 {
     double gain = p->x / g->x_ref - 1.0, need = (CTL_PROBE_GAIN - 1.0) / 2;
-    /* An up-probe cut to a rate cap's rate for its loan read the loan, not the device: it reads
-     * on until an epoch owes nothing. A cap still there ends that at once (the device spends a loan
-     * at its own speed); a lifted one spends it at the probe's gain, a slice's budget at worst
-     * in slice / need. */
-    if (g->probe_up && g->loan_read && now - g->w_since < (uint64_t)((double)g->slice / need)) {
+    /* An up-probe that would have hit, but was cut to a rate cap's rate for its loan, read the
+     * loan or the device: it reads on until an epoch owes nothing. A cap still there ends that at
+     * once (the device spends a loan at its own speed); a lifted one spends it at the probe's gain,
+     * a slice's budget at worst in slice / need. (One that would have missed anyway has missed:
+     * read on, a probe a hair above the rate spent 800 ms at 17 under a 118 K cap.) */
+    if (g->probe_up && g->loan_cut_x > (1.0 + need) * g->x_ref &&
+        now - g->w_since < (uint64_t)((double)g->slice / need)) {
         epoch_reset(g, now);
         return;
     }
@@ -1396,24 +1398,24 @@ static bool repaying(const struct ctl_group *g, const struct ctl_point *p)
  * a gain, and the search went 1, 2, 1, 2 for as long as it ran. While a rate cap is owed, a
  * reading above its rate is its rate; a stall ends the loan. Not a device that stalls past its own
  * peak (the host's disk): it lends nothing, and the depths below its stalling one read above the
- * stalled rate for good. Returns whether the reading was cut to the rate. */
-static bool lent(struct ctl_group *g, struct ctl_point *p, uint64_t dt)
+ * stalled rate for good. Returns the reading before the cut (0: not cut). */
+static double lent(struct ctl_group *g, struct ctl_point *p, uint64_t dt)
 {
     if (!g->rate_cap || !g->period || !g->slice || g->slice_x <= 0 || g->ep.stalls) {
         g->loan = 0;
-        return false;
+        return 0;
     }
     bool owed = g->loan > 0;
     double most = g->slice_x * (double)g->slice / 1e9;
     g->loan += (g->slice_x - p->x) * (double)dt / 1e9;
     g->loan = g->loan < 0 ? 0 : g->loan > most ? most : g->loan;
     if (!owed || p->x <= g->slice_x)
-        return false;
-    double f = g->slice_x / p->x;
+        return 0;
+    double raw = p->x, f = g->slice_x / p->x;
     p->x = g->slice_x;
     p->ops *= f;
     p->lat /= f;
-    return true;
+    return raw;
 }
 
 static void end_epoch(struct ctl_group *g, uint64_t now)
@@ -1430,7 +1432,7 @@ static void end_epoch(struct ctl_group *g, uint64_t now)
         g->p50 = p.p50;
     if (g->ep.stalls > 1)
         g->slice_x = p.x;
-    g->loan_read = lent(g, &p, dt);
+    g->loan_cut_x = lent(g, &p, dt);
 
     if (!binding) {
         coast(g, &p, now);
