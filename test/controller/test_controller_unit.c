@@ -440,6 +440,58 @@ static void test_lifted_cap_seen_from_its_hinge(void **state)
     }
 }
 
+/* A cap lowered under a hold sets the loss's ceiling at the held depth (no neighbour may ratchet
+ * the depth back up past it); lifted later from the new cap's hinge, the device's own knee lies
+ * far above that ceiling. 5 K IOPS per request in flight: an 82 K cap holds 16; cut to 21 K the
+ * hinge is 4, which reads its own 20 K (no stall) before the lift and after it. A timed probe
+ * that passes the cap ends the ceiling: kept, the depth was 16 1.5 s after the lift. */
+static void test_lifted_cap_ends_the_loss_ceiling(void **state)
+{
+    (void)state;
+    struct ctl_group *g = mk(1, 0);
+    struct ctl_acc a;
+    memset(&a, 0, sizeof(a));
+    uint64_t now = 1000000000ull;
+    run_sliced(g, &a, &now, 3000, 5000, 0, 82000, 100, 40, -1);
+    uint32_t before = auraio__ctl_group_depth(g);
+    run_sliced(g, &a, &now, 6000, 5000, 0, 21000, 100, 40, -1);
+    for (int ms = 0; ms < 1000 && auraio__ctl_group_phase(g) == AURAIO_CTL_PHASE_PROBE; ms++)
+        run_sliced(g, &a, &now, 1, 5000, 0, 21000, 100, 40, -1);
+    uint32_t capped = auraio__ctl_group_depth(g);
+    uint64_t lift = now;
+    while (now - lift < 1500000000ull && auraio__ctl_group_depth(g) <= 2 * before)
+        run_sliced(g, &a, &now, 1, 5000, 0, 1e12, 100, 0, -1);
+    printf("# held %u under 82 K, %u under 21 K; lifted: depth %u after %.2f s\n", before, capped,
+           auraio__ctl_group_depth(g), (double)(now - lift) * 1e-9);
+    assert_true(before >= 14 && before <= 20);
+    assert_int_equal(capped, 4);
+    assert_true(auraio__ctl_group_depth(g) > 2 * before);
+    auraio__ctl_group_destroy(g);
+}
+
+/* A cap that still holds the held depth back stalls it in every slice: it is evidently there, and
+ * a probe would only queue requests in the throttle. 5 K IOPS per request in flight behind a 40 K
+ * cap in 100 ms slices: 8 reaches the cap and waits out the end of each slice. Over 4 s of hold
+ * no probe runs (the regular ones come every 50-100 held epochs, 5 s at least here); probed every
+ * 0.5-0.75 s regardless, it spent 5 probes there. */
+static void test_stalling_cap_is_not_probed(void **state)
+{
+    (void)state;
+    struct ctl_group *g = mk(1, 0);
+    struct ctl_acc a;
+    memset(&a, 0, sizeof(a));
+    uint64_t now = 1000000000ull, start = now;
+    while (now - start < 3000000000ull && auraio__ctl_group_phase(g) != AURAIO_CTL_PHASE_HOLD)
+        run_sliced(g, &a, &now, 1, 5000, 0, 40000, 100, 40, -1);
+    assert_int_equal(auraio__ctl_group_phase(g), AURAIO_CTL_PHASE_HOLD);
+    uint32_t held = auraio__ctl_group_depth(g);
+    bool probed = run_sliced(g, &a, &now, 4000, 5000, 0, 40000, 100, 40, AURAIO_CTL_PHASE_PROBE);
+    printf("# stalling cap: held %u, probed in the next 4 s: %s\n", held, probed ? "yes" : "no");
+    assert_true(held >= 8 && held <= 9);
+    assert_false(probed);
+    auraio__ctl_group_destroy(g);
+}
+
 /* A device whose own curve flattens just under a cap (25 K IOPS per request in flight over 2
  * channels: depth 7 gives 0.949 of a 41 K cap, 8 gives 0.976: the knee is 8), behind a fresh
  * throttle: the climb reads the device itself for 100 ms, then the cap in 100 ms slices. The
@@ -959,6 +1011,8 @@ int main(void)
         cmocka_unit_test(test_paced_knee_reads_on_whole_slices),
         cmocka_unit_test(test_plateau_of_a_clamped_table_is_the_cap),
         cmocka_unit_test(test_lifted_cap_seen_from_its_hinge),
+        cmocka_unit_test(test_lifted_cap_ends_the_loss_ceiling),
+        cmocka_unit_test(test_stalling_cap_is_not_probed),
         cmocka_unit_test(test_throttle_loan_is_not_a_gain),
         cmocka_unit_test(test_init_rejects_bad_config),
     };
