@@ -11,6 +11,11 @@ seconds back to back (in an order shuffled per pair), and the 50 ms limit sample
   first hold when the controller first entered HOLD,
   final      the depth it ends at, and the run's IOPS.
 
+With --lift S the cap is lifted S seconds in (`--cap-schedule 0:CAP,S:0`), and each run also gives
+
+  left       the time from the lift to the first limit sample above twice the depth held just
+             before it (a lifted cap seen from its hinge; inf: never).
+
 Medians per build and cap close the output. Run it under the benchmark lock, on a quiet machine:
 
     flock /tmp/auraio-bench.lock bench/frontier/settle_pairs.py --before /tmp/base/build-cap \\
@@ -26,8 +31,9 @@ import sys
 SAMPLE_S = 0.05  # capped's limit samples
 
 
-def run(build, path, cap, seconds, seed):
-    cmd = [build + "/bench/frontier/capped", "--file", path, "--cap-schedule", f"0:{cap}",
+def run(build, path, cap, seconds, seed, lift):
+    sched = f"0:{cap},{lift}:0" if lift else f"0:{cap}"
+    cmd = [build + "/bench/frontier/capped", "--file", path, "--cap-schedule", sched,
            "--schedule-end", str(seconds), "--depths", "2", "--seconds", "0.3", "--warmup", "0.1",
            "--repeats", "1", "--seed", str(seed)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
@@ -43,8 +49,16 @@ def run(build, path, cap, seconds, seed):
         last -= 1
     hold = re.search(r"phases:.*?([\d.]+)s HOLD", out)
     iops = re.search(r"schedule rep 1: (\d+) IOPS", out)
+    left = float("inf")
+    if lift:
+        at = int(round(lift / SAMPLE_S))
+        held = limits[at - 1] if 0 < at <= len(limits) else 0
+        for i in range(at, len(limits)):
+            if limits[i] > 2 * held:
+                left = (i + 1) * SAMPLE_S - lift
+                break
     return {"settled": last * SAMPLE_S, "hold": float(hold.group(1)) if hold else float("inf"),
-            "final": limits[-1], "iops": int(iops.group(1)) if iops else 0}
+            "final": limits[-1], "iops": int(iops.group(1)) if iops else 0, "left": left}
 
 
 def main():
@@ -55,6 +69,8 @@ def main():
     ap.add_argument("--caps", required=True, help="read-IOPS caps, comma-separated (0: uncapped)")
     ap.add_argument("--seeds", type=int, default=6, help="pairs per cap (default 6)")
     ap.add_argument("--seconds", type=float, default=3.0, help="length of each run (default 3)")
+    ap.add_argument("--lift", type=float, default=0.0,
+                    help="lift the cap this many seconds in (default 0: never)")
     a = ap.parse_args()
     try:
         caps = [int(c) for c in a.caps.split(",")]
@@ -62,6 +78,8 @@ def main():
         sys.exit(f"settle_pairs: --caps: not a list of integers: {a.caps!r}")
     if a.seeds < 1 or a.seconds <= 0 or any(c < 0 for c in caps):
         sys.exit("settle_pairs: --seeds and --seconds must be positive, and no cap negative")
+    if a.lift < 0 or (a.lift and (a.lift >= a.seconds or 0 in caps)):
+        sys.exit("settle_pairs: --lift must be inside the run, and every cap a cap (not 0)")
     builds = {"before": a.before, "after": a.after}
     res = {}
     for seed in range(1, a.seeds + 1):
@@ -69,17 +87,21 @@ def main():
             pair = list(builds)
             random.Random(seed * 7919 + cap).shuffle(pair)
             for name in pair:
-                r = run(builds[name], a.file, cap, a.seconds, seed)
+                r = run(builds[name], a.file, cap, a.seconds, seed, a.lift)
                 res.setdefault((cap, name), []).append(r)
+                lifted = f", left the hinge {r['left']:.2f} s after the lift" if a.lift else ""
                 print(f"{name:6} cap {cap:7} seed {seed}: settled {r['settled']:.2f} s at {r['final']}, "
-                      f"first HOLD {r['hold']:.2f} s, {r['iops']} IOPS", flush=True)
-    print(f"\nmedians over {a.seeds} seeds | settled s | first HOLD s | IOPS | final depths")
+                      f"first HOLD {r['hold']:.2f} s, {r['iops']} IOPS{lifted}", flush=True)
+    print(f"\nmedians over {a.seeds} seeds | settled s | first HOLD s | IOPS | final depths"
+          + (" | left the hinge s (each seed)" if a.lift else ""))
     for cap in caps:
         for name in builds:
             rs = res[(cap, name)]
+            lifted = (f" | {statistics.median(r['left'] for r in rs):.2f} "
+                      f"{[round(r['left'], 2) for r in rs]}" if a.lift else "")
             print(f"cap {cap:7} {name:6} | {statistics.median(r['settled'] for r in rs):.2f} | "
                   f"{statistics.median(r['hold'] for r in rs):.2f} | "
-                  f"{statistics.median(r['iops'] for r in rs):.0f} | {[r['final'] for r in rs]}")
+                  f"{statistics.median(r['iops'] for r in rs):.0f} | {[r['final'] for r in rs]}{lifted}")
 
 
 if __name__ == "__main__":
