@@ -440,6 +440,34 @@ static void test_lifted_cap_seen_from_its_hinge(void **state)
     }
 }
 
+/* The same over 8 channels (25 K IOPS per request in flight): behind a 95 K cap the knee is 7,
+ * which reads its own 93 K. Lifted, 7 -> 8 gains 7% (the curve is past half its channels) and
+ * never reaches the hit line of half a 1.25x step; the up-probe steps to ceil(1.25 W) = 9, +13%. */
+static void test_lifted_cap_probe_steps_a_full_step(void **state)
+{
+    (void)state;
+    for (uint64_t seed = 1; seed <= 3; seed++) {
+        struct ctl_group *g = NULL;
+        struct ctl_config cfg = { .ring_count = 1, .w_min = 1, .ring_max = 256, .seed = seed };
+        assert_int_equal(auraio__ctl_group_init(&g, &cfg, 1000000000ull), 0);
+        struct ctl_acc a;
+        memset(&a, 0, sizeof(a));
+        uint64_t now = 1000000000ull;
+        run_sliced(g, &a, &now, 3000, 25000, 8, 95000, 100, 40, -1);
+        for (int ms = 0; ms < 1000 && auraio__ctl_group_phase(g) == AURAIO_CTL_PHASE_PROBE; ms++)
+            run_sliced(g, &a, &now, 1, 25000, 8, 95000, 100, 40, -1);
+        uint32_t held = auraio__ctl_group_depth(g);
+        uint64_t lift = now;
+        while (now - lift < 1500000000ull && auraio__ctl_group_depth(g) < 2 * held)
+            run_sliced(g, &a, &now, 1, 25000, 8, 1e12, 100, 0, -1);
+        printf("# 8 channels, cap lifted from the hinge %u, seed %llu: depth %u after %.2f s\n", held,
+               (unsigned long long)seed, auraio__ctl_group_depth(g), (double)(now - lift) * 1e-9);
+        assert_int_equal(held, 7);
+        assert_true(auraio__ctl_group_depth(g) >= 2 * held);
+        auraio__ctl_group_destroy(g);
+    }
+}
+
 /* A cap lowered under a hold sets the loss's ceiling at the held depth (no neighbour may ratchet
  * the depth back up past it); lifted later from the new cap's hinge, the device's own knee lies
  * far above that ceiling. 5 K IOPS per request in flight: an 82 K cap holds 16; cut to 21 K the
@@ -1011,6 +1039,7 @@ int main(void)
         cmocka_unit_test(test_paced_knee_reads_on_whole_slices),
         cmocka_unit_test(test_plateau_of_a_clamped_table_is_the_cap),
         cmocka_unit_test(test_lifted_cap_seen_from_its_hinge),
+        cmocka_unit_test(test_lifted_cap_probe_steps_a_full_step),
         cmocka_unit_test(test_lifted_cap_ends_the_loss_ceiling),
         cmocka_unit_test(test_stalling_cap_is_not_probed),
         cmocka_unit_test(test_throttle_loan_is_not_a_gain),
