@@ -1093,7 +1093,9 @@ static void start_probe(struct ctl_group *g, const struct ctl_point *p, uint64_t
     /* Up by at least the step the hit line assumes: rounded down, 7 -> 8 is +14%, and a device
      * past half its channels (this disk at 6-8 under a 103 K cap, lifted) gained 4-12% there and
      * never hit. */
-    uint32_t top = ceiling > g->w ? ceiling : g->w, up = (uint32_t)ceil((double)g->w * CTL_PROBE_GAIN);
+    double step = (double)g->w * CTL_PROBE_GAIN; /* rounded up without libm: lib/ links none */
+    uint32_t top = ceiling > g->w ? ceiling : g->w, up = (uint32_t)step;
+    up += (double)up < step;
     uint32_t pw = g->probe_up ? (up < top ? up : top) : auraio__ctl_scale(g->w, 1.0 / CTL_PROBE_GAIN, g->w_min, g->w_max);
     if (pw == g->w || g->x_ref <= 0) {
         epoch_reset(g, now);
