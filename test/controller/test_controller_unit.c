@@ -409,6 +409,51 @@ static void test_paced_knee_reads_on_whole_slices(void **state)
     auraio__ctl_group_destroy(g);
 }
 
+/* Ends a probe under way (at most 1 s more of the same sliced device): the held depth is the one
+ * it comes back to. */
+static void finish_probe(struct ctl_group *g, struct ctl_acc *a, uint64_t *now, double per_slot, double channels,
+                         double cap)
+{
+    for (int ms = 0; ms < 1000 && auraio__ctl_group_phase(g) == AURAIO_CTL_PHASE_PROBE; ms++)
+        run_sliced(g, a, now, 1, per_slot, channels, cap, 100, 40, -1);
+}
+
+/* The cap lifted: runs the device uncapped until the depth reaches @p reach, 1.5 s at most.
+ * @return the seconds it took. */
+static double lift_until(struct ctl_group *g, struct ctl_acc *a, uint64_t *now, double per_slot, double channels,
+                         uint32_t reach)
+{
+    uint64_t lift = *now;
+    while (*now - lift < 1500000000ull && auraio__ctl_group_depth(g) < reach)
+        run_sliced(g, a, now, 1, per_slot, channels, 1e12, 100, 0, -1);
+    return (double)(*now - lift) * 1e-9;
+}
+
+/* Seeds 1-3: the device (@p per_slot IOPS per request in flight over @p channels, 0: no channel
+ * limit) behind @p cap in 100 ms slices holds @p knee, which reads its own rate under the cap
+ * (no stall); lifted, the depth reaches twice the knee within 1.5 s. */
+static void check_lift_from_hinge(double per_slot, double channels, double cap, uint32_t knee)
+{
+    for (uint64_t seed = 1; seed <= 3; seed++) {
+        struct ctl_group *g = NULL;
+        struct ctl_config cfg = { .ring_count = 1, .w_min = 1, .ring_max = 256, .seed = seed };
+        assert_int_equal(auraio__ctl_group_init(&g, &cfg, 1000000000ull), 0);
+        struct ctl_acc a;
+        memset(&a, 0, sizeof(a));
+        uint64_t now = 1000000000ull;
+        run_sliced(g, &a, &now, 3000, per_slot, channels, cap, 100, 40, -1);
+        finish_probe(g, &a, &now, per_slot, channels, cap);
+        uint32_t held = auraio__ctl_group_depth(g);
+        assert_int_equal(auraio__ctl_group_phase(g), AURAIO_CTL_PHASE_HOLD);
+        assert_int_equal(held, knee);
+        double took = lift_until(g, &a, &now, per_slot, channels, 2 * knee);
+        printf("# %.0f channels, cap %.0f lifted from the hinge %u, seed %llu: depth %u after %.2f s\n", channels,
+               cap, held, (unsigned long long)seed, auraio__ctl_group_depth(g), took);
+        assert_true(auraio__ctl_group_depth(g) >= 2 * knee);
+        auraio__ctl_group_destroy(g);
+    }
+}
+
 /* A cap lifted from under a held hinge: 5 K IOPS per request in flight behind a 41 K cap in
  * 100 ms slices holds 8, which reads its own 40 K, under the cap, before the lift and after it
  * (the cap never holds it back: no stall). Only more depth can show the cap gone; probed every
@@ -417,27 +462,7 @@ static void test_paced_knee_reads_on_whole_slices(void **state)
 static void test_lifted_cap_seen_from_its_hinge(void **state)
 {
     (void)state;
-    for (uint64_t seed = 1; seed <= 3; seed++) {
-        struct ctl_group *g = NULL;
-        struct ctl_config cfg = { .ring_count = 1, .w_min = 1, .ring_max = 256, .seed = seed };
-        assert_int_equal(auraio__ctl_group_init(&g, &cfg, 1000000000ull), 0);
-        struct ctl_acc a;
-        memset(&a, 0, sizeof(a));
-        uint64_t now = 1000000000ull;
-        run_sliced(g, &a, &now, 3000, 5000, 0, 41000, 100, 40, -1);
-        for (int ms = 0; ms < 1000 && auraio__ctl_group_phase(g) == AURAIO_CTL_PHASE_PROBE; ms++)
-            run_sliced(g, &a, &now, 1, 5000, 0, 41000, 100, 40, -1);
-        uint32_t held = auraio__ctl_group_depth(g);
-        assert_int_equal(auraio__ctl_group_phase(g), AURAIO_CTL_PHASE_HOLD);
-        assert_int_equal(held, 8);
-        uint64_t lift = now;
-        while (now - lift < 1500000000ull && auraio__ctl_group_depth(g) < 16)
-            run_sliced(g, &a, &now, 1, 5000, 0, 1e12, 100, 0, -1);
-        printf("# cap lifted from the hinge 8, seed %llu: depth %u after %.2f s\n", (unsigned long long)seed,
-               auraio__ctl_group_depth(g), (double)(now - lift) * 1e-9);
-        assert_true(auraio__ctl_group_depth(g) >= 16);
-        auraio__ctl_group_destroy(g);
-    }
+    check_lift_from_hinge(5000, 0, 41000, 8);
 }
 
 /* The same over 8 channels (25 K IOPS per request in flight): behind a 95 K cap the knee is 7,
@@ -446,26 +471,7 @@ static void test_lifted_cap_seen_from_its_hinge(void **state)
 static void test_lifted_cap_probe_steps_a_full_step(void **state)
 {
     (void)state;
-    for (uint64_t seed = 1; seed <= 3; seed++) {
-        struct ctl_group *g = NULL;
-        struct ctl_config cfg = { .ring_count = 1, .w_min = 1, .ring_max = 256, .seed = seed };
-        assert_int_equal(auraio__ctl_group_init(&g, &cfg, 1000000000ull), 0);
-        struct ctl_acc a;
-        memset(&a, 0, sizeof(a));
-        uint64_t now = 1000000000ull;
-        run_sliced(g, &a, &now, 3000, 25000, 8, 95000, 100, 40, -1);
-        for (int ms = 0; ms < 1000 && auraio__ctl_group_phase(g) == AURAIO_CTL_PHASE_PROBE; ms++)
-            run_sliced(g, &a, &now, 1, 25000, 8, 95000, 100, 40, -1);
-        uint32_t held = auraio__ctl_group_depth(g);
-        uint64_t lift = now;
-        while (now - lift < 1500000000ull && auraio__ctl_group_depth(g) < 2 * held)
-            run_sliced(g, &a, &now, 1, 25000, 8, 1e12, 100, 0, -1);
-        printf("# 8 channels, cap lifted from the hinge %u, seed %llu: depth %u after %.2f s\n", held,
-               (unsigned long long)seed, auraio__ctl_group_depth(g), (double)(now - lift) * 1e-9);
-        assert_int_equal(held, 7);
-        assert_true(auraio__ctl_group_depth(g) >= 2 * held);
-        auraio__ctl_group_destroy(g);
-    }
+    check_lift_from_hinge(25000, 8, 95000, 7);
 }
 
 /* A cap lowered under a hold sets the loss's ceiling at the held depth (no neighbour may ratchet
@@ -483,14 +489,11 @@ static void test_lifted_cap_ends_the_loss_ceiling(void **state)
     run_sliced(g, &a, &now, 3000, 5000, 0, 82000, 100, 40, -1);
     uint32_t before = auraio__ctl_group_depth(g);
     run_sliced(g, &a, &now, 6000, 5000, 0, 21000, 100, 40, -1);
-    for (int ms = 0; ms < 1000 && auraio__ctl_group_phase(g) == AURAIO_CTL_PHASE_PROBE; ms++)
-        run_sliced(g, &a, &now, 1, 5000, 0, 21000, 100, 40, -1);
+    finish_probe(g, &a, &now, 5000, 0, 21000);
     uint32_t capped = auraio__ctl_group_depth(g);
-    uint64_t lift = now;
-    while (now - lift < 1500000000ull && auraio__ctl_group_depth(g) <= 2 * before)
-        run_sliced(g, &a, &now, 1, 5000, 0, 1e12, 100, 0, -1);
+    double took = lift_until(g, &a, &now, 5000, 0, 2 * before + 1);
     printf("# held %u under 82 K, %u under 21 K; lifted: depth %u after %.2f s\n", before, capped,
-           auraio__ctl_group_depth(g), (double)(now - lift) * 1e-9);
+           auraio__ctl_group_depth(g), took);
     assert_true(before >= 14 && before <= 20);
     assert_int_equal(capped, 4);
     assert_true(auraio__ctl_group_depth(g) > 2 * before);
@@ -538,9 +541,8 @@ static void test_plateau_of_a_clamped_table_is_the_cap(void **state)
         run_sliced(g, &a, &now, 100, 25000, 2, 1e12, 100, 0, -1);
         run_sliced(g, &a, &now, 3000, 25000, 2, 41000, 100, 40, -1);
         /* Held at the cap's hinge, and the cap never holds 8 back: the controller probes up now
-         * and then to see it lifted. The held depth is the one a probe comes back to. */
-        for (int ms = 0; ms < 1000 && auraio__ctl_group_phase(g) == AURAIO_CTL_PHASE_PROBE; ms++)
-            run_sliced(g, &a, &now, 1, 25000, 2, 41000, 100, 40, -1);
+         * and then to see it lifted. */
+        finish_probe(g, &a, &now, 25000, 2, 41000);
         printf("# curve under a cap, seed %llu: held %u, phase %d\n", (unsigned long long)seed,
                auraio__ctl_group_depth(g), auraio__ctl_group_phase(g));
         assert_int_equal(auraio__ctl_group_phase(g), AURAIO_CTL_PHASE_HOLD);
