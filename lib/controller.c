@@ -1280,19 +1280,53 @@ static void coast(struct ctl_group *g, const struct ctl_point *p, uint64_t now)
     epoch_reset(g, now);
 }
 
-/* Whether the epoch just measured read the limiter: it spanned whole slices, or it read its depth
- * slower than the search read it or a shallower one before (a device's own rate neither falls with
- * depth nor drops at a depth it just delivered), by @p sigmas standard errors beyond eps. */
-static bool reads_limiter(const struct ctl_group *g, const struct ctl_point *p, double sigmas)
+/* Whether @p p read its depth slower than the search read it or a shallower one before, by
+ * @p sigmas standard errors beyond eps: a device's own rate neither falls with depth nor drops at
+ * a depth it just delivered, a limiter's does. */
+static bool slower_than_shallower(const struct ctl_group *g, const struct ctl_point *p, double sigmas)
 {
-    if (g->ep.stalls > 1)
-        return true;
     for (int i = 0; i < g->ntab && g->tab[i].w <= p->w; i++) {
         double d = g->tab[i].x > 0 ? 1.0 - CTL_EPS - p->x / g->tab[i].x : 0;
         if (d > 0 && d * d >= sigmas * sigmas * (p->se2 + g->tab[i].se2))
             return true;
     }
     return false;
+}
+
+/* Whether the epoch just measured read the limiter: it spanned whole slices, or it read slower
+ * than a shallower depth. */
+static bool reads_limiter(const struct ctl_group *g, const struct ctl_point *p, double sigmas)
+{
+    return g->ep.stalls > 1 || slower_than_shallower(g, p, sigmas);
+}
+
+/* The table clamped to a limiter's rate @p c: past its hinge every depth reads c (Little's law
+ * stretches the latency to match; the tail of a clamped point is unknown). */
+static void clamp_table(struct ctl_group *g, double c)
+{
+    g->clamped = true;
+    for (int i = 0; i < g->ntab; i++) {
+        struct ctl_point *t = &g->tab[i];
+        if (t->x > c) {
+            double f = c / t->x;
+            t->x = c;
+            t->ops *= f;
+            t->lat /= f;
+            t->p99 = 0;
+        }
+    }
+}
+
+/* A search point on a device clamped to a stalling limiter's rate that reads below it, and slower
+ * beyond noise than a depth read before at or below its own: a device's own rate does not fall
+ * with depth, so the limiter's rate is this reading. The clamp was read inside a budget (the
+ * kernel's throttle lets its first slices through faster than its rate: 75 K stall to stall for a
+ * 45 K cap imposed mid-search, which left every depth below the line, and the verifies climbed
+ * to 16 for a knee of 3). */
+static void reclamp_below(struct ctl_group *g, const struct ctl_point *p)
+{
+    if (g->clamped && g->period && p->x < plateau(g) && slower_than_shallower(g, p, CTL_CHANGE_SIGMAS))
+        clamp_table(g, p->x);
 }
 
 /* The epoch after a search's first stall. The search's points were read inside the limiter's
@@ -1341,18 +1375,8 @@ static void limiter_rate(struct ctl_group *g, const struct ctl_point *p, uint64_
         g->nunclamped = g->ntab;
         g->clamp_x = c;
     }
-    g->clamped = true;
     g->rate_cap = true;
-    for (int i = 0; i < g->ntab; i++) {
-        struct ctl_point *t = &g->tab[i];
-        if (t->x > c) {
-            double f = c / t->x;
-            t->x = c;
-            t->ops *= f;
-            t->lat /= f;
-            t->p99 = 0;
-        }
-    }
+    clamp_table(g, c);
     tab_add(g, *p); /* (clamped first: the budget's reading is the limiter's, not a memory's) */
     /* A verify that was under way checked a knee placed from the burst: place it again. */
     g->phase = AURAIO_CTL_PHASE_GALLOP_UP;
@@ -1470,6 +1494,7 @@ static void end_epoch(struct ctl_group *g, uint64_t now)
         }
         g->repaying = 0;
         unclamp_above(g, &p);
+        reclamp_below(g, &p);
         tab_add(g, p);
         decide(g, now);
         break;

@@ -368,6 +368,43 @@ static void test_first_stall_reads_the_cap(void **state)
     auraio__ctl_group_destroy(g);
 }
 
+/* A cap imposed while the search verifies a deep depth of the uncapped device (22 K IOPS per
+ * request in flight over 24 channels: ~250 K at 64). The throttle's first slices let more through
+ * than its rate (75 K stall to stall for 150 ms), then it holds 45 K, whose knee is 3. Read as the
+ * cap, the first slices' rate put every depth below it under the line: on the disk the verifies
+ * read 45 K at 5, 8 and 12 and climbed to 16 (112 once) until a loss came 1-2 s later. A depth that
+ * reads slower than a shallower one read before is the limiter's rate, whatever the first slices
+ * said. Returns the deepest depth held (outside probes) from @p settle_ms after the cap on. */
+static uint32_t cap_during_verify(int settle_ms)
+{
+    struct ctl_group *g = mk(1, 0);
+    struct ctl_acc a;
+    memset(&a, 0, sizeof(a));
+    uint64_t now = 1000000000ull;
+    for (int ms = 0; ms < 1000 && auraio__ctl_group_phase(g) != AURAIO_CTL_PHASE_VERIFY; ms++)
+        run_sliced(g, &a, &now, 1, 22000, 24, 1e12, 100, 0, -1);
+    assert_int_equal(auraio__ctl_group_phase(g), AURAIO_CTL_PHASE_VERIFY);
+    assert_true(auraio__ctl_group_depth(g) >= 32);
+    run_sliced(g, &a, &now, 150, 22000, 24, 75000, 100, 50, -1);
+    uint32_t deepest = 0;
+    for (int ms = 150; ms < 3000; ms++) {
+        run_sliced(g, &a, &now, 1, 22000, 24, 45000, 100, 50, -1);
+        uint32_t w = auraio__ctl_group_depth(g);
+        if (ms >= settle_ms && auraio__ctl_group_phase(g) != AURAIO_CTL_PHASE_PROBE && w > deepest)
+            deepest = w;
+    }
+    auraio__ctl_group_destroy(g);
+    return deepest;
+}
+
+static void test_cap_during_verify_reads_its_rate(void **state)
+{
+    (void)state;
+    uint32_t held = cap_during_verify(1000);
+    print_message("deepest depth held 1-3 s after the cap: %u (knee 3)\n", held);
+    assert_true(held >= 3 && held <= 4);
+}
+
 /* The kernel's throttle under a cap a little above what the knee depth's few requests ask of it
  * (this disk: 26 K, depth 2): those it paces at the cap, stalling only in one slice of @p every
  * (a burst at the slice's start, then silent for the rest); a deeper depth queues enough to burst
@@ -1026,6 +1063,7 @@ int main(void)
         cmocka_unit_test(test_stall_only_when_slept_through),
         cmocka_unit_test(test_stall_seen_after_an_empty_tick),
         cmocka_unit_test(test_first_stall_reads_the_cap),
+        cmocka_unit_test(test_cap_during_verify_reads_its_rate),
         cmocka_unit_test(test_fall_rereads_the_shallower_depth),
         cmocka_unit_test(test_burst_after_stalls_keeps_the_cap),
         cmocka_unit_test(test_payback_in_a_verify_is_read_again),
