@@ -109,6 +109,9 @@ def main():
     ap.add_argument("--repeats", type=int, default=3,
                     help="rounds of every run, medians reported (default 3: the fewest whose median "
                          "sets one outlier aside; a median of 2 is their mean)")
+    ap.add_argument("--rings", type=int, default=0,
+                    help="the controller's ring_count (default 0: one per CPU, the library's default; "
+                         "1: the fixed depths' own setup, like for like)")
     ap.add_argument("--quick", action="store_true",
                     help="a plumbing test: every time x0.2, one repeat, one pair (verdicts meaningless)")
     a = ap.parse_args()
@@ -118,6 +121,9 @@ def main():
         return "%g" % (x * k)
     if a.repeats < 1:
         sys.exit("capped_check: --repeats must be at least 1")
+    if a.rings < 0:
+        sys.exit("capped_check: --rings must be 0 (one per CPU) or a ring count")
+    rings = ["--rings", str(a.rings)]
     reps = "1" if a.quick else str(a.repeats)
     bindir = os.path.join(a.build, "bench", "frontier")
     frontier, capped = os.path.join(bindir, "frontier"), os.path.join(bindir, "capped")
@@ -143,7 +149,7 @@ def main():
         rc, out = run_step("uncapped", [frontier, "--file", data, "--depths", "1,2,4,8,16,32,64,128,256",
                                         "--seconds", secs(2), "--warmup", secs(1), "--repeats", reps,
                                         "--pairs", "1" if a.quick else "5",
-                                        "--seed", seed], a.out, log)
+                                        "--seed", seed] + rings, a.out, log)
         if rc:
             sys.exit("capped_check: frontier exited %d" % rc)
         best = float(result_field(out, "frontier.c", "best_iops"))
@@ -155,7 +161,7 @@ def main():
         # 2. Steady caps at 10%, 25%, 50%.
         for p in (10, 25, 50):
             rc, out = run_step("cap%d" % p, [capped, "--file", data, "--cap", str(caps[p]), "--depths", DENSE,
-                                             "--seconds", secs(2), "--warmup", secs(1), "--repeats", reps, "--seed", seed], a.out, log)
+                                             "--seconds", secs(2), "--warmup", secs(1), "--repeats", reps, "--seed", seed] + rings, a.out, log)
             if rc == 77:
                 print("capped_check: no block throttle here (exit 77)")
                 return 77
@@ -167,8 +173,8 @@ def main():
         sched = "0:0,%s:%d,%s:%d,%s:0" % (secs(5), caps[20], secs(10), caps[5], secs(15))
         rc, out = run_step("schedule", [capped, "--file", data, "--cap-schedule", sched, "--schedule-end", secs(20),
                                         "--depths", DENSE,
-                                        "--seconds", secs(1.5), "--warmup", secs(0.5), "--repeats", reps, "--seed", seed],
-                           a.out, log)
+                                        "--seconds", secs(1.5), "--warmup", secs(0.5), "--repeats", reps, "--seed", seed]
+                           + rings, a.out, log)
         if rc:
             sys.exit("capped_check: capped exited %d" % rc)
         summary += [(l, sched) for l in checks_of(out)]
@@ -176,7 +182,7 @@ def main():
         # 4. P99 targets under the 25% cap (feasible there: the knee's P99 is well below 1 ms).
         rc, out = run_step("targets", [capped, "--file", data, "--cap", str(caps[25]), "--p99-target", "1,2,5",
                                        "--depths", "1,2,4,8,16,32,64", "--seconds", secs(4), "--warmup", secs(1),
-                                       "--repeats", reps, "--seed", seed], a.out, log)
+                                       "--repeats", reps, "--seed", seed] + rings, a.out, log)
         if rc:
             sys.exit("capped_check: capped exited %d" % rc)
         summary += [(l, "25% of the uncapped best") for l in checks_of(out)]

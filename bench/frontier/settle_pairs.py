@@ -16,6 +16,10 @@ With --lift S the cap is lifted S seconds in (`--cap-schedule 0:CAP,S:0`), and e
   left       the time from the lift to the first limit sample above twice the depth held just
              before it (a lifted cap seen from its hinge; inf: never).
 
+With --impose S the cap comes S seconds in, on an uncapped start (`--cap-schedule 0:0,S:CAP`: a
+cap imposed while the first search runs); settled and final are then the capped segment's, and
+P99 and the held depth are read from 1.5 s after the cap.
+
 Medians per build and cap close the output. Run it under the benchmark lock, on a quiet machine:
 
     flock /tmp/auraio-bench.lock bench/frontier/settle_pairs.py --before /tmp/base/build-cap \\
@@ -31,11 +35,11 @@ import sys
 SAMPLE_S = 0.05  # capped's limit samples
 
 
-def run(build, path, cap, seconds, seed, lift):
-    sched = f"0:{cap},{lift}:0" if lift else f"0:{cap}"
+def run(build, path, cap, seconds, seed, lift, impose, rings):
+    sched = f"0:{cap},{lift}:0" if lift else f"0:0,{impose}:{cap}" if impose else f"0:{cap}"
     cmd = [build + "/bench/frontier/capped", "--file", path, "--cap-schedule", sched,
            "--schedule-end", str(seconds), "--depths", "2", "--seconds", "0.3", "--warmup", "0.1",
-           "--repeats", "1", "--seed", str(seed)]
+           "--repeats", "1", "--seed", str(seed), "--rings", str(rings)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     limits = []
     for line in out.splitlines():
@@ -49,6 +53,8 @@ def run(build, path, cap, seconds, seed, lift):
         last -= 1
     hold = re.search(r"phases:.*?([\d.]+)s HOLD", out)
     iops = re.search(r"schedule rep 1: (\d+) IOPS", out)
+    # The capped segment's row: P99 from 1.5 s into it (the schedule table's "held" part).
+    seg = re.search(r"^\s+%d\s+\S+\s+\S+\s+(\d+)\s+\d+\s+\S+\s+([\d.]+)" % (1 if impose else 0), out, re.M)
     left = float("inf")
     if lift:
         at = int(round(lift / SAMPLE_S))
@@ -57,8 +63,9 @@ def run(build, path, cap, seconds, seed, lift):
             if limits[i] > 2 * held:
                 left = (i + 1) * SAMPLE_S - lift
                 break
-    return {"settled": last * SAMPLE_S, "hold": float(hold.group(1)) if hold else float("inf"),
-            "final": limits[-1], "iops": int(iops.group(1)) if iops else 0, "left": left}
+    return {"settled": last * SAMPLE_S - impose, "hold": float(hold.group(1)) if hold else float("inf"),
+            "final": limits[-1], "iops": int(iops.group(1)) if iops else 0, "left": left,
+            "held": int(seg.group(1)) if seg else 0, "p99": float(seg.group(2)) if seg else float("nan")}
 
 
 def main():
@@ -71,15 +78,21 @@ def main():
     ap.add_argument("--seconds", type=float, default=3.0, help="length of each run (default 3)")
     ap.add_argument("--lift", type=float, default=0.0,
                     help="lift the cap this many seconds in (default 0: never)")
+    ap.add_argument("--rings", type=int, default=0,
+                    help="the controller's ring_count (default 0: one per CPU)")
+    ap.add_argument("--impose", type=float, default=0.0,
+                    help="start uncapped and impose the cap this many seconds in (default 0: from the start)")
     a = ap.parse_args()
     try:
         caps = [int(c) for c in a.caps.split(",")]
     except ValueError:
         sys.exit(f"settle_pairs: --caps: not a list of integers: {a.caps!r}")
-    if a.seeds < 1 or a.seconds <= 0 or any(c < 0 for c in caps):
-        sys.exit("settle_pairs: --seeds and --seconds must be positive, and no cap negative")
+    if a.seeds < 1 or a.seconds <= 0 or a.rings < 0 or any(c < 0 for c in caps):
+        sys.exit("settle_pairs: --seeds and --seconds must be positive, and no cap or --rings negative")
     if a.lift < 0 or (a.lift and (a.lift >= a.seconds or 0 in caps)):
         sys.exit("settle_pairs: --lift must be inside the run, and every cap a cap (not 0)")
+    if a.impose < 0 or (a.impose and (a.impose >= a.seconds or a.lift or 0 in caps)):
+        sys.exit("settle_pairs: --impose must be inside the run, without --lift, and every cap a cap (not 0)")
     builds = {"before": a.before, "after": a.after}
     res = {}
     for seed in range(1, a.seeds + 1):
@@ -87,12 +100,12 @@ def main():
             pair = list(builds)
             random.Random(seed * 7919 + cap).shuffle(pair)
             for name in pair:
-                r = run(builds[name], a.file, cap, a.seconds, seed, a.lift)
+                r = run(builds[name], a.file, cap, a.seconds, seed, a.lift, a.impose, a.rings)
                 res.setdefault((cap, name), []).append(r)
                 lifted = f", left the hinge {r['left']:.2f} s after the lift" if a.lift else ""
                 print(f"{name:6} cap {cap:7} seed {seed}: settled {r['settled']:.2f} s at {r['final']}, "
-                      f"first HOLD {r['hold']:.2f} s, {r['iops']} IOPS{lifted}", flush=True)
-    print(f"\nmedians over {a.seeds} seeds | settled s | first HOLD s | IOPS | final depths"
+                      f"first HOLD {r['hold']:.2f} s, {r['iops']} IOPS, held {r['held']} at P99 {r['p99']:.0f} us from 1.5 s{lifted}", flush=True)
+    print(f"\nmedians over {a.seeds} seeds | settled s | first HOLD s | IOPS | P99 us from 1.5 s | held from 1.5 s | final depths"
           + (" | left the hinge s (each seed)" if a.lift else ""))
     for cap in caps:
         for name in builds:
@@ -101,7 +114,8 @@ def main():
                       f"{[round(r['left'], 2) for r in rs]}" if a.lift else "")
             print(f"cap {cap:7} {name:6} | {statistics.median(r['settled'] for r in rs):.2f} | "
                   f"{statistics.median(r['hold'] for r in rs):.2f} | "
-                  f"{statistics.median(r['iops'] for r in rs):.0f} | {[r['final'] for r in rs]}{lifted}")
+                  f"{statistics.median(r['iops'] for r in rs):.0f} | {statistics.median(r['p99'] for r in rs):.0f} | "
+                  f"{[r['held'] for r in rs]} | {[r['final'] for r in rs]}{lifted}")
 
 
 if __name__ == "__main__":
