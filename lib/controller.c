@@ -139,6 +139,7 @@ struct ctl_group {
     uint64_t slice;      /* the shortest time measured between two stalls: a whole number of the
                             limiter's slices; 0 = not measured */
     double slice_x;      /* the rate of the last epoch from one stall's end to another's */
+    uint32_t slice_w;    /* the depth it was read at */
     bool rate_cap;       /* a search read a rate cap after its first stall (limiter_rate) */
     double loan;         /* what epochs below that rate left unused since the last stall, less
                             what later ones read above it (x units x seconds): see lent() */
@@ -999,6 +1000,7 @@ static void new_regime(struct ctl_group *g)
     g->period = 0;
     g->slice = 0;
     g->slice_x = 0;
+    g->slice_w = 0;
     g->rate_cap = false;
     g->loan = 0;
     g->stall_w = 0;
@@ -1459,8 +1461,14 @@ static void end_epoch(struct ctl_group *g, uint64_t now)
     }
     if (g->ep.n)
         g->p50 = p.p50;
-    if (g->ep.stalls > 1)
+    /* Two depths read stall to stall at one rate: a limiter's (a device that stalls past its own
+     * peak, the host's disk, stalls at that depth only). */
+    bool one_rate = false;
+    if (g->ep.stalls > 1) {
+        one_rate = g->slice_w && g->slice_w != g->w && fabs(p.x / g->slice_x - 1.0) <= CTL_EPS;
         g->slice_x = p.x;
+        g->slice_w = g->w;
+    }
     g->loan_cut_x = lent(g, &p, dt);
 
     if (!binding) {
@@ -1493,6 +1501,19 @@ static void end_epoch(struct ctl_group *g, uint64_t now)
             break;
         }
         g->repaying = 0;
+        if (g->below && !g->rate_cap && one_rate) {
+            /* A loss's search on a device that began to stall under a held depth knew no limiter
+             * rate: its first sight of one is this. As after a search's first stall, the table is
+             * clamped to it and the knee placed again; read as the device's, the loan that the
+             * shallow depths left held 38 for a knee of 16 under a 131 K cap (178 K read there). */
+            g->rate_cap = true;
+            clamp_table(g, p.x);
+            tab_add(g, p);
+            g->phase = AURAIO_CTL_PHASE_GALLOP_UP;
+            g->verifies = 0;
+            decide(g, now);
+            break;
+        }
         unclamp_above(g, &p);
         reclamp_below(g, &p);
         tab_add(g, p);

@@ -405,6 +405,66 @@ static void test_cap_during_verify_reads_its_rate(void **state)
     assert_true(held >= 3 && held <= 4);
 }
 
+/* The disk under a 50% cap from the start: random requests over 10 channels (22 K IOPS per
+ * request in flight, 220 K at most) behind a throttle that lets its first 250 ms through at the
+ * device's speed, then holds 131 K (knee 14): a depth below the rate leaves its loan (up to a
+ * slice's budget), which the next depth above spends at its own speed; past the loan it bursts and
+ * stalls in every 100 ms slice. From @p settle_ms on: the deepest depth held outside probes, and
+ * the searches begun (a loss's GALLOP_DOWN). */
+static void loss_into_a_cap(int settle_ms, uint32_t *deepest, int *searches)
+{
+    struct ctl_group *g = mk(1, 0);
+    struct ctl_acc a;
+    memset(&a, 0, sizeof(a));
+    uint64_t now = 1000000000ull;
+    double owed = 0, cap = 131000, tokens = 0;
+    *deepest = 0;
+    *searches = 0;
+    int phase = auraio__ctl_group_phase(g);
+    for (int t = 0; t < 4000; t++) {
+        uint32_t w = auraio__ctl_group_depth(g);
+        double own = 22000.0 * w * 10 / (w + 10) / 1000, per_ms = own;
+        if (t >= 250) {
+            tokens += cap / 1000;
+            tokens = tokens > cap / 10 ? cap / 10 : tokens;
+            if (own <= cap / 1000 || tokens > 2 * cap / 1000) {
+                per_ms = own < tokens ? own : tokens;
+                tokens -= per_ms;
+            } else {
+                per_ms = (now / 1000000u) % 100 < 55 ? cap / 550 : 0;
+                tokens = 0;
+            }
+        }
+        complete_owed(&a, &owed, per_ms, (uint64_t)(1e6 * w / (own < cap / 1000 ? own : cap / 1000)));
+        end_tick(g, &a, &now, w);
+        int next = auraio__ctl_group_phase(g);
+        if (t >= settle_ms) {
+            *searches += next == AURAIO_CTL_PHASE_GALLOP_DOWN && phase != AURAIO_CTL_PHASE_GALLOP_DOWN;
+            if (next != AURAIO_CTL_PHASE_PROBE && w > *deepest)
+                *deepest = w;
+        }
+        phase = next;
+    }
+    auraio__ctl_group_destroy(g);
+}
+
+/* The search held inside the first budget (the device's 200 K); the first stall came in
+ * the hold, so the loss's search knew no limiter rate: its verifies read the shallow depths' loan
+ * as the device's rate (178 K under 131 K on the disk, at 38), the loss came back, and the depth
+ * wandered 8-179 for 3 s (here up to 51, a loss every 0.8 s). Two depths read stall to stall at one
+ * rate are a limiter's: from 2 s on, no more searches and a depth within the band's P99 (3x the
+ * knee: the disk's P99 at 32 is 1.5x the knee 16's); 29 here. */
+static void test_loss_into_a_cap_reads_its_rate(void **state)
+{
+    (void)state;
+    uint32_t held;
+    int searches;
+    loss_into_a_cap(2000, &held, &searches);
+    print_message("from 2 s on: deepest depth held %u (knee 14), %d searches\n", held, searches);
+    assert_int_equal(searches, 0);
+    assert_true(held >= 14 && held <= 3 * 14);
+}
+
 /* The kernel's throttle under a cap a little above what the knee depth's few requests ask of it
  * (this disk: 26 K, depth 2): those it paces at the cap, stalling only in one slice of @p every
  * (a burst at the slice's start, then silent for the rest); a deeper depth queues enough to burst
@@ -1064,6 +1124,7 @@ int main(void)
         cmocka_unit_test(test_stall_seen_after_an_empty_tick),
         cmocka_unit_test(test_first_stall_reads_the_cap),
         cmocka_unit_test(test_cap_during_verify_reads_its_rate),
+        cmocka_unit_test(test_loss_into_a_cap_reads_its_rate),
         cmocka_unit_test(test_fall_rereads_the_shallower_depth),
         cmocka_unit_test(test_burst_after_stalls_keeps_the_cap),
         cmocka_unit_test(test_payback_in_a_verify_is_read_again),
