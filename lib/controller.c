@@ -28,7 +28,8 @@
 /* A doubling that gains less than two eps is a miss. On a hyperbolic curve X ~ W / (W + c) that
  * happens from ~82% of the plateau on, so two misses carry the climb past the eps knee. */
 #define CTL_GAIN_MISS (2 * CTL_EPS)
-/* Misses that end the climb: a single one can be noise. */
+/* Misses that end the climb: a single one can be noise. Up-probes that each miss are judged
+ * together from the one after that many. */
 #define CTL_MISSES 2
 /* A doubling whose P99 grows by more than this x the depth ratio has met a queue (Little's law
  * allows 1x, correlated tails about as much again): the climb stops there. */
@@ -57,7 +58,8 @@
  * time off the knee, and rare enough that a probe's P99 does not set the window's. */
 #define CTL_PROBE_EPOCHS 50u
 /* Probe step: up x1.25, down /1.25. An up-probe hits when it gains at least half of that
- * step (elasticity >= 0.5: the held depth is below a knee). */
+ * step (elasticity >= 0.5: the held depth is below a knee), or with the earlier ones from the
+ * same held depth more than eps (see probes_gain_past_eps). */
 #define CTL_PROBE_GAIN 1.25
 /* Held at a rate cap's hinge, an up-probe at least this often (jittered up to 1.5x): the held
  * depth reads the same with the cap lifted, so only more depth can show it gone, and a cap lifted
@@ -190,6 +192,9 @@ struct ctl_group {
     uint32_t probe_in, probe_from;
     uint64_t cap_probe_at; /* the next up-probe while held at a rate cap (see at_silent_cap) */
     bool probe_up, probe_cap; /* probe_cap: the probe under way is that timed one */
+    uint32_t gains_w;          /* the held depth the up-probes' gains below were read from */
+    int gains_n;
+    double gains_sum, gains_sum2;
 
     /* Target. */
     uint64_t target;
@@ -743,6 +748,21 @@ static bool below_step(struct ctl_group *g, uint64_t now)
     return true;
 }
 
+/* For a verified depth @p v below the line on a device with no limiter seen: the nearest
+ * shallower point when v's tail grew past Little's law from it, NULL otherwise. That is a queue
+ * the throughput does not show, and the knee is not past it whatever the climb's short epochs read
+ * above: the host's disk, lifted from a cap, verified 192 at 308 K (P99 0.8 ms) and 231 at 243 K
+ * (P99 13 ms) below a line set by 10 ms epochs at 384-512, and held 375 at P99 25 ms for good. */
+static const struct ctl_point *queue_below(const struct ctl_group *g, const struct ctl_point *v)
+{
+    for (int i = g->ntab - 1; i >= 0; i--) {
+        const struct ctl_point *t = &g->tab[i];
+        if (t->w < v->w && t->p99)
+            return v->p99 && (double)v->p99 > CTL_TAIL_JUMP * (double)v->w / (double)t->w * (double)t->p99 ? t : NULL;
+    }
+    return NULL;
+}
+
 /* For a verified depth @p v below the line on a hinged or slicing device: the shallowest depth
  * measured on the plateau above it, 0 when there is none. */
 static uint32_t hinge_above(const struct ctl_group *g, const struct ctl_point *v)
@@ -836,6 +856,11 @@ static void decide(struct ctl_group *g, uint64_t now)
             return;
         }
         g->peak_walk = false;
+        const struct ctl_point *q = v && !good(g, v) && !hinged(g) ? queue_below(g, v) : NULL;
+        if (q) {
+            enter_hold(g, q->w, now);
+            return;
+        }
         uint32_t up = v && !good(g, v) && !g->infeasible && k == g->knee ? hinge_above(g, v) : 0;
         if (up) {
             /* Placed as a hinge, the knee assumed the latency flat up to it; a device that
@@ -966,6 +991,7 @@ static void enter_hold(struct ctl_group *g, uint32_t w, uint64_t now)
     g->chg_cnt = 0;
     g->probe_in = probe_interval(g);
     g->cap_probe_at = cap_probe_time(g, now);
+    g->gains_n = 0;
     auraio__histogram_reset(&g->tw_hist);
     g->phase = g->target ? AURAIO_CTL_PHASE_TARGET : AURAIO_CTL_PHASE_HOLD;
     if (w != g->w)
@@ -1065,6 +1091,13 @@ static uint64_t cap_probe_time(struct ctl_group *g, uint64_t now)
     return now + CTL_CAP_PROBE_NS + rng_next(g) % (CTL_CAP_PROBE_NS / 2);
 }
 
+/* The up-probes from the held depth gained more than eps on average so far: the knee is not
+ * below it, and only more up-probes settle whether it lies above (see probes_gain_past_eps). */
+static bool up_gains_pending(const struct ctl_group *g)
+{
+    return g->gains_n > 0 && g->gains_w == g->w && g->gains_sum * (1.0 - CTL_EPS) > g->gains_n * CTL_EPS;
+}
+
 /* @p up_only: the rate cap's timed probe, which only an up-probe serves. */
 static void start_probe(struct ctl_group *g, const struct ctl_point *p, uint64_t now, bool up_only)
 {
@@ -1076,7 +1109,7 @@ static void start_probe(struct ctl_group *g, const struct ctl_point *p, uint64_t
         g->probe_in = probe_interval(g);
         /* Below a stalling depth only an up-probe can see the limiter go; a down-probe is lost
          * IOPS. */
-        g->probe_up = !g->probe_up || (g->period && g->w < g->stall_w);
+        g->probe_up = !g->probe_up || (g->period && g->w < g->stall_w) || up_gains_pending(g);
     }
     /* A loss's ceiling holds against a neighbour; a held depth that hardly queues has none to
      * hold against, and the device may have recovered from a slow spell (the host's disk, repaying
@@ -1119,6 +1152,31 @@ static double noise_threshold2(const struct ctl_group *g, double se2)
     return s2 > floor * floor ? s2 : floor * floor;
 }
 
+/* Whether the up-probes from held depth @p from, this one's @p gain included, together read more
+ * than eps above it: then @p from is out of the knee's band by its very definition (smaller than
+ * 0.95 x the probe's depth's throughput, so than the best). A concave device (this disk gains
+ * 15% a doubling from 32 to 128) gains 5-10% a probe step far below its eps knee, under the
+ * single probe's line every time: held at 50 after a search read 128 in a slow spell, it probed
+ * 63 at +8 to +11% for good. More than CTL_MISSES probes, their mean beyond CTL_CHANGE_SIGMAS
+ * standard errors of their own spread, and of the held noise. */
+static bool probes_gain_past_eps(struct ctl_group *g, uint32_t from, double gain)
+{
+    if (g->gains_w != from)
+        g->gains_n = 0;
+    if (g->gains_n == 0)
+        g->gains_sum = g->gains_sum2 = 0;
+    g->gains_w = from;
+    g->gains_n++;
+    g->gains_sum += gain;
+    g->gains_sum2 += gain * gain;
+    double n = g->gains_n, mean = g->gains_sum / n;
+    if (g->gains_n <= CTL_MISSES || mean * (1.0 - CTL_EPS) <= CTL_EPS)
+        return false;
+    double s2 = (g->gains_sum2 - n * mean * mean) / (n - 1);
+    s2 = s2 > g->var ? s2 : g->var;
+    return mean * mean * n > CTL_CHANGE_SIGMAS * CTL_CHANGE_SIGMAS * s2;
+}
+
 static void probe_done(struct ctl_group *g, const struct ctl_point *p, uint64_t now)
 {
     double gain = p->x / g->x_ref - 1.0, need = (CTL_PROBE_GAIN - 1.0) / 2;
@@ -1135,6 +1193,7 @@ static void probe_done(struct ctl_group *g, const struct ctl_point *p, uint64_t 
     bool hit;
     if (g->probe_up) {
         hit = gain > need && gain * gain > noise_threshold2(g, p->se2);
+        hit = probes_gain_past_eps(g, g->probe_from, gain) || hit;
     } else {
         /* Still within eps of the plateau one step down: the knee moved below the held depth. */
         hit = p->x >= (1.0 - CTL_EPS) * g->x_ref / g->top_ratio;

@@ -1080,6 +1080,99 @@ static void run_held(struct ctl_group *g, struct ctl_acc *a, uint64_t *now, uint
     }
 }
 
+
+/* A concave device held far below its eps knee: 16 channels at 5 K IOPS per request in flight
+ * (X = 80 K x W / (W + 16): half the plateau at 16, 0.9 at 144), searched under a flat 40 K
+ * limiter (its hinge 16), which then goes without a stall. The held depth reads the same, and
+ * each up-probe to 20 gains 11%, under the single probe's line. @return the deepest depth held
+ * outside probes in the @p after_ms after the limiter went; @p probes_seen: whether any ran. */
+static uint32_t held_below_a_concave_knee(int after_ms, bool *probes_seen)
+{
+    struct ctl_group *g = mk(1, 0);
+    struct ctl_acc a;
+    memset(&a, 0, sizeof(a));
+    uint64_t now = 1000000000ull;
+    for (int s = 0; s < 100 && auraio__ctl_group_phase(g) != AURAIO_CTL_PHASE_HOLD; s++)
+        run_sliced(g, &a, &now, 100, 5000, 16, 40000, 100, 0, -1);
+    run_sliced(g, &a, &now, 2000, 5000, 16, 40000, 100, 0, -1);
+    assert_int_equal(auraio__ctl_group_phase(g), AURAIO_CTL_PHASE_HOLD);
+    assert_true(auraio__ctl_group_depth(g) <= 20);
+    uint32_t deepest = 0;
+    *probes_seen = false;
+    for (int t = 0; t < after_ms; t += 10) {
+        *probes_seen = run_sliced(g, &a, &now, 10, 5000, 16, 1e12, 100, 0, AURAIO_CTL_PHASE_PROBE) || *probes_seen;
+        uint32_t w = auraio__ctl_group_depth(g);
+        if (auraio__ctl_group_phase(g) == AURAIO_CTL_PHASE_HOLD && w > deepest)
+            deepest = w;
+    }
+    auraio__ctl_group_destroy(g);
+    return deepest;
+}
+
+/* Up-probes that each gain less than the single probe's line but together more than eps carry
+ * the held depth past it: within a minute of the limiter going, the depth held reads >= 0.85 of
+ * the plateau (W >= 91). Judged one probe at a time, it stayed at 16 (half of it) for good. */
+static void test_probes_gaining_past_eps_climb(void **state)
+{
+    (void)state;
+    bool probes;
+    uint32_t deepest = held_below_a_concave_knee(60000, &probes);
+    print_message("# concave knee: deepest held %u in the minute after the limiter went\n", deepest);
+    assert_true(probes);
+    assert_true(deepest >= 91);
+}
+
+
+/* 32 channels at 10 K IOPS per request in flight (X = 320 K x W / (W + 32)), w_max 1024. From
+ * 150 ms on (the climb is over by then, its epochs read the curve), depths past 300 queue: 0.8 of
+ * depth 300's rate, and one completion in 33 waits 40x as long (the host's disk after a cap was
+ * lifted). @return the depth held at 3 s; @p p99_ns: the P99 the app saw from 0.3 s on. */
+static uint32_t hold_over_a_late_queue(uint64_t *p99_ns)
+{
+    struct ctl_group *g = NULL;
+    struct ctl_config cfg = { .ring_count = 1, .w_min = 1, .ring_max = 1024, .seed = 1 };
+    assert_int_equal(auraio__ctl_group_init(&g, &cfg, 1000000000ull), 0);
+    struct ctl_acc a;
+    memset(&a, 0, sizeof(a));
+    struct histogram seen;
+    memset(&seen, 0, sizeof(seen));
+    uint64_t now = 1000000000ull, k = 0;
+    double owed = 0;
+    for (int t = 0; t < 3000; t++) {
+        uint32_t w = auraio__ctl_group_depth(g);
+        bool queue = t >= 150 && w > 300;
+        double rate = queue ? 0.8 * 320000.0 * 300 / 332 : 320000.0 * w / (w + 32);
+        uint64_t lat = (uint64_t)(1e9 * w / rate);
+        for (owed += rate / 1000; owed >= 1; owed -= 1) {
+            uint64_t l = queue && ++k % 33 == 0 ? 40 * lat : lat;
+            auraio__ctl_acc_record(&a, l, 4096);
+            auraio__ctl_acc_at_limit(&a);
+            if (t >= 300)
+                auraio__histogram_record(&seen, l);
+        }
+        end_tick(g, &a, &now, w);
+    }
+    *p99_ns = auraio__histogram_percentile(&seen, 0.99);
+    uint32_t held = auraio__ctl_group_depth(g);
+    assert_int_equal(auraio__ctl_group_phase(g), AURAIO_CTL_PHASE_HOLD);
+    auraio__ctl_group_destroy(g);
+    return held;
+}
+
+/* A verify whose tail grew past Little's law from the shallower point read below the line: the
+ * knee is not past it, and the search holds that point at once (256, P99 under 2 ms from 0.3 s
+ * on). Verifying on, it went back into the queue (512, P99 90 ms) and searched again on settled
+ * epochs: P99 over 40 ms from 0.3 s on. */
+static void test_verify_past_a_queue_holds_below_it(void **state)
+{
+    (void)state;
+    uint64_t p99;
+    uint32_t held = hold_over_a_late_queue(&p99);
+    print_message("# late queue: held %u, P99 %.2f ms from 0.3 s\n", held, p99 / 1e6);
+    assert_true(held <= 300);
+    assert_true(p99 < 2000000u);
+}
+
 /* A depth whose requests queue behind the limiter (mean latency past 3x the median) is past its
  * hinge even when the climb's first epoch read it 12% below the plateau: the search goes below
  * it. Placed by Little's law from that reading instead, the knee landed at 5 and held there, P99
@@ -1144,6 +1237,8 @@ int main(void)
         cmocka_unit_test(test_lifted_cap_ends_the_loss_ceiling),
         cmocka_unit_test(test_stalling_cap_is_not_probed),
         cmocka_unit_test(test_throttle_loan_is_not_a_gain),
+        cmocka_unit_test(test_probes_gaining_past_eps_climb),
+        cmocka_unit_test(test_verify_past_a_queue_holds_below_it),
         cmocka_unit_test(test_init_rejects_bad_config),
     };
     return cmocka_run_group_tests_name("controller-unit", tests, NULL, NULL);
