@@ -1260,11 +1260,12 @@ static void hold(struct ctl_group *g, const struct ctl_point *p, uint64_t now)
         }
     }
     if (g->searched.n > 0) {
-        /* The first held epoch checks the search's reading of this depth. Far apart (a memory
-         * that outlasts short epochs, a throttle dispatching in slices longer than them): from
-         * now on every epoch is a settled one spanning CTL_EPOCH_MAX_NS, and the search runs
-         * again from its shallow end with those. */
-        bool off = !g->slow_settle && !g->period && disagree(&g->searched, p);
+        /* The first held epoch checks the search's short-epoch reading of this depth. Far apart
+         * (a memory that outlasts short epochs, a throttle dispatching in slices longer than
+         * them): from now on every epoch is a settled one spanning CTL_EPOCH_MAX_NS, and the
+         * search runs again from its shallow end with those. A verify's reading was a long epoch
+         * already: two long ones that differ are drift (the disk latched on it in 2 of 3 runs). */
+        bool off = !g->slow_settle && !g->period && !g->searched.settled && disagree(&g->searched, p);
         g->searched.n = 0;
         if (off) {
             /* Short epochs read high here (a burst, a fresh depth): the knee is at or below the
