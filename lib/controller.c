@@ -1264,7 +1264,7 @@ static void hold(struct ctl_group *g, const struct ctl_point *p, uint64_t now)
          * (a memory that outlasts short epochs, a throttle dispatching in slices longer than
          * them): from now on every epoch is a settled one spanning CTL_EPOCH_MAX_NS, and the
          * search runs again from its shallow end with those. A verify's reading was a long epoch
-         * already: two long ones that differ are drift (the disk latched on it in 2 of 3 runs). */
+         * already: two long ones that differ are drift (the disk, drifting 10-30%, latched on it). */
         bool off = !g->slow_settle && !g->period && !g->searched.settled && disagree(&g->searched, p);
         g->searched.n = 0;
         if (off) {

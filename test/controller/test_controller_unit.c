@@ -1207,8 +1207,8 @@ static int loss_after_a_step(double step)
 /* Two long epochs of one depth that differ are the device drifting, not a memory: the latch to
  * settled (250 ms) epochs is for a short epoch that a long one contradicts. After a +15% step as
  * the hold began, a later limiter is followed as fast as without the step (0.91 s; 1.01 s here);
- * latched, every later epoch spanned 250 ms and it took 1.54 s (the disk latched after the first
- * hold in 2 of 3 uncapped runs and spent 1.5-2 s of a 3 s run climbing again from 8). */
+ * latched, every later epoch spanned 250 ms and it took 1.54 s (the disk, latched after its first
+ * hold, spent 1.5-2 s of a 3 s run climbing again from 8). */
 static void test_drift_between_long_epochs_is_no_memory(void **state)
 {
     (void)state;
