@@ -748,17 +748,18 @@ static bool below_step(struct ctl_group *g, uint64_t now)
     return true;
 }
 
-/* For a verified depth @p v below the line on a device with no limiter seen: the nearest
- * shallower point when v's tail grew past Little's law from it, NULL otherwise. That is a queue
- * the throughput does not show, and the knee is not past it whatever the climb's short epochs read
- * above: the host's disk, lifted from a cap, verified 192 at 308 K (P99 0.8 ms) and 231 at 243 K
- * (P99 13 ms) below a line set by 10 ms epochs at 384-512, and held 375 at P99 25 ms for good. */
-static const struct ctl_point *queue_below(const struct ctl_group *g, const struct ctl_point *v)
+/* The nearest shallower point with a tail when @p p's P99 grew past Little's law from it (more
+ * than CTL_TAIL_JUMP x the depth ratio), NULL otherwise: a queue between the two that the
+ * throughput need not show. With no limiter seen, a verify below the line that reads one is not
+ * followed past it: the host's disk, lifted from a cap, verified 192 at 308 K (P99 0.8 ms) and
+ * 231 at 243 K (P99 13 ms) below a line set by 10 ms epochs at 384-512, and held 375 at P99 25 ms
+ * for good. */
+static const struct ctl_point *tail_jump_from(const struct ctl_group *g, const struct ctl_point *p)
 {
     for (int i = g->ntab - 1; i >= 0; i--) {
         const struct ctl_point *t = &g->tab[i];
-        if (t->w < v->w && t->p99)
-            return v->p99 && (double)v->p99 > CTL_TAIL_JUMP * (double)v->w / (double)t->w * (double)t->p99 ? t : NULL;
+        if (t->w < p->w && t->p99)
+            return p->p99 && (double)p->p99 > CTL_TAIL_JUMP * (double)p->w / (double)t->w * (double)t->p99 ? t : NULL;
     }
     return NULL;
 }
@@ -856,7 +857,7 @@ static void decide(struct ctl_group *g, uint64_t now)
             return;
         }
         g->peak_walk = false;
-        const struct ctl_point *q = v && !good(g, v) && !hinged(g) ? queue_below(g, v) : NULL;
+        const struct ctl_point *q = v && !good(g, v) && !hinged(g) ? tail_jump_from(g, v) : NULL;
         if (q) {
             enter_hold(g, q->w, now);
             return;
@@ -1161,11 +1162,11 @@ static double noise_threshold2(const struct ctl_group *g, double se2)
  * standard errors of their own spread, and of the held noise. */
 static bool probes_gain_past_eps(struct ctl_group *g, uint32_t from, double gain)
 {
-    if (g->gains_w != from)
+    if (g->gains_w != from || g->gains_n == 0) {
+        g->gains_w = from;
         g->gains_n = 0;
-    if (g->gains_n == 0)
         g->gains_sum = g->gains_sum2 = 0;
-    g->gains_w = from;
+    }
     g->gains_n++;
     g->gains_sum += gain;
     g->gains_sum2 += gain * gain;
@@ -1472,14 +1473,7 @@ static void unclamp_above(struct ctl_group *g, const struct ctl_point *p)
  * held 14 for a knee of 4). */
 static bool repaying(const struct ctl_group *g, const struct ctl_point *p)
 {
-    if (!hinged(g) || !p->p99 || good(g, p))
-        return false;
-    for (int i = g->ntab - 1; i >= 0; i--) {
-        const struct ctl_point *t = &g->tab[i];
-        if (t->w < p->w && t->p99)
-            return (double)p->p99 > CTL_TAIL_JUMP * (double)p->w / (double)t->w * (double)t->p99;
-    }
-    return false;
+    return hinged(g) && !good(g, p) && tail_jump_from(g, p);
 }
 
 /* A slicing limiter lends what a depth below its rate leaves unused, up to a slice's budget (the
