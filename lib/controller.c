@@ -1040,18 +1040,28 @@ static void new_regime(struct ctl_group *g)
  * that only got slower keeps its curve's shape, so the half stays below the line and the knee
  * is placed next to the held depth; a new plateau (a cap) reaches below it, and decide() jumps
  * to the bandwidth-delay product. A gain lifts the ceiling and climbs from here. */
-static void on_change(struct ctl_group *g, int dir, uint64_t now)
+static void on_change(struct ctl_group *g, int dir, const struct ctl_point *sliced, uint64_t now)
 {
     if (dir < 0) {
         g->loss_cap = g->w;
+        if (!sliced)
+            g->slice_w = 0; /* a stall-to-stall rate from before the change is not the new one's */
         if (g->w <= g->w_min) {
             enter_hold(g, g->w, now);
             /* The table's reading of this depth is the regime that just ended: compared with it,
              * every later epoch is a loss again, and the gain of a cap lifted never shows. */
             g->x_ref = 0;
             g->searched.n = 0;
-        } else
+        } else {
             search_below(g, g->w, now);
+            if (sliced) {
+                /* Read stall to stall, the deciding epoch began after the change: it is the held
+                 * depth's reading afresh (read once more, the disk's schedule spent 200 ms more
+                 * at 150 under a cap whose knee was 3, at a P99 of 86 ms). */
+                tab_add(g, *sliced);
+                decide(g, now);
+            }
+        }
     } else {
         g->loss_cap = 0;
         new_regime(g);
@@ -1299,7 +1309,7 @@ static void hold(struct ctl_group *g, const struct ctl_point *p, uint64_t now)
         g->chg_cnt = dir == g->chg_dir ? g->chg_cnt + 1 : 1;
         g->chg_dir = dir;
         if (g->chg_cnt >= CTL_CHANGE_EPOCHS) {
-            on_change(g, dir, now);
+            on_change(g, dir, g->ep.stalls > 1 ? p : NULL, now);
             return;
         }
         epoch_reset(g, now); /* an anomalous epoch does not teach the noise model */
@@ -1486,7 +1496,7 @@ static bool repaying(const struct ctl_group *g, const struct ctl_point *p)
  * stalled rate for good. Returns the reading before the cut (0: not cut). */
 static double lent(struct ctl_group *g, struct ctl_point *p, uint64_t dt)
 {
-    if (!g->rate_cap || !g->period || !g->slice || g->slice_x <= 0 || g->ep.stalls) {
+    if (!g->period || !g->slice || g->slice_x <= 0 || g->ep.stalls) {
         g->loan = 0;
         return 0;
     }
@@ -1494,7 +1504,8 @@ static double lent(struct ctl_group *g, struct ctl_point *p, uint64_t dt)
     double most = g->slice_x * (double)g->slice / 1e9;
     g->loan += (g->slice_x - p->x) * (double)dt / 1e9;
     g->loan = g->loan < 0 ? 0 : g->loan > most ? most : g->loan;
-    if (!owed || p->x <= g->slice_x)
+    /* Kept on account before a cap is known: the depth that shows one read after the loan. */
+    if (!g->rate_cap || !owed || p->x <= g->slice_x)
         return 0;
     double raw = p->x, f = g->slice_x / p->x;
     p->x = g->slice_x;
@@ -1522,6 +1533,11 @@ static void end_epoch(struct ctl_group *g, uint64_t now)
         one_rate = g->slice_w && g->slice_w != g->w && fabs(p.x / g->slice_x - 1.0) <= CTL_EPS;
         g->slice_x = p.x;
         g->slice_w = g->w;
+    } else if (g->below && g->slice_w > g->w) {
+        /* A shallower depth that reads the stalling one's rate without its stalls: the plateau
+         * reaches down here, a limiter's. Told no other way, the loss's search under the disk's
+         * cap read what its halving to 2 left unused as 3's rate, and searched again from there. */
+        one_rate = fabs(p.x / g->slice_x - 1.0) <= CTL_EPS;
     }
     g->loan_cut_x = lent(g, &p, dt);
 

@@ -178,8 +178,10 @@ static void run_host(uint32_t rings, double seconds, double score_s, uint64_t se
 /* Holds on the curve's top, not where the curve first reaches the stalled depth's rate: a seed is
  * in band when the depths held over the last 3 s of 6 give >= 0.93 of the peak's settled
  * throughput (the 5% band starts at ~87 on this curve, 0.93 at ~74) and none is past the host's
- * queue. Wanted: 7 of 9 seeds. A seed whose stall-free reading of the stalled depth caught only
- * its fast phases (0.93 of the peak, not 0.84) cannot tell the peak from it and holds ~70.
+ * queue. Wanted: 8 of 9 seeds (9 now, on either ring count). A seed whose stall-free reading of the
+ * stalled depth caught only its fast phases (0.93 of the peak, not 0.84) cannot tell the peak from
+ * it and holds ~70: a loss decided stall to stall is read from that deciding epoch, not again
+ * (read again, 7 of 9 on one ring).
  * The depth held here queues, so it is no rate cap's hinge and is probed only every 50-100 held
  * epochs (2-4 s here): at most about one probe per seed in the scored 3 s (0 of 9 seeds probe
  * now; taken for a silent cap's hinge, 3-5 probes in every seed). */
@@ -199,7 +201,7 @@ static void check_holds_the_peak(uint32_t rings)
     }
     printf("# host disk, %u ring%s: %d of 9 seeds in band, %d probes in their last 3 s\n", rings,
            rings > 1 ? "s" : "", in_band, probes);
-    assert_true(in_band >= 7);
+    assert_true(in_band >= 8);
     assert_true(probes <= 9);
 }
 
