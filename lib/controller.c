@@ -1311,6 +1311,12 @@ static void hold(struct ctl_group *g, const struct ctl_point *p, uint64_t now)
         int dir = dev < 0 ? -1 : 1;
         g->chg_cnt = dir == g->chg_dir ? g->chg_cnt + 1 : 1;
         g->chg_dir = dir;
+        /* Half the rate or less, stall to stall: a limiter's new rate read over whole slices, as
+         * exact as it gets. Like a first stall under the hold, it counts as all but the last of
+         * the changed epochs (a device that already sliced, the disk behind its host's limit,
+         * took three 200 ms epochs to see a cap of a fifth). */
+        if (factor2 && dir < 0 && g->ep.stalls > 1 && g->chg_cnt < CTL_CHANGE_EPOCHS - 1)
+            g->chg_cnt = CTL_CHANGE_EPOCHS - 1;
         if (g->chg_cnt >= CTL_CHANGE_EPOCHS) {
             on_change(g, dir, g->ep.stalls > 1 ? p : NULL, now);
             return;

@@ -1012,6 +1012,32 @@ static void test_first_stall_in_a_hold_counts_towards_a_loss(void **state)
     auraio__ctl_group_destroy(g);
 }
 
+/* A device that already slices under its held depth (the disk behind its host's limit) knows its
+ * slice, so a cap imposed then gets no first stall: a held epoch at half the reference or less,
+ * stall to stall, counts as all but the last changed epoch, and the next one decides. 5 K IOPS
+ * per request in flight behind a 200 K limit in 100 ms slices (silent for the last 25 ms); then
+ * capped at 40 K. Three changed epochs took 600 ms on the disk; here 300 ms with, 500 without. */
+static void test_halved_slices_count_towards_a_loss(void **state)
+{
+    (void)state;
+    struct ctl_group *g = mk(1, 0);
+    struct ctl_acc a;
+    memset(&a, 0, sizeof(a));
+    uint64_t now = 1000000000ull;
+    for (int s = 0; s < 30 && auraio__ctl_group_phase(g) != AURAIO_CTL_PHASE_HOLD; s++)
+        run_sliced(g, &a, &now, 100, 5000, 0, 200000, 100, 25, -1);
+    run_sliced(g, &a, &now, 1000, 5000, 0, 200000, 100, 25, -1);
+    assert_int_equal(auraio__ctl_group_phase(g), AURAIO_CTL_PHASE_HOLD);
+    assert_true(auraio__ctl_group_depth(g) >= 40);
+    uint64_t cut = now;
+    while (now - cut < 3000000000ull && auraio__ctl_group_phase(g) == AURAIO_CTL_PHASE_HOLD)
+        run_sliced(g, &a, &now, 1, 5000, 0, 40000, 100, 25, -1);
+    printf("# a fifth of a sliced rate: loss seen %.0f ms after the cap\n", (double)(now - cut) / 1e6);
+    assert_int_not_equal(auraio__ctl_group_phase(g), AURAIO_CTL_PHASE_HOLD);
+    assert_true(now - cut <= 400000000ull);
+    auraio__ctl_group_destroy(g);
+}
+
 /* A hinge is placed where the rate reaches the plateau (the bandwidth-delay product from the point
  * below it), not 0.95 of it: below a cap the device's own curve bends before the hinge, so a depth
  * at 0.95 of the product reads under the band's line (the disk under a 60 K cap held 3, at 0.948 of
@@ -1345,6 +1371,7 @@ int main(void)
         cmocka_unit_test(test_verify_past_a_queue_holds_below_it),
         cmocka_unit_test(test_drift_between_long_epochs_is_no_memory),
         cmocka_unit_test(test_cap_under_a_held_depth_is_followed_and_held),
+        cmocka_unit_test(test_halved_slices_count_towards_a_loss),
         cmocka_unit_test(test_init_rejects_bad_config),
     };
     return cmocka_run_group_tests_name("controller-unit", tests, NULL, NULL);
