@@ -495,6 +495,8 @@ static void usage(FILE *to, const char *argv0)
             "  --window-ms MS      windows for the P99 convergence test (default 200: two throttle slices)\n"
             "  --target-window-ms MS  windows for the target check (default 250)\n"
             "  --rings N           controller ring_count (default 0 = one per CPU); --seed N\n"
+            "  --fixed-rings N     fixed runs' ring_count (default 1), each depth split evenly over them (it\n"
+            "                      must divide every depth): the controller's own setup, like for like\n"
             "  --quiet             no per-run traces; --strict  exit 4 when a check FAILs\n",
             argv0);
 }
@@ -508,6 +510,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, uint64_t *temp_size
         {"depths", required_argument, NULL, 'd'},     {"seconds", required_argument, NULL, 's'},
         {"warmup", required_argument, NULL, 'w'},     {"repeats", required_argument, NULL, 'r'},
         {"seed", required_argument, NULL, 'x'},       {"rings", required_argument, NULL, 'R'},
+        {"fixed-rings", required_argument, NULL, 'F'},
         {"window-ms", required_argument, NULL, 'm'},  {"target-window-ms", required_argument, NULL, 'M'},
         {"cap", required_argument, NULL, 'c'},        {"cap-schedule", required_argument, NULL, 'S'},
         {"schedule-end", required_argument, NULL, 'E'}, {"p99-target", required_argument, NULL, 'p'},
@@ -528,6 +531,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, uint64_t *temp_size
         case 'r': o->repeats = atoi(optarg); if (o->repeats < 1 || o->repeats > 101) bad = "--repeats"; break;
         case 'x': o->seed = strtoull(optarg, NULL, 0); break;
         case 'R': o->c.ctl_rings = atoi(optarg); if (o->c.ctl_rings < 0) bad = "--rings"; break;
+        case 'F': o->c.fixed_rings = atoi(optarg); if (o->c.fixed_rings < 1) bad = "--fixed-rings"; break;
         case 'm': o->c.window_s = atof(optarg) / 1000.0; break;
         case 'M': o->win_target_s = atof(optarg) / 1000.0; break;
         case 'c': o->cap = strtoull(optarg, NULL, 10); o->have_cap = true; break;
@@ -555,6 +559,9 @@ static int parse_opts(int argc, char **argv, struct opts *o, uint64_t *temp_size
                        (o->nsched > 1 ? o->sched[o->nsched - 1].t - o->sched[o->nsched - 2].t : 5.0);
     if (!bad && o->nsched && !(o->sched_end > o->sched[o->nsched - 1].t))
         bad = "--schedule-end";
+    for (int i = 0; !bad && i < o->ndepths; i++)
+        if (o->depths[i] % o->c.fixed_rings)
+            bad = "--depths (every depth a multiple of --fixed-rings: each ring holds an equal share)";
     if (bad) {
         fprintf(stderr, "capped: bad or missing %s (see --help)\n", bad);
         return 2;
@@ -622,7 +629,8 @@ int main(int argc, char **argv)
     else
         printf("%d controller run%s; per run %.2f s warm-up (excluded) + %.2f s measured\n",
                o.ntargets ? o.ntargets : 1, o.ntargets > 1 ? "s" : "", o.c.warmup_s, o.c.seconds);
-    printf("fixed: disable_adaptive, 1 ring, limit = depth; controller: ring_count %d%s\n", o.c.ctl_rings,
+    printf("fixed: disable_adaptive, %d ring%s, limit = depth%s; controller: ring_count %d%s\n", o.c.fixed_rings,
+           o.c.fixed_rings > 1 ? "s" : "", o.c.fixed_rings > 1 ? " split evenly" : "", o.c.ctl_rings,
            o.c.ctl_rings ? "" : " (one per CPU)");
     printf("load average at start: %.2f\n\n", loadavg1());
     fflush(stdout);

@@ -115,6 +115,10 @@ def main():
     ap.add_argument("--rings", type=int, default=0,
                     help="the controller's ring_count (default 0: one per CPU, the library's default; "
                          "1: the fixed depths' own setup, like for like)")
+    ap.add_argument("--fixed-rings", type=int, default=1,
+                    help="the fixed depths' ring_count (default 1), each depth split evenly: with the "
+                         "controller's ring count (2 here by default) the band is read in its own setup; "
+                         "only the grid's depths that split evenly are run")
     ap.add_argument("--quick", action="store_true",
                     help="a plumbing test: every time x0.2, one repeat, one pair (verdicts meaningless)")
     a = ap.parse_args()
@@ -126,7 +130,12 @@ def main():
         sys.exit("capped_check: --repeats must be at least 1")
     if a.rings < 0:
         sys.exit("capped_check: --rings must be 0 (one per CPU) or a ring count")
-    rings = ["--rings", str(a.rings)]
+    if a.fixed_rings < 1:
+        sys.exit("capped_check: --fixed-rings must be at least 1")
+    rings = ["--rings", str(a.rings), "--fixed-rings", str(a.fixed_rings)]
+
+    def grid(depths):
+        return ",".join(d for d in depths.split(",") if int(d) % a.fixed_rings == 0)
     reps = "1" if a.quick else str(a.repeats)
     bindir = os.path.join(a.build, "bench", "frontier")
     frontier, capped = os.path.join(bindir, "frontier"), os.path.join(bindir, "capped")
@@ -149,7 +158,7 @@ def main():
         print("capped_check: data file %s (%d MiB) written in %.1f s" % (data, size >> 20, time.time() - t0))
 
         # 1. Uncapped: no regression, and the best that sets the caps.
-        rc, out = run_step("uncapped", [frontier, "--file", data, "--depths", "1,2,4,8,16,32,64,128,256",
+        rc, out = run_step("uncapped", [frontier, "--file", data, "--depths", grid("1,2,4,8,16,32,64,128,256"),
                                         "--seconds", secs(2), "--warmup", secs(1), "--repeats", reps,
                                         "--pairs", "1" if a.quick else "5",
                                         "--seed", seed] + rings, a.out, log)
@@ -163,7 +172,7 @@ def main():
 
         # 2. Steady caps at 10%, 25%, 50%.
         for p in (10, 25, 50):
-            rc, out = run_step("cap%d" % p, [capped, "--file", data, "--cap", str(caps[p]), "--depths", DENSE,
+            rc, out = run_step("cap%d" % p, [capped, "--file", data, "--cap", str(caps[p]), "--depths", grid(DENSE),
                                              "--seconds", secs(2), "--warmup", secs(1), "--repeats", reps, "--seed", seed] + rings, a.out, log)
             if rc == 77:
                 print("capped_check: no block throttle here (exit 77)")
@@ -175,7 +184,7 @@ def main():
         # 3. The cap changed mid-run: uncapped -> 20% -> 5% -> uncapped.
         sched = "0:0,%s:%d,%s:%d,%s:0" % (secs(5), caps[20], secs(10), caps[5], secs(15))
         rc, out = run_step("schedule", [capped, "--file", data, "--cap-schedule", sched, "--schedule-end", secs(20),
-                                        "--depths", SCHEDULE_DEPTHS,
+                                        "--depths", grid(SCHEDULE_DEPTHS),
                                         "--seconds", secs(1.5), "--warmup", secs(0.5), "--repeats", reps, "--seed", seed]
                            + rings, a.out, log)
         if rc:
@@ -184,7 +193,7 @@ def main():
 
         # 4. P99 targets under the 25% cap (feasible there: the knee's P99 is well below 1 ms).
         rc, out = run_step("targets", [capped, "--file", data, "--cap", str(caps[25]), "--p99-target", "1,2,5",
-                                       "--depths", "1,2,4,8,16,32,64", "--seconds", secs(4), "--warmup", secs(1),
+                                       "--depths", grid("1,2,4,8,16,32,64"), "--seconds", secs(4), "--warmup", secs(1),
                                        "--repeats", reps, "--seed", seed] + rings, a.out, log)
         if rc:
             sys.exit("capped_check: capped exited %d" % rc)
