@@ -1309,16 +1309,17 @@ static void hold(struct ctl_group *g, const struct ctl_point *p, uint64_t now)
     bool factor2 = 2 * p->x <= g->x_ref || p->x >= 2 * g->x_ref;
     if (factor2 || dev * dev > noise_threshold2(g, unknown ? 0.0 : p->se2)) {
         int dir = dev < 0 ? -1 : 1;
+        bool sliced = g->ep.stalls > 1; /* read stall to stall: whole slices */
         g->chg_cnt = dir == g->chg_dir ? g->chg_cnt + 1 : 1;
         g->chg_dir = dir;
         /* Half the rate or less, stall to stall: a limiter's new rate read over whole slices, as
          * exact as it gets. Like a first stall under the hold, it counts as all but the last of
          * the changed epochs (a device that already sliced, the disk behind its host's limit,
          * took three 200 ms epochs to see a cap of a fifth). */
-        if (factor2 && dir < 0 && g->ep.stalls > 1 && g->chg_cnt < CTL_CHANGE_EPOCHS - 1)
+        if (factor2 && dir < 0 && sliced && g->chg_cnt < CTL_CHANGE_EPOCHS - 1)
             g->chg_cnt = CTL_CHANGE_EPOCHS - 1;
         if (g->chg_cnt >= CTL_CHANGE_EPOCHS) {
-            on_change(g, dir, g->ep.stalls > 1 ? p : NULL, now);
+            on_change(g, dir, sliced ? p : NULL, now);
             return;
         }
         epoch_reset(g, now); /* an anomalous epoch does not teach the noise model */
